@@ -1,0 +1,24 @@
+"""Images are served only to members of the item's project, through this view."""
+from django.http import FileResponse, Http404
+from django.views.decorators.http import require_GET
+
+from .models import Item
+from .services import get_project_for_user
+
+
+@require_GET
+def item_image(request, pk, item_pk):
+    project = get_project_for_user(request.user, pk)
+    item = Item.objects.filter(project=project, pk=item_pk).first()
+    if item is None:
+        raise Http404("No such item.")
+    use_original = request.GET.get("original") == "1" or not item.display_image
+    field = item.image if use_original else item.display_image
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("The image file is missing on the server.") from exc
+    response = FileResponse(handle)
+    response["Cache-Control"] = "private, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

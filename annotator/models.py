@@ -1,0 +1,218 @@
+"""The data model: projects with ordered classes, memberships, pool items, annotations, leases.
+
+Domain verbs that touch one model live here; multi-model writes (leasing, submitting, undo,
+import) live in `annotator.services` and `annotator.importing`.
+"""
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.text import slugify
+
+# Keys the labeling page reserves for itself: skip, undo, accept the model's guess.
+RESERVED_HOTKEYS = {"s", "u", "z", "a", "?"}
+DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
+LETTER_HOTKEYS = [c for c in "qwertyiopdfghjklxcvbnm" if c not in RESERVED_HOTKEYS]
+
+
+def default_hotkeys(n):
+    """Hotkeys for n classes: 1-9, then letters that do not collide with skip/undo/accept."""
+    keys = DIGIT_HOTKEYS + LETTER_HOTKEYS
+    return [keys[i] if i < len(keys) else "" for i in range(n)]
+
+
+class Strategy(models.TextChoices):
+    RANDOM = "random", "Random"
+    ENTROPY = "entropy", "Entropy"
+    MARGIN = "margin", "Margin"
+    LEAST_CONFIDENCE = "least-confidence", "Least confidence"
+    BALD = "bald", "BALD"
+    AUTO = "auto", "Auto (cold start, then the best-measured strategy)"
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ANNOTATOR = "annotator", "Annotator"
+    VIEWER = "viewer", "Viewer"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.AUTO)
+    query_batch_size = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    audit_fraction = models.FloatField(
+        default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    annotations_per_item = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(20)]
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("project-detail", args=[self.pk])
+
+    @staticmethod
+    def unique_slug(name):
+        base = slugify(name)[:60] or "project"
+        slug = base
+        while Project.objects.filter(slug=slug).exists():
+            slug = f"{base}-{secrets.token_hex(3)}"
+        return slug
+
+    def ordered_classes(self):
+        return list(self.classes.order_by("order", "id"))
+
+    def class_names(self):
+        return [c.name for c in self.ordered_classes()]
+
+    def role_of(self, user):
+        """The user's role in this project, or None for outsiders and anonymous users."""
+        if not user.is_authenticated:
+            return None
+        membership = self.memberships.filter(user=user).only("role").first()
+        return membership.role if membership else None
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
+    name = models.CharField(max_length=100)
+    order = models.PositiveIntegerField(default=0)
+    hotkey = models.CharField(max_length=1, blank=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_class_name_per_project"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_membership"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.project}"
+
+
+def item_upload_path(instance, filename):
+    # Server-chosen names only: the content hash, never the uploaded name.
+    return f"items/{instance.project_id}/{instance.content_hash[:2]}/{filename}"
+
+
+class Item(models.Model):
+    """One image of the pool. `priority` orders the queue (lower first); the import draws it
+    at random, and the model loop rewrites it when it ranks the pool."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    image = models.FileField(upload_to=item_upload_path, max_length=300)
+    display_image = models.FileField(upload_to=item_upload_path, max_length=300, blank=True)
+    content_hash = models.CharField(max_length=64)
+    original_name = models.CharField(max_length=255, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    pool_index = models.PositiveIntegerField()
+    priority = models.FloatField(default=0.0)
+    label_count = models.PositiveIntegerField(default=0)
+    done = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pool_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="unique_item_hash_per_project"),
+            models.UniqueConstraint(fields=["project", "pool_index"], name="unique_pool_index_per_project"),
+        ]
+        indexes = [models.Index(fields=["project", "done", "priority"], name="item_queue_idx")]
+
+    def __str__(self):
+        return f"item {self.pk} ({self.original_name or self.content_hash[:12]})"
+
+    def image_url(self):
+        return reverse("item-image", args=[self.project_id, self.pk])
+
+
+class Annotation(models.Model):
+    """A human answer: a class, or a skip. Undo marks it undone instead of deleting it, so the
+    history and the idempotency key survive."""
+
+    class Source(models.TextChoices):
+        HUMAN = "human", "Labeled in the app"
+        IMPORT = "import", "Imported with the images"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    skipped = models.BooleanField(default=False)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
+    idempotency_key = models.CharField(max_length=100)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    suggestion = models.JSONField(null=True, blank=True)  # the model's guess shown at serve time
+    is_audit = models.BooleanField(default=False)
+    undone = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["annotator", "idempotency_key"], name="unique_idempotency_key"),
+            models.UniqueConstraint(
+                fields=["item", "annotator"], condition=Q(undone=False), name="one_live_answer_per_annotator"
+            ),
+            models.CheckConstraint(
+                condition=Q(skipped=True, label__isnull=True) | Q(skipped=False, label__isnull=False),
+                name="label_xor_skip",
+            ),
+        ]
+        indexes = [models.Index(fields=["annotator", "created_at"], name="annotation_by_user_idx")]
+
+    def __str__(self):
+        answer = "skip" if self.skipped else self.label.name
+        return f"{self.annotator} -> {answer} on item {self.item_id}"
+
+    def clean(self):
+        if self.label_id and self.label.project_id != self.item.project_id:
+            raise ValidationError("The class belongs to another project.")
+
+
+class Lease(models.Model):
+    """An item held by one annotator until `expires_at` (the current item or the prefetched one)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="leases")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="leases")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases")
+    expires_at = models.DateTimeField()
+    is_audit = models.BooleanField(default=False)
+    suggestion = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["item", "user"], name="one_lease_per_item_and_user")]
+        indexes = [models.Index(fields=["project", "user", "expires_at"], name="lease_by_user_idx")]

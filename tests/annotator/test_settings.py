@@ -1,0 +1,73 @@
+"""Settings come from the environment, with safe defaults."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import json, django
+from django.conf import settings
+django.setup()
+from django.db import connection
+out = {
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "debug": settings.DEBUG,
+}
+if connection.vendor == "sqlite":
+    with connection.cursor() as cursor:
+        out["journal_mode"] = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        out["busy_timeout"] = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+print(json.dumps(out))
+"""
+
+
+def _run(tmp_path, **env):
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "REDIS_URL"}}
+    base.update({"DJANGO_SETTINGS_MODULE": "annotator.settings", "DATA_DIR": str(tmp_path)}, **env)
+    return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=base, capture_output=True, text=True)
+
+
+def test_it_refuses_to_start_without_a_secret_key_outside_debug(tmp_path):
+    result = _run(tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY is missing" in result.stderr
+
+
+def test_it_refuses_the_development_key_outside_debug(tmp_path):
+    result = _run(tmp_path, SECRET_KEY="django-insecure-development-only-key")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_debug_starts_without_a_key(tmp_path):
+    result = _run(tmp_path, DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["debug"] is True
+
+
+def test_the_default_is_sqlite_in_wal_mode_with_a_busy_timeout_and_in_memory_channels(tmp_path):
+    result = _run(tmp_path, SECRET_KEY="s" * 50)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["engine"] == "django.db.backends.sqlite3"
+    assert out["journal_mode"] == "wal"
+    assert out["busy_timeout"] >= 1000
+    assert out["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert (tmp_path / "db.sqlite3").exists()
+
+
+def test_database_url_and_redis_url_switch_to_postgresql_and_redis(tmp_path):
+    result = _run(
+        tmp_path,
+        SECRET_KEY="s" * 50,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["engine"] == "django.db.backends.postgresql"
+    assert out["layer"] == "channels_redis.core.RedisChannelLayer"
