@@ -1,0 +1,125 @@
+"""`manage.py import_images <project-slug> <folder-or-zip>`: import images from the server's
+disk into a project, through the same code path as browser uploads and the API."""
+import sys
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotator.importing import DUPLICATE, REJECTED, import_path
+from annotator.models import Membership, Project, Role
+
+SHOWN_REJECTIONS = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Import images into a project from a folder on this server (walked recursively; zip files in it "
+        "are unpacked) or from a .zip archive. Images in a folder named like one of the project's classes "
+        "are imported as labeled with that class."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug", metavar="project-slug", help="The project's slug (see its settings page).")
+        parser.add_argument("path", metavar="folder-or-zip", help="A folder of images or a .zip archive.")
+        parser.add_argument(
+            "--as-user",
+            dest="username",
+            help="Who imports (and owns the pre-labels); an owner or annotator of the project. "
+            "Default: the project's first owner.",
+        )
+        parser.add_argument(
+            "--no-folder-labels",
+            action="store_true",
+            help="Do not take labels from class-named folders; import every image unlabeled.",
+        )
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help=f"List every rejected file and every duplicate (by default only the first {SHOWN_REJECTIONS} rejections).",
+        )
+
+    def handle(self, *args, slug, path, username, no_folder_labels, verbose, **options):
+        project = self._project(slug)
+        source = Path(path).expanduser()
+        if not source.exists():
+            raise CommandError(f"{source} does not exist. Give a folder of images or a .zip archive on this server.")
+        user = self._user(project, username)
+        with tqdm(desc="Importing", unit="img", file=options.get("stderr") or sys.stderr) as bar:
+            report = import_path(
+                project, source, user=user, progress=_tqdm_progress(bar), folder_labels=not no_folder_labels
+            )
+        self._print_summary(project, source, report, verbose)
+        if report.imported == 0 and report.rejected:
+            raise CommandError(
+                f"Nothing was imported: {report.rejected:,} of {len(report.outcomes):,} files were rejected "
+                "(reasons above)."
+            )
+
+    def _project(self, slug):
+        project = Project.objects.filter(slug=slug).first()
+        if project is None:
+            known = list(Project.objects.order_by("slug").values_list("slug", flat=True)[:10])
+            hint = f" Existing projects: {', '.join(known)}." if known else " There are no projects yet; create one first."
+            raise CommandError(f"There is no project with the slug {slug!r}.{hint}")
+        return project
+
+    def _user(self, project, username):
+        if username is None:
+            membership = (
+                Membership.objects.filter(project=project, role=Role.OWNER)
+                .select_related("user")
+                .order_by("created_at", "id")
+                .first()
+            )
+            if membership is None:
+                raise CommandError(f"Project {project.slug!r} has no owner; name the importing user with --as-user.")
+            return membership.user
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"There is no user named {username!r}. Check the spelling, or create the account first.")
+        role = project.role_of(user)
+        if role not in (Role.OWNER, Role.ANNOTATOR):
+            raise CommandError(
+                f"{username!r} is not an owner or annotator of project {project.slug!r}; "
+                "add them to the project first, or pass another --as-user."
+            )
+        return user
+
+    def _print_summary(self, project, source, report, verbose):
+        if not report.outcomes:
+            self.stdout.write(self.style.WARNING(f"Found no files to import in {source}."))
+            return
+        style = self.style.SUCCESS if report.imported else self.style.WARNING
+        self.stdout.write(
+            style(
+                f"{report.imported:,} imported, {_plural(report.duplicates, 'duplicate')}, {report.rejected:,} rejected "
+                f"into project {project.slug!r} (now {_plural(project.items.count(), 'image')})."
+            )
+        )
+        rejections = report.with_status(REJECTED)
+        shown = rejections if verbose else rejections[:SHOWN_REJECTIONS]
+        if shown:
+            self.stdout.write("Rejected:")
+            for outcome in shown:
+                self.stdout.write(f"  {outcome.name}: {outcome.reason}")
+        if len(shown) < len(rejections):
+            self.stdout.write(f"  ... and {len(rejections) - len(shown):,} more; run again with --verbose to list them all.")
+        if verbose and report.duplicates:
+            self.stdout.write("Duplicates:")
+            for outcome in report.with_status(DUPLICATE):
+                self.stdout.write(f"  {outcome.name}: {outcome.reason}")
+
+
+def _plural(n, noun):
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _tqdm_progress(bar):
+    def progress(done, total):
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
