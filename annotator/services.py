@@ -99,7 +99,12 @@ def add_member(project, username, role):
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise Invalid(f"There is no user named {username!r}. Ask an administrator to create the account first.")
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    with transaction.atomic():
+        current = Membership.objects.select_for_update().filter(project=project, user=user).first()
+        if current and current.role == Role.OWNER and role != Role.OWNER:
+            if not Membership.objects.filter(project=project, role=Role.OWNER).exclude(pk=current.pk).exists():
+                raise Invalid(f"{username} is the only owner of this project; make someone else an owner first.")
+        membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
 
 
@@ -131,6 +136,8 @@ def _still_available(item, project, user, now):
     if item.done:
         return False
     if Annotation.objects.filter(item=item, annotator=user, undone=False).exists():
+        return False
+    if Lease.objects.filter(item=item, user=user).exists():  # leased by the user's other tab meanwhile
         return False
     held = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
     return item.label_count + held < project.annotations_per_item
@@ -171,8 +178,9 @@ def lease_next(project, user, *, exclude=()):
                 lease.delete()
                 continue
             lease.expires_at = expires
-            lease.save(update_fields=["expires_at"])
-            return lease
+            # An UPDATE, not save(): the user's other tab may have answered (deleted) it meanwhile.
+            if Lease.objects.filter(pk=lease.pk).update(expires_at=expires):
+                return lease
         if sum(1 for lease in held if lease.item_id in exclude) >= MAX_LEASES_PER_USER:
             return None
         Lease.objects.filter(project=project, expires_at__lte=now).delete()

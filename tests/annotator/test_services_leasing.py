@@ -148,3 +148,11 @@ def test_outsiders_get_404_and_viewers_cannot_label(project, charlie, dave):
         services.get_project_for_user(charlie, project.pk)
     with pytest.raises(services.Forbidden):
         services.get_project_for_user(dave, project.pk, roles=services.LABELING_ROLES)
+
+
+def test_the_only_owner_cannot_be_demoted(project):
+    with pytest.raises(services.Invalid, match="only owner"):
+        services.add_member(project, "alice", "annotator")
+    services.add_member(project, "bob", "owner")
+    services.add_member(project, "alice", "annotator")
+    assert project.role_of(project.memberships.get(user__username="alice").user) == "annotator"

@@ -1,0 +1,39 @@
+"""Forms of the HTML pages. Validation that touches several models stays in services."""
+from django import forms
+
+from .models import Role, Strategy
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    classes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "cat\ndog\nbird"}),
+        help_text="One class per line, in the order the buttons should appear (hotkeys 1-9 follow it).",
+    )
+    strategy = forms.ChoiceField(choices=Strategy.choices, initial=Strategy.AUTO)
+    query_batch_size = forms.IntegerField(
+        min_value=1, max_value=1000, initial=10,
+        help_text="How many items the model picks per round of re-ranking.",
+    )
+    audit_fraction = forms.FloatField(
+        min_value=0.0, max_value=1.0, initial=0.1,
+        help_text="Share of items drawn at random to measure the model honestly (0 to 1).",
+    )
+    annotations_per_item = forms.IntegerField(
+        min_value=1, max_value=20, initial=1,
+        help_text="How many annotators must label an item before it is done.",
+    )
+
+    def clean_classes(self):
+        return [line.strip() for line in self.cleaned_data["classes"].splitlines() if line.strip()]
+
+    def project_options(self):
+        """The Project fields beyond name and classes, for services.create_project."""
+        data = self.cleaned_data
+        return {field: data[field] for field in ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item")}
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+

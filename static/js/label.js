@@ -1,0 +1,448 @@
+/*
+ * The labeling page: answer by key or click, see the next image at once, lose nothing.
+ *
+ * The page holds two leases: the item on screen (`current`) and a prefetched one (`next`)
+ * whose image is already downloaded and decoded. An answer swaps the prefetched <img> element
+ * into the page immediately, then goes into a queue of server operations that runs one at a
+ * time, in order (answer, undo, next). Every answer carries an idempotency key made here, so a
+ * retry after a network error or a 5xx (same key, growing delay) never makes two rows. The
+ * server's reply to an answer carries the next prefetched lease; the request lists the items
+ * this page still holds (`exclude`) so the server does not hand one of them out again.
+ * A refused answer (409, 400) puts a red banner on screen that stays until closed.
+ */
+(function () {
+  "use strict";
+
+  const root = document.getElementById("labeler");
+  if (!root) return;
+
+  const initial = JSON.parse(document.getElementById("label-state").textContent);
+  const urls = { next: root.dataset.nextUrl, answer: root.dataset.answerUrl, undo: root.dataset.undoUrl };
+  const el = {
+    stage: document.getElementById("stage"),
+    image: document.getElementById("label-image"),
+    name: document.getElementById("item-name"),
+    errors: document.getElementById("label-errors"),
+    status: document.getElementById("save-status"),
+    guess: document.getElementById("guess"),
+    guessLabel: document.getElementById("guess-label"),
+    guessConfidence: document.getElementById("guess-confidence"),
+    previous: document.getElementById("previous-answer"),
+    help: document.getElementById("help"),
+    form: document.getElementById("answer-form"),
+    skip: document.getElementById("skip-button"),
+    labeled: document.getElementById("progress-labeled"),
+    total: document.getElementById("progress-total"),
+    mine: document.getElementById("progress-mine"),
+    bar: document.getElementById("progress-bar"),
+  };
+  const classButtons = Array.from(root.querySelectorAll(".class-button"));
+  const hotkeys = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey.toLowerCase(), b.value]));
+  const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 15000, 30000];
+
+  const state = {
+    current: initial.current, // the lease on screen, or null
+    next: initial.next, // the prefetched lease, or null
+    nextImage: null, // its decoded <img>
+    queue: [], // server operations, sent one at a time in order
+    sending: false,
+    history: [], // {lease, answer} given on this page, newest last (for an instant undo)
+    shownAt: performance.now(),
+    progress: initial.progress,
+  };
+
+  // --- small helpers ------------------------------------------------------------------
+
+  function newKey() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+    const bytes = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
+    else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("") + "-" + Date.now().toString(36);
+  }
+
+  function csrfToken() {
+    // The cookie first: it is rotated on login, so a re-login in another tab keeps this page working.
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (match) return decodeURIComponent(match[1]);
+    const input = el.form.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function answerText(op) {
+    return op.skip ? "skip" : op.label;
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  // --- the screen ---------------------------------------------------------------------
+
+  function makeImage(lease) {
+    const img = new Image();
+    img.decoding = "async";
+    img.src = lease.url;
+    return img;
+  }
+
+  function preload(lease) {
+    state.next = lease;
+    state.nextImage = lease ? makeImage(lease) : null;
+    if (state.nextImage && state.nextImage.decode) state.nextImage.decode().catch(() => {});
+  }
+
+  function show(lease, img) {
+    state.current = lease;
+    root.classList.toggle("is-waiting", false);
+    if (!lease) {
+      el.image.hidden = true;
+      el.name.textContent = "";
+      setButtonsEnabled(false);
+      updateIdle();
+      return;
+    }
+    const image = img || makeImage(lease);
+    image.id = "label-image";
+    image.className = "label-image" + (lease.width < 256 && lease.height < 256 ? " is-small" : "");
+    image.alt = lease.name;
+    image.hidden = false;
+    if (image !== el.image) {
+      el.image.replaceWith(image);
+      el.image = image;
+    }
+    state.shownAt = performance.now();
+    if (!image.complete) image.addEventListener("load", () => (state.shownAt = performance.now()), { once: true });
+    el.name.textContent = lease.name;
+    root.classList.remove("is-empty");
+    showGuess(lease);
+    showPrevious(lease.previous);
+    setButtonsEnabled(true);
+  }
+
+  function showWaiting() {
+    state.current = null;
+    root.classList.add("is-waiting");
+    setButtonsEnabled(false);
+  }
+
+  function showGuess(lease) {
+    const guess = lease && lease.suggestion;
+    classButtons.forEach((b) => b.toggleAttribute("data-suggested", Boolean(guess) && b.value === guess.label));
+    el.guess.toggleAttribute("data-empty", !guess);
+    if (!guess) return;
+    el.guessLabel.textContent = guess.label;
+    el.guessConfidence.textContent = guess.confidence == null ? "" : Math.round(guess.confidence * 100) + "%";
+  }
+
+  function showPrevious(previous) {
+    classButtons.forEach((b) => b.toggleAttribute("data-previous", Boolean(previous) && !previous.skip && b.value === previous.label));
+    el.skip.toggleAttribute("data-previous", Boolean(previous) && previous.skip);
+    el.previous.hidden = !previous;
+    if (previous) el.previous.querySelector("strong").textContent = previous.skip ? "skip" : previous.label;
+  }
+
+  function setButtonsEnabled(enabled) {
+    classButtons.forEach((b) => (b.disabled = !enabled));
+    el.skip.disabled = !enabled;
+  }
+
+  function pendingAnswers() {
+    return state.queue.reduce((n, op) => n + (op.kind === "answer" ? 1 : op.kind === "undo" ? -1 : 0), 0);
+  }
+
+  function showProgress() {
+    const p = state.progress;
+    el.labeled.textContent = p.labeled;
+    el.total.textContent = p.total;
+    el.mine.textContent = Math.max(0, p.mine + pendingAnswers());
+    el.bar.style.width = (p.total ? Math.round((100 * p.labeled) / p.total) : 0) + "%";
+  }
+
+  function setStatus(text, kind) {
+    el.status.textContent = text;
+    el.status.dataset.kind = kind || "";
+  }
+
+  function updateIdle() {
+    const waiting = state.queue.filter((op) => op.kind === "answer").length;
+    if (waiting) setStatus("Saving " + waiting + " answer" + (waiting > 1 ? "s" : "") + "…", "saving");
+    else if (!state.sending) setStatus(state.history.length ? "All answers saved" : "", "saved");
+    root.dataset.pending = String(state.queue.length);
+    const empty = !state.current && !state.next && state.queue.length === 0;
+    root.classList.toggle("is-empty", empty);
+    if (empty) root.classList.remove("is-waiting");
+    showProgress();
+  }
+
+  function banner(text) {
+    const note = document.createElement("div");
+    note.className = "banner banner-error";
+    note.setAttribute("role", "alert");
+    const body = document.createElement("span");
+    body.textContent = text;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "banner-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", () => note.remove());
+    note.append(body, close);
+    el.errors.append(note);
+  }
+
+  // --- user actions -------------------------------------------------------------------
+
+  function answer(label, skip) {
+    const lease = state.current;
+    if (!lease) return;
+    const op = {
+      kind: "answer",
+      lease,
+      label: skip ? null : label,
+      skip: Boolean(skip),
+      key: newKey(),
+      durationMs: Math.max(0, Math.round(performance.now() - state.shownAt)),
+    };
+    state.history.push({ lease, answer: { item: lease.item, label: op.label, skip: op.skip } });
+    advance();
+    enqueue(op);
+  }
+
+  function advance() {
+    if (state.next) {
+      const lease = state.next;
+      const img = state.nextImage;
+      state.next = null;
+      state.nextImage = null;
+      show(lease, img);
+    } else {
+      showWaiting();
+    }
+  }
+
+  function undo() {
+    const op = { kind: "undo", shown: null };
+    const last = state.history.pop();
+    if (last) {
+      // Show the item again at once; the server's reply confirms it (or corrects it). The
+      // server drops the page's other leases on undo, so the prefetched one goes too.
+      op.shown = last.lease.item;
+      dropPrefetch();
+      show({ ...last.lease, previous: last.answer });
+    }
+    enqueue(op);
+  }
+
+  function dropPrefetch() {
+    state.next = null;
+    state.nextImage = null;
+  }
+
+  function checkAgain() {
+    root.classList.remove("is-empty");
+    showWaiting();
+    enqueue({ kind: "next" });
+  }
+
+  function acceptGuess() {
+    const guess = state.current && state.current.suggestion;
+    if (guess) answer(guess.label, false);
+  }
+
+  // --- the server queue ---------------------------------------------------------------
+
+  function enqueue(op) {
+    state.queue.push(op);
+    updateIdle();
+    pump();
+  }
+
+  function heldItems(op) {
+    // Items this page holds leases on: on screen, prefetched, and answered but not yet sent.
+    const answered = op.kind === "answer" ? op.lease.item : null;
+    const ids = [];
+    if (state.current) ids.push(state.current.item);
+    if (state.next) ids.push(state.next.item);
+    state.queue.forEach((q) => q.kind === "answer" && q !== op && ids.push(q.lease.item));
+    return ids.filter((id, i) => id !== answered && ids.indexOf(id) === i);
+  }
+
+  function requestBody(op) {
+    const body = new URLSearchParams();
+    if (op.kind === "answer") {
+      body.set("item", op.lease.item);
+      if (op.skip) body.set("skip", "1");
+      else body.set("label", op.label);
+      body.set("idempotency_key", op.key);
+      body.set("duration_ms", op.durationMs);
+    }
+    heldItems(op).forEach((id) => body.append("exclude", id));
+    return body;
+  }
+
+  async function pump() {
+    if (state.sending || !state.queue.length) return;
+    state.sending = true;
+    const op = state.queue[0];
+    try {
+      const reply = await send(op);
+      handle(op, reply);
+    } finally {
+      state.queue.shift();
+      state.sending = false;
+      updateIdle();
+      pump();
+    }
+  }
+
+  // Resolves with {status, data} once the server answered with JSON; retries forever on
+  // network errors, 5xx and a lost session, always with the same answer and idempotency key.
+  async function send(op) {
+    const url = urls[op.kind];
+    for (let attempt = 0; ; attempt++) {
+      let problem;
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+          body: requestBody(op),
+        });
+        const isJson = (response.headers.get("Content-Type") || "").includes("application/json");
+        if (isJson && response.status < 500) {
+          setStatus("", "");
+          return { status: response.status, data: await response.json() };
+        }
+        const text = isJson ? "" : await response.text();
+        if (response.redirected || response.status === 401 || (response.status === 403 && /csrf/i.test(text))) {
+          problem = "You seem to be logged out. Log in again in another tab; your answers wait here and will be sent.";
+        } else if (response.status >= 500 || response.status === 408 || response.status === 429) {
+          problem = "The server had a problem (HTTP " + response.status + ").";
+        } else {
+          const error = response.status === 403
+            ? "You are no longer allowed to label in this project. Ask a project owner."
+            : "The server refused it (HTTP " + response.status + "); reload the page.";
+          return { status: response.status, data: { error, next: null } };
+        }
+      } catch (err) {
+        problem = "No connection to the server.";
+      }
+      const delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)];
+      setStatus(problem + " Retrying in " + Math.ceil(delay / 1000) + " s; nothing is lost.", "retrying");
+      await sleep(delay * (0.8 + 0.4 * Math.random()));
+    }
+  }
+
+  function handle(op, reply) {
+    const data = reply.data || {};
+    if (data.progress) state.progress = data.progress;
+    if (op.kind === "answer" && data.error) {
+      state.history = state.history.filter((h) => h.lease.item !== op.lease.item);
+      banner("Not saved: “" + answerText(op) + "” for " + op.lease.name + ". " + data.error);
+    } else if (op.kind === "undo" && data.error) {
+      banner(data.error);
+      if (op.shown != null && state.current && state.current.item === op.shown) showWaiting(); // it was not undone
+    } else if (op.kind === "undo") {
+      undone(op, data.current);
+    } else if (data.error) {
+      banner(data.error);
+    }
+    receive(data.next);
+  }
+
+  function undone(op, lease) {
+    dropPrefetch(); // leased before the undo, so released by it
+    if (!lease) return;
+    state.history = state.history.filter((h) => h.lease.item !== lease.item);
+    const stillShown = state.current && state.current.item === lease.item;
+    const answeredAgain = state.queue.some((q) => q.kind === "answer" && q.lease.item === lease.item);
+    if (stillShown) {
+      state.current = { ...lease, previous: state.current.previous || lease.previous };
+    } else if (lease.item !== op.shown || !answeredAgain) {
+      show(lease); // the server undid another item than the one shown: show the server's
+    }
+  }
+
+  function receive(lease) {
+    if (!lease) return;
+    const held = (state.current && state.current.item === lease.item) || (state.next && state.next.item === lease.item);
+    if (held) return;
+    if (!state.current) show(lease);
+    else if (!state.next) preload(lease);
+  }
+
+  // --- input --------------------------------------------------------------------------
+
+  function toggleHelp(open) {
+    el.help.hidden = open === undefined ? !el.help.hidden : !open;
+  }
+
+  function isTyping(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (isTyping(event.target) || event.altKey || event.metaKey) return;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (event.ctrlKey) {
+      if (key === "z" && !event.repeat) {
+        event.preventDefault();
+        undo();
+      }
+      return;
+    }
+    if (key === "?") {
+      event.preventDefault();
+      toggleHelp();
+      return;
+    }
+    if (!el.help.hidden) {
+      if (key === "Escape") toggleHelp(false);
+      return;
+    }
+    if (event.repeat) return; // a held key must not label a run of images
+    const onControl = event.target && /^(BUTTON|A)$/.test(event.target.tagName);
+    let handled = true;
+    if (hotkeys.has(key)) answer(hotkeys.get(key), false);
+    else if (key === "s") answer(null, true);
+    else if (key === "u" || key === "z") undo();
+    else if (key === "a" || (key === "Enter" && !onControl)) acceptGuess();
+    else handled = false;
+    if (handled) event.preventDefault();
+  });
+
+  el.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const button = event.submitter;
+    if (!button) return;
+    button.blur(); // keys go back to the page, not to the clicked button
+    if (button.id === "undo-button") undo();
+    else if (button.id === "skip-button") answer(null, true);
+    else if (button.value) answer(button.value, false);
+  });
+
+  document.getElementById("help-button").addEventListener("click", () => toggleHelp());
+  document.getElementById("help-close").addEventListener("click", () => toggleHelp(false));
+  el.help.addEventListener("click", (event) => event.target === el.help && toggleHelp(false));
+  root.querySelectorAll("#check-again").forEach((b) => b.addEventListener("click", checkAgain));
+
+  window.addEventListener("beforeunload", (event) => {
+    if (!state.queue.length) return;
+    event.preventDefault();
+    event.returnValue = "Some answers are not saved yet. Leave anyway?";
+  });
+
+  // --- start --------------------------------------------------------------------------
+
+  root.dataset.pending = "0";
+  if (state.current) show(state.current, el.image);
+  else show(null);
+  if (state.next) preload(state.next);
+  // For tests and debugging: server operations still queued; whether the prefetched image is loaded.
+  window.labeler = {
+    pending: () => state.queue.length,
+    prefetchReady: () => !state.next || Boolean(state.nextImage && state.nextImage.complete),
+  };
+  updateIdle();
+})();
