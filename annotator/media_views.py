@@ -1,14 +1,27 @@
 """Images are served only to members of the item's project, through this view."""
 from django.http import FileResponse, Http404
 from django.views.decorators.http import require_GET
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from .models import Item
 from .services import get_project_for_user
 
 
+def _user(request):
+    """The session user, or the user of an `Authorization: Token` header (API clients)."""
+    if request.user.is_authenticated:
+        return request.user
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return request.user
+    return found[0] if found else request.user
+
+
 @require_GET
 def item_image(request, pk, item_pk):
-    project = get_project_for_user(request.user, pk)
+    project = get_project_for_user(_user(request), pk)
     item = Item.objects.filter(project=project, pk=item_pk).first()
     if item is None:
         raise Http404("No such item.")

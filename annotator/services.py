@@ -166,6 +166,8 @@ def lease_next(project, user, *, exclude=()):
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LEASE_SECONDS)
     with transaction.atomic():
+        # One lease request per user and project at a time (two tabs), so the cap holds.
+        list(Membership.objects.select_for_update().filter(project=project, user=user).values_list("pk"))
         held = list(
             Lease.objects.filter(project=project, user=user, expires_at__gt=now)
             .select_related("item")

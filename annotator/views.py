@@ -276,9 +276,9 @@ def _suggestion_json(suggestion):
         return None
     confidence = suggestion.get("confidence")
     top = [
-        [str(row[0]), float(row[1])]
+        {"label": str(row["label"]), "confidence": float(row["confidence"])}
         for row in suggestion.get("top") or []
-        if isinstance(row, (list, tuple)) and len(row) == 2 and isinstance(row[1], (int, float))
+        if isinstance(row, dict) and "label" in row and isinstance(row.get("confidence"), (int, float))
     ]
     return {
         "label": str(suggestion["label"]),

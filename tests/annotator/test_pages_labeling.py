@@ -46,11 +46,11 @@ def test_page_shows_current_item_classes_hotkeys_and_prefetch(bob_client, projec
 def test_page_shows_the_model_guess_when_the_lease_has_one(bob_client, project, bob, make_items):
     make_items(2)
     lease = services.lease_next(project, bob)
-    lease.suggestion = {"label": "two", "confidence": 0.87, "top": [["two", 0.87], ["one", 0.1]]}
+    lease.suggestion = {"label": "two", "confidence": 0.87, "top": [{"label": "two", "confidence": 0.87}, {"label": "one", "confidence": 0.1}]}
     lease.save()
     response = bob_client.get(reverse("label", args=[project.pk]))
     assert response.context["state"]["current"]["suggestion"] == {
-        "label": "two", "confidence": 0.87, "top": [["two", 0.87], ["one", 0.1]]
+        "label": "two", "confidence": 0.87, "top": [{"label": "two", "confidence": 0.87}, {"label": "one", "confidence": 0.1}]
     }
     body = response.content.decode()
     assert "87%" in body and "data-empty" not in body.split('id="guess"')[1][:40]

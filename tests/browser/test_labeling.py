@@ -130,7 +130,7 @@ def test_keyboard_labeling_undo_skip_and_refusal(browser, live_server, project, 
     assert report.imported == 12
     # The first item bob gets carries a model guess, as the model loop will set it.
     first = services.lease_next(project, bob)
-    first.suggestion = {"label": "two", "confidence": 0.87, "top": [["two", 0.87], ["one", 0.09], ["zero", 0.04]]}
+    first.suggestion = {"label": "two", "confidence": 0.87, "top": [{"label": "two", "confidence": 0.87}, {"label": "one", "confidence": 0.09}, {"label": "zero", "confidence": 0.04}]}
     first.save(update_fields=["suggestion"])
 
     label_path = f"/projects/{project.pk}/label/"

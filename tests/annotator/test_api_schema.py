@@ -1,0 +1,62 @@
+"""The OpenAPI schema at /api/schema/ and the Swagger UI at /api/docs/ (local files only)."""
+import re
+
+from django.core.management import call_command
+
+PATHS = {
+    "/api/auth/token/": {"post"},
+    "/api/projects/": {"get", "post"},
+    "/api/projects/{id}/": {"get"},
+    "/api/projects/{id}/members/": {"get", "post"},
+    "/api/projects/{id}/images/": {"post"},
+    "/api/projects/{id}/next/": {"post"},
+    "/api/projects/{id}/annotations/": {"post"},
+    "/api/projects/{id}/annotations/undo/": {"post"},
+    "/api/projects/{id}/stats/": {"get"},
+}
+
+
+def _schema(client):
+    r = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_it_lists_every_endpoint(client):
+    schema = _schema(client)
+    assert schema["openapi"].startswith("3.")
+    assert {path: set(ops) - {"parameters"} for path, ops in schema["paths"].items()} == PATHS
+
+
+def test_it_documents_token_auth_and_the_special_responses(client):
+    schema = _schema(client)
+    token = schema["components"]["securitySchemes"]["tokenAuth"]
+    assert (token["type"], token["in"], token["name"]) == ("apiKey", "header", "Authorization")
+    next_op = schema["paths"]["/api/projects/{id}/next/"]["post"]
+    assert "204" in next_op["responses"]
+    assert {"tokenAuth": []} in next_op["security"]
+    answer = schema["paths"]["/api/projects/{id}/annotations/"]["post"]
+    assert {"200", "201", "400", "409"} <= set(answer["responses"])
+    body = answer["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][body]["properties"]) == {
+        "item", "label", "skip", "idempotency_key", "duration_ms",
+    }
+    upload = schema["paths"]["/api/projects/{id}/images/"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
+
+
+def test_it_generates_without_warnings(tmp_path, settings):
+    # Raises SystemExit on any warning or on a schema that fails OpenAPI validation.
+    call_command("spectacular", validate=True, fail_on_warn=True, file=str(tmp_path / "schema.yml"))
+    assert "/api/projects/{id}/next/" in (tmp_path / "schema.yml").read_text()
+
+
+def test_the_docs_page_loads_only_local_files(client):
+    r = client.get("/api/docs/")
+    assert r.status_code == 200
+    html = r.content.decode()
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+    assert any("swagger-ui" in u for u in urls)
+    assert not re.search(r"https?://", " ".join(urls))
+    assert not re.search(r"""["']https?://[^"']*\.(?:js|css)""", html)
+    assert all(u.startswith("/static/") for u in urls if u.endswith((".js", ".css")))
