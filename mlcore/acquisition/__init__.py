@@ -1,0 +1,1 @@
+"""Acquisition: informativeness scores, diversity-aware batch selection, cold start."""

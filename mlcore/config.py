@@ -1,0 +1,130 @@
+"""Dataclass configs. Every checkpoint stores the config it was trained with.
+
+Only primitives, tuples and nested dataclasses are used so that ``asdict`` output
+loads under ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EncoderConfig:
+    arch: str = "small_cnn"  # "small_cnn" (28-64 px) or "resnet18" (larger RGB)
+    in_channels: int = 1
+    input_size: int = 28
+    widths: tuple = (32, 64, 128)  # small_cnn stages; the last is the embedding size
+    proj_dim: int = 64
+    dropout: float = 0.5  # classifier-head dropout, also the MC dropout of BALD
+    adapters: bool = False  # residual bottleneck adapters (transfer learning)
+    adapter_dim: int = 32
+    flip: bool = False  # horizontal flips allowed by the domain (not for digits)
+
+
+@dataclass
+class PretrainConfig:
+    method: str = "simclr"  # "simclr" or "byol"
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    temperature: float = 0.2  # NT-Xent
+    byol_tau: float = 0.99  # BYOL target EMA, annealed to 1 (Grill et al. eq. 4 schedule)
+    crop_scale: tuple = (0.5, 1.0)
+    rotate_deg: float = 15.0
+    erase_prob: float = 0.5
+    bf16: bool = False  # CPU autocast bf16 (only faster on CPUs with AMX/avx512_bf16)
+    seed: int = 0
+
+
+@dataclass
+class PropagationConfig:
+    k: int = 50  # Iscen et al. 2019 defaults: k=50, gamma=3, alpha=0.99, CG
+    gamma: float = 3.0
+    alpha: float = 0.99
+    cg_iters: int = 20
+    cg_tol: float = 1e-6
+    balance_labels: bool = False  # divide each column of Y by its label count
+    exact_max: int = 100_000  # above this many items: approximate search (HNSW)
+    predict_k: int = 20  # kNN of a new image among the pool items (inductive predict)
+    proto_temperature: float = 0.1
+    proto_weight: float = 0.0  # mix of prototype probabilities into LP probabilities
+
+
+@dataclass
+class FinetuneConfig:
+    steps: int = 300
+    batch_size: int = 64  # labelled batch
+    unlabeled_ratio: int = 4  # mu in FixMatch
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    threshold: float = 0.95  # FixMatch confidence threshold
+    lambda_fixmatch: float = 1.0
+    lambda_lp: float = 1.0  # weight of the certainty-weighted LP pseudo-label loss
+    lambda_contrastive: float = 0.0  # NT-Xent on the unlabelled batch keeps the embedding from collapsing
+    temperature: float = 0.2
+    ema: float = 0.99
+    head_warmup_steps: int = 50  # encoder frozen while the new head fits (LP-FT, Kumar et al. 2022)
+    validate: bool = True  # keep the old encoder when the new one propagates the labels worse
+    mode: str = "full"  # "full" | "frozen" (head only) | "adapters" (head + adapters)
+    encoder_lr_scale: float = 1.0  # e.g. 0.1 for full fine-tuning from a transferred checkpoint
+    amp: bool = True  # only used on CUDA
+    seed: int = 0
+
+
+@dataclass
+class AcquisitionConfig:
+    strategy: str = "auto"
+    candidates_factor: int = 10  # diversity: pick the batch among factor x batch top items
+    mc_samples: int = 20  # BALD
+    cold_start_k: int = 20  # typicality neighbourhood (TypiClust uses 20)
+    cold_start_until: int = 30  # "auto" keeps choosing typical uncovered points below this many labels
+    head_steps: int = 100  # fast dropout head fitted on cached features (BALD samples)
+
+
+@dataclass
+class LearnerConfig:
+    num_classes: int = 10
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    propagation: PropagationConfig = field(default_factory=PropagationConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+    seed: int = 0
+
+
+CONFIG_TYPES = {
+    cls.__name__: cls
+    for cls in (EncoderConfig, PretrainConfig, PropagationConfig, FinetuneConfig,
+                AcquisitionConfig, LearnerConfig)
+}
+
+
+def to_dict(cfg) -> dict:
+    """Config -> plain dict (primitives only), tagged with its type name."""
+    return {"type": type(cfg).__name__, "fields": dataclasses.asdict(cfg)}
+
+
+def from_dict(d: dict):
+    """Inverse of ``to_dict``; unknown keys are ignored so old checkpoints still load."""
+    return _build(CONFIG_TYPES[d["type"]], d["fields"])
+
+
+def _build(cls, values: dict):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            v = _build(t, v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)

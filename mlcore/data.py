@@ -1,0 +1,160 @@
+"""Dataset loaders and the uint8 -> float tensor conversion.
+
+Images are uint8 arrays (N, H, W) for grayscale or (N, H, W, C) for RGB; labels are
+int64 arrays with -1 for "unlabelled". Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+# --- loaders -------------------------------------------------------------------------
+
+def _read_idx(path: str) -> np.ndarray:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:  # 0x08 = unsigned byte, the only MNIST type
+        raise ValueError(f"{path}: not an IDX uint8 file")
+    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_mnist_idx(directory: str):
+    """MNIST IDX (gzip) files -> (x_train, y_train, x_test, y_test), x uint8 (N, 28, 28)."""
+    def find(stem):
+        for name in (stem + ".gz", stem):
+            p = os.path.join(directory, name)
+            if os.path.exists(p):
+                return p
+        raise FileNotFoundError(os.path.join(directory, stem + ".gz"))
+
+    xtr = _read_idx(find("train-images-idx3-ubyte"))
+    ytr = _read_idx(find("train-labels-idx1-ubyte")).astype(np.int64)
+    xte = _read_idx(find("t10k-images-idx3-ubyte"))
+    yte = _read_idx(find("t10k-labels-idx1-ubyte")).astype(np.int64)
+    return xtr, ytr, xte, yte
+
+
+def load_npz(path: str):
+    """``.npz`` with ``x_train, y_train, x_test, y_test``."""
+    with np.load(path) as z:
+        out = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    out[0], out[2] = as_uint8_images(out[0]), as_uint8_images(out[2])
+    out[1], out[3] = out[1].astype(np.int64).ravel(), out[3].astype(np.int64).ravel()
+    return tuple(out)
+
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def load_folder(directory: str, size: int | None = None, test_fraction: float = 0.2,
+                seed: int = 0):
+    """ImageFolder layout (``DIR/class_name/*.png``) -> arrays + class names.
+
+    A ``train``/``test`` split inside DIR is used when present, otherwise a seeded
+    ``test_fraction`` split. Images are resized to ``size`` (default: the first image's).
+    """
+    from PIL import Image
+
+    def read_split(root):
+        classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        xs, ys = [], []
+        for ci, c in enumerate(classes):
+            for name in sorted(os.listdir(os.path.join(root, c))):
+                if name.lower().endswith(IMAGE_EXTS):
+                    xs.append(os.path.join(root, c, name))
+                    ys.append(ci)
+        return xs, np.asarray(ys, dtype=np.int64), classes
+
+    def decode(paths, size):
+        imgs = []
+        for p in paths:
+            with Image.open(p) as im:
+                im = im.convert("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
+                if size is None:
+                    size = im.size[0]
+                imgs.append(np.asarray(im.resize((size, size), Image.BILINEAR)))
+        return np.stack(imgs), size
+
+    if os.path.isdir(os.path.join(directory, "train")) and os.path.isdir(os.path.join(directory, "test")):
+        ptr, ytr, classes = read_split(os.path.join(directory, "train"))
+        pte, yte, _ = read_split(os.path.join(directory, "test"))
+    else:
+        paths, ys, classes = read_split(directory)
+        perm = np.random.default_rng(seed).permutation(len(paths))
+        n_test = int(round(test_fraction * len(paths)))
+        te, tr = perm[:n_test], perm[n_test:]
+        ptr, ytr = [paths[i] for i in tr], ys[tr]
+        pte, yte = [paths[i] for i in te], ys[te]
+    xtr, size = decode(ptr, size)
+    xte, _ = decode(pte, size)
+    if xtr.ndim == 4 and xte.ndim == 3 or xtr.ndim == 3 and xte.ndim == 4:
+        raise ValueError("mixed grayscale and RGB images")
+    return xtr, ytr, xte, yte, classes
+
+
+def load_dataset(spec: str):
+    """``mnist:DIR`` | ``npz:FILE`` | ``folder:DIR`` -> (x_train, y_train, x_test, y_test)."""
+    kind, _, arg = spec.partition(":")
+    if kind == "mnist":
+        return load_mnist_idx(arg)
+    if kind == "npz":
+        return load_npz(arg)
+    if kind == "folder":
+        return load_folder(arg)[:4]
+    raise ValueError(f"unknown dataset spec {spec!r} (mnist:DIR | npz:FILE | folder:DIR)")
+
+
+# --- conversion ----------------------------------------------------------------------
+
+def as_uint8_images(x: np.ndarray) -> np.ndarray:
+    """Accept (N, H, W), (N, H, W, C), flattened square grayscale (N, H*W), or floats."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise ValueError("flat images must be square")
+        x = x.reshape(len(x), side, side)
+    if x.dtype != np.uint8:
+        scale = 255.0 if x.max() <= 1.0 else 1.0
+        x = np.clip(np.rint(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    return x
+
+
+def channels_of(images: np.ndarray) -> int:
+    return 1 if images.ndim == 3 else images.shape[-1]
+
+
+def to_tensor(images: np.ndarray, size: int, device: torch.device | str = "cpu",
+              batch: int = 4096) -> torch.Tensor:
+    """uint8 (N, H, W[, C]) -> uint8 tensor (N, C, size, size) on ``device``.
+
+    Kept uint8 (4x smaller than float) and converted per batch by ``to_float``;
+    resizing is done once here, with antialiasing when shrinking.
+    """
+    images = as_uint8_images(images)
+    x = torch.from_numpy(np.array(images, copy=not images.flags.writeable or None, order="C"))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x.contiguous().to(device)
+    out = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].to(device).float()
+        xb = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False,
+                           antialias=xb.shape[-1] > size)
+        out.append(xb.round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float in [0, 1]."""
+    return x.float().div_(255.0)

@@ -1,0 +1,36 @@
+"""Device choice and seeding: the one place that decides CPU or CUDA."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """``TORCH_DEVICE`` (or ``name``) overrides; otherwise CUDA when available."""
+    name = name or os.environ.get("TORCH_DEVICE")
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def generator(seed: int, device: torch.device) -> torch.Generator:
+    """A seeded generator on ``device`` so augmentation draws are reproducible."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+def set_cpu_threads(n: int | None = None) -> None:
+    """Use all cores by default; ``MLCORE_THREADS`` caps it on shared machines."""
+    n = n or int(os.environ.get("MLCORE_THREADS", "0")) or os.cpu_count() or 1
+    torch.set_num_threads(n)

@@ -1,0 +1,1 @@
+"""Encoders (backbones) and heads."""
