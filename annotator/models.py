@@ -19,10 +19,15 @@ DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
 LETTER_HOTKEYS = [c for c in "qwertyiopdfghjklxcvbnm" if c not in RESERVED_HOTKEYS]
 
 
-def default_hotkeys(n):
-    """Hotkeys for n classes: 1-9, then letters that do not collide with skip/undo/accept."""
+def default_hotkeys(names):
+    """Hotkeys for the classes, in order. When every class name is one distinct key that the
+    page does not reserve (digits 0-9, say), the name is its own key; otherwise 1-9, then
+    letters that do not collide with skip/undo/accept."""
+    own = [name.lower() for name in names]
+    if all(len(k) == 1 and k.isalnum() and k not in RESERVED_HOTKEYS for k in own) and len(set(own)) == len(own):
+        return own
     keys = DIGIT_HOTKEYS + LETTER_HOTKEYS
-    return [keys[i] if i < len(keys) else "" for i in range(n)]
+    return [keys[i] if i < len(keys) else "" for i in range(len(names))]
 
 
 class Strategy(models.TextChoices):

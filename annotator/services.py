@@ -87,7 +87,7 @@ def create_project(owner, *, name, classes, **options):
     project.save()
     LabelClass.objects.bulk_create(
         LabelClass(project=project, name=n, order=i, hotkey=key)
-        for i, (n, key) in enumerate(zip(names, default_hotkeys(len(names))))
+        for i, (n, key) in enumerate(zip(names, default_hotkeys(names)))
     )
     Membership.objects.create(project=project, user=owner, role=Role.OWNER)
     return project

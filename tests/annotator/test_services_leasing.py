@@ -156,3 +156,10 @@ def test_the_only_owner_cannot_be_demoted(project):
     services.add_member(project, "bob", "owner")
     services.add_member(project, "alice", "annotator")
     assert project.role_of(project.memberships.get(user__username="alice").user) == "annotator"
+
+
+def test_hotkeys_are_the_class_names_when_they_are_single_keys(alice):
+    digits = services.create_project(alice, name="MNIST", classes=[str(d) for d in range(10)])
+    assert [c.hotkey for c in digits.ordered_classes()] == [str(d) for d in range(10)]
+    animals = services.create_project(alice, name="Pets", classes=["cat", "dog", "s"])
+    assert [c.hotkey for c in animals.ordered_classes()] == ["1", "2", "3"]

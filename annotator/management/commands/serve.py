@@ -19,6 +19,6 @@ class Command(BaseCommand):
             port=port,
             log_level=log_level,
             lifespan="off",
-            ws="websockets",
+            ws="websockets-sansio",
             proxy_headers=False,
         )
