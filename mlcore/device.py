@@ -9,12 +9,25 @@ import numpy as np
 import torch
 
 
-def get_device(name: str | None = None) -> torch.device:
+def get_device(name: str | torch.device | None = None) -> torch.device:
     """``TORCH_DEVICE`` (or ``name``) overrides; otherwise CUDA when available."""
-    name = name or os.environ.get("TORCH_DEVICE")
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(name, torch.device):
+        name = str(name)
+    source = "device" if name else "TORCH_DEVICE"
+    name = (name or os.environ.get("TORCH_DEVICE") or "").strip()
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name.lower())
+    except RuntimeError as e:
+        raise ValueError(f"{source}={name!r} is not a valid torch device "
+                         f"(use e.g. 'cpu', 'cuda' or 'cuda:0')") from e
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise ValueError(f"{source}={name!r} but CUDA has {count} usable device(s); "
+                             f"set TORCH_DEVICE=cpu or leave it unset")
+    return device
 
 
 def seed_everything(seed: int) -> None:

@@ -10,8 +10,8 @@ import torch
 
 from mlcore.config import PropagationConfig
 from mlcore.models.heads import ClassifierHead
-from mlcore.propagation import (Graph, certainty_weights, label_matrix, probabilities,
-                                propagate)
+from mlcore.propagation import (Graph, certainty_weights, check_labels, label_matrix,
+                                probabilities, propagate)
 from mlcore.prototypes import prototype_probs, prototypes
 
 
@@ -28,6 +28,10 @@ def fast_update(emb: np.ndarray, graph: Graph, labels: np.ndarray, num_classes: 
     """emb (N, D) unit embeddings; labels (N,) ints with -1 = unlabelled; optional
     soft_labels (N, C) (rows of zeros = none)."""
     cfg = cfg or PropagationConfig()
+    labels = check_labels(labels, num_classes, len(emb))
+    if soft_labels is not None and np.shape(soft_labels) != (len(emb), num_classes):
+        raise ValueError(f"soft_labels must have shape {(len(emb), num_classes)}, "
+                         f"got {np.shape(soft_labels)}")
     # 1. labels as a matrix and their prototypes
     Y = label_matrix(labels, num_classes, soft_labels)
     if Y.sum() == 0:

@@ -30,13 +30,14 @@ from mlcore.finetune import finetune
 from mlcore.models.encoders import build_encoder
 from mlcore.models.heads import ClassifierHead
 from mlcore.pretrain import embed, pretrain
-from mlcore.propagation import Graph, affinity, knn_graph, knn_predict, normalize_graph
+from mlcore.propagation import (Graph, affinity, check_labels, knn_graph, knn_predict,
+                                normalize_graph)
 
 
 class ActiveLearner:
     def __init__(self, cfg: LearnerConfig, images, device=None):
         self.cfg = cfg
-        self.device = torch.device(device) if device is not None else get_device()
+        self.device = get_device(device)  # clear ValueError for a bad name / missing CUDA
         self.pool = to_tensor(images, cfg.encoder.input_size, self.device)  # (N, C, S, S) uint8
         self.encoder: torch.nn.Module | None = None
         self.head: ClassifierHead | None = None
@@ -89,9 +90,19 @@ class ActiveLearner:
         self.graph = knn_graph(self.emb, p.k, p.gamma, p.exact_max, self.device.type)
         self.version += 1
 
+    def _require_model(self, need_probs: bool = False) -> None:
+        """A clear error instead of an AttributeError on None deep inside a step."""
+        if self.encoder is None or self.emb is None:
+            raise RuntimeError("The learner has no encoder yet: call pretrain() or init_from_checkpoint() first.")
+        if need_probs and self.last is None:
+            raise RuntimeError("No probabilities yet: call fast_update(labels) first.")
+
     # --- fast path ----------------------------------------------------------------------
 
     def cold_start(self, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+        self._require_model()
+        if labels is not None:
+            labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
         labeled = None if labels is None else labels >= 0
         cache = self._spectral.setdefault(self.version, {})
         if len(self._spectral) > 1:  # only the current graph's decomposition is kept
@@ -101,6 +112,7 @@ class ActiveLearner:
 
     def fast_update(self, labels: np.ndarray, soft_labels: np.ndarray | None = None) -> np.ndarray:
         """Prototypes + label propagation -> probabilities (N, C) of all pool items."""
+        self._require_model()
         self.last = fast_update(self.emb, self.graph, labels, self.cfg.num_classes,
                                 self.cfg.propagation, soft_labels)
         return self.last.probs
@@ -116,8 +128,10 @@ class ActiveLearner:
         """Next n items to ask, best first. With no label yet (and a strategy other than
         random) this is the cold-start selection; ``auto`` keeps using it until
         ``acquisition.cold_start_until`` labels, then ranks with ``AUTO_STRATEGY``."""
+        self._require_model()
         strategy = strategy or self.cfg.acquisition.strategy
         seed = self.cfg.seed if seed is None else seed
+        labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
         n_lab = int((labels >= 0).sum())
         if (n_lab == 0 and strategy != "random") or (
                 strategy == "auto" and n_lab < self.cfg.acquisition.cold_start_until):
@@ -137,6 +151,7 @@ class ActiveLearner:
         accuracy): measured on MNIST, an unguarded slow path with 30 labels lowered
         test accuracy from 96.1% to 94.7%.
         Returns the probabilities (N, C)."""
+        self._require_model()
         import copy
 
         if self.last is None:
@@ -167,10 +182,12 @@ class ActiveLearner:
     # --- inference ----------------------------------------------------------------------
 
     def embed(self, images) -> np.ndarray:
+        self._require_model()
         return embed(self.encoder, images, self.cfg.encoder, device=self.device)
 
     def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
         """Probabilities (M, C) for images outside the pool, from their embeddings."""
+        self._require_model(need_probs=True)
         p = self.cfg.propagation
         return knn_predict(emb, self.emb, self.last.probs, p.predict_k, p.gamma, p.exact_max,
                            self.device.type)
@@ -199,6 +216,7 @@ class ActiveLearner:
         self.last = None
 
     def save(self, path: str, labels: np.ndarray | None = None) -> None:
+        self._require_model()
         state = {"encoder": self.encoder.state_dict()}
         if self.head is not None:
             state["head"] = self.head.state_dict()

@@ -92,11 +92,33 @@ def normalize_graph(w: sp.csr_matrix) -> sp.csr_matrix:
 
 # --- propagation ----------------------------------------------------------------------
 
+def check_labels(labels, num_classes: int, n: int | None = None) -> np.ndarray:
+    """labels as an int64 array (N,) in [-1, num_classes); a clear ValueError
+    otherwise (the app passes user data)."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"labels must be a 1-D array, got shape {arr.shape}")
+    if n is not None and len(arr) != n:
+        raise ValueError(f"labels has {len(arr)} entries but the pool has {n} items")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr))):
+            raise ValueError(f"labels must be integers (-1 = unlabelled), got {arr.dtype}")
+    arr = arr.astype(np.int64)
+    bad = (arr < -1) | (arr >= num_classes)
+    if bad.any():
+        raise ValueError(f"labels must be in [-1, {num_classes - 1}] (-1 = unlabelled); "
+                         f"got {arr[bad][0]} at index {int(np.argmax(bad))}")
+    return arr
+
+
 def label_matrix(labels: np.ndarray, num_classes: int, soft: np.ndarray | None = None,
                  balance: bool = False) -> np.ndarray:
     """Y (N, C): one-hot rows for labelled items (-1 = unlabelled), soft rows where
     given; ``balance`` divides each column by its label mass so frequent classes do
     not flood the graph."""
+    labels = check_labels(labels, num_classes)
     y = np.zeros((len(labels), num_classes), dtype=np.float32)
     lab = labels >= 0
     y[np.where(lab)[0], labels[lab]] = 1.0
@@ -143,6 +165,8 @@ def probabilities(Z: np.ndarray) -> np.ndarray:
 def certainty_weights(P: np.ndarray) -> np.ndarray:
     """omega_i = 1 - H(p_i) / log C (Iscen eq. 12): 1 for one-hot, 0 for uniform."""
     c = P.shape[1]
+    if c <= 1:  # one class: every prediction is certain (log C = 0)
+        return np.ones(len(P), np.float32)
     h = -(P * np.log(np.clip(P, 1e-12, None))).sum(1)
     return (1.0 - h / np.log(c)).clip(0, 1).astype(np.float32)
 

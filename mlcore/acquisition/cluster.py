@@ -59,5 +59,7 @@ def typicality(sims: np.ndarray, k: int = 20) -> np.ndarray:
     """TypiClust typicality (Hacohen et al. 2022, eq. 2): inverse mean distance to the k
     nearest neighbours. sims (N, >=k) cosine similarities of unit vectors, so the
     Euclidean distance is sqrt(2 - 2 s)."""
+    if sims.shape[1] == 0:  # a single-item pool has no neighbours
+        return np.ones(len(sims))
     d = np.sqrt(np.clip(2 - 2 * sims[:, :k], 0, None))
     return 1.0 / (d.mean(1) + 1e-8)

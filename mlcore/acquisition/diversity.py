@@ -18,7 +18,7 @@ def select_diverse(emb: np.ndarray, scores: np.ndarray, n: int, candidates: int,
     by decreasing score, never duplicated."""
     valid = np.where(np.isfinite(scores))[0]
     n = min(n, len(valid))
-    if n == 0:
+    if n <= 0:
         return np.zeros(0, dtype=np.int64)
     m = min(len(valid), max(n, candidates))
     # 1. top-m candidates (stable order so ties are resolved by index, deterministic)

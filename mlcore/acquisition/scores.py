@@ -50,7 +50,10 @@ class Margin:
 
     def score(self, inputs: ScoreInputs) -> np.ndarray:
         """-(p_top1 - p_top2): small margins between the two best classes first."""
-        top2 = np.sort(inputs.probs, axis=1)[:, -2:]
+        p = inputs.probs
+        if p.shape[1] < 2:  # one class: the runner-up has probability 0
+            p = np.concatenate([p, np.zeros_like(p)], axis=1)
+        top2 = np.sort(p, axis=1)[:, -2:]
         return -(top2[:, 1] - top2[:, 0])
 
 
