@@ -27,13 +27,36 @@ class ProjectForm(forms.Form):
     def clean_classes(self):
         return [line.strip() for line in self.cleaned_data["classes"].splitlines() if line.strip()]
 
+    OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item")
+
     def project_options(self):
         """The Project fields beyond name and classes, for services.create_project."""
-        data = self.cleaned_data
-        return {field: data[field] for field in ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item")}
+        return {field: self.cleaned_data[field] for field in self.OPTION_FIELDS}
 
 
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
 
+
+
+class SettingsForm(ProjectForm):
+    """The project's settings page: ProjectForm without the class list (classes have their own forms)."""
+
+    classes = None
+
+    @classmethod
+    def for_project(cls, project, data=None):
+        initial = {field: getattr(project, field) for field in ("name", *cls.OPTION_FIELDS)}
+        return cls(data, initial=initial)
+
+    def settings(self):
+        return {"name": self.cleaned_data["name"], **self.project_options()}
+
+
+class ClassForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class LabelImportForm(forms.Form):
+    file = forms.FileField(help_text="A UTF-8 CSV with the header file,class.")

@@ -1,2 +1,8 @@
-"""Websocket routes (live status and queue events arrive with the model-loop issue)."""
-websocket_urlpatterns = []
+"""Websocket routes: one socket per open project page for live status and queue events."""
+from django.urls import path
+
+from .consumers import ProjectConsumer
+
+websocket_urlpatterns = [
+    path("ws/projects/<int:pk>/", ProjectConsumer.as_asgi()),
+]

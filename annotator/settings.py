@@ -18,14 +18,22 @@ def envbool(name, default=False):
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def envint(name, default):
+def _env_number(name, default, cast, kind):
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        return cast(value)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from exc
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}.") from exc
+
+
+def envint(name, default):
+    return _env_number(name, default, int, "an integer")
+
+
+def envfloat(name, default):
+    return _env_number(name, default, float, "a number")
 
 
 def envlist(name, default):
@@ -206,11 +214,46 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LEASE_SECONDS = envint("LEASE_SECONDS", 300)
 
+
+
+# The model loop (README "Configuration" explains each one).
+TRAINER_LEASE_SECONDS = envint("TRAINER_LEASE_SECONDS", 30)  # a dead trainer's projects move after this
+TRAINER_POLL_SECONDS = envfloat("TRAINER_POLL_SECONDS", 1.0)
+TRAINER_PRETRAIN_BUDGET_S = envfloat("TRAINER_PRETRAIN_BUDGET_S", 180.0)
+TRAINER_PRETRAIN_EPOCHS = envint("TRAINER_PRETRAIN_EPOCHS", 0)  # 0: the preset's (the time budget ends it sooner)
+TRAINER_FAST_MIN_INTERVAL_S = envfloat("TRAINER_FAST_MIN_INTERVAL_S", 2.0)
+TRAINER_SLOW_EVERY = envint("TRAINER_SLOW_EVERY", 50)  # new labels between two fine-tunings (0 = never)
+TRAINER_SLOW_IDLE_S = envfloat("TRAINER_SLOW_IDLE_S", 20.0)  # debounce: quiet seconds before a fine-tuning
+TRAINER_SLOW_BUDGET_S = envfloat("TRAINER_SLOW_BUDGET_S", 60.0)
+TRAINER_MAX_FAILURES = envint("TRAINER_MAX_FAILURES", 5)  # then wait for new data instead of retrying
+TRAINER_KEEP_VERSIONS = envint("TRAINER_KEEP_VERSIONS", 5)  # fast-path probability files kept per project
+TRAINER_MAX_IMAGE_SIDE = envint("TRAINER_MAX_IMAGE_SIDE", 64)  # pool images are loaded at most this size
+TRAINER_SEED = envint("TRAINER_SEED", 0)
+# `manage.py serve` runs the loop too: "process" (a child process), "thread", or "none".
+SERVE_TRAINER = os.environ.get("SERVE_TRAINER", "process")
+for _name, _value, _least in (
+    ("TRAINER_LEASE_SECONDS", TRAINER_LEASE_SECONDS, 3),
+    ("TRAINER_POLL_SECONDS", TRAINER_POLL_SECONDS, 0.01),
+    ("TRAINER_PRETRAIN_BUDGET_S", TRAINER_PRETRAIN_BUDGET_S, 1),
+    ("TRAINER_PRETRAIN_EPOCHS", TRAINER_PRETRAIN_EPOCHS, 0),
+    ("TRAINER_FAST_MIN_INTERVAL_S", TRAINER_FAST_MIN_INTERVAL_S, 0),
+    ("TRAINER_SLOW_EVERY", TRAINER_SLOW_EVERY, 0),
+    ("TRAINER_SLOW_IDLE_S", TRAINER_SLOW_IDLE_S, 0),
+    ("TRAINER_SLOW_BUDGET_S", TRAINER_SLOW_BUDGET_S, 1),
+    ("TRAINER_MAX_FAILURES", TRAINER_MAX_FAILURES, 1),
+    ("TRAINER_KEEP_VERSIONS", TRAINER_KEEP_VERSIONS, 0),
+    ("TRAINER_MAX_IMAGE_SIDE", TRAINER_MAX_IMAGE_SIDE, 8),
+):
+    if _value < _least:
+        raise ImproperlyConfigured(f"{_name} must be at least {_least}, got {_value}.")
+if SERVE_TRAINER not in {"process", "thread", "none"}:
+    raise ImproperlyConfigured(f"SERVE_TRAINER must be process, thread or none, got {SERVE_TRAINER!r}.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "faiss.loader": {"level": "WARNING"}},
 }

@@ -1,4 +1,5 @@
-"""The HTML pages: project list and creation, project overview (members, import), labeling.
+"""The HTML pages: project list and creation, project overview (members, import), project
+settings (classes, members, label import), labeling.
 
 Every view starts with `_project_for(request, pk, roles=...)`, which 404s outsiders and turns
 a wrong role into a 403 page. The labeling page holds two leases (the current item and a
@@ -8,17 +9,20 @@ answer JSON to the script (Accept: application/json) and redirect back to the pa
 plain form post, so labeling also works without JavaScript.
 """
 import uuid
+import functools
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Q, Subquery
-from django.http import JsonResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from . import importing, services
-from .forms import MemberForm, ProjectForm
+from . import dashboard, importing, services
+from .forms import ClassForm, LabelImportForm, MemberForm, ProjectForm, SettingsForm
 from .models import Annotation, Item, Membership, Role
 
 VIEWER_CANNOT_LABEL = "Viewers cannot label in this project. Ask a project owner to make you an annotator."
@@ -88,9 +92,13 @@ def project_members(request, pk):
             notice = f"{username} is now {Role(role).label.lower()} of this project."
             if not request.htmx:
                 messages.success(request, notice)
-                return redirect(project)
+                return redirect(_back_to(request, project))
             form = MemberForm()
-    return _render_detail(request, project, partial="members", member_form=form, member_notice=notice)
+    if request.htmx:
+        return _render_members(request, project, member_form=form, member_notice=notice)
+    if request.POST.get("back") == "settings":
+        return _render_settings(request, project, member_form=form)
+    return _render_detail(request, project, member_form=form)
 
 
 @login_required
@@ -126,16 +134,220 @@ def _render_detail(request, project, *, partial=None, **extra):
         "percent_labeled": round(100 * stats["labeled"] / stats["items"]) if stats["items"] else 0,
         "can_label": project.current_role in services.LABELING_ROLES,
         "is_owner": is_owner,
-        "members": project.memberships.select_related("user").order_by("user__username") if is_owner else (),
-        "roles": Role.choices,
-        "member_form": MemberForm(),
+        "trainer_status": services.trainer_status(project),
+        **(_members_context(project) if is_owner else {}),
         **extra,
     }
-    form = context["member_form"]
-    failed = bool(form.errors or context.get("import_error"))
+    form = context.get("member_form")
+    failed = bool((form and form.errors) or context.get("import_error"))
     template = "annotator/project_detail.html"
     if request.htmx and partial:
         return render(request, f"{template}#{partial}", context)
+    return render(request, template, context, status=400 if failed else 200)
+
+
+# --- members (shared by the overview and the settings page) ------------------------------
+
+
+def _members_context(project):
+    return {
+        "members": project.memberships.select_related("user").order_by("user__username"),
+        "roles": Role.choices,
+        "member_form": MemberForm(),
+    }
+
+
+def _render_members(request, project, **extra):
+    context = {
+        "project": project,
+        "is_owner": project.current_role == Role.OWNER,
+        "back": request.POST.get("back", ""),
+        **_members_context(project),
+        **extra,
+    }
+    return render(request, "annotator/_members.html", context)
+
+
+def _back_to(request, project):
+    """Where a member form posted without JavaScript returns: the page it came from."""
+    if request.POST.get("back") == "settings":
+        return reverse("project-settings", args=[project.pk])
+    return project.get_absolute_url()
+
+
+def _member_change(request, project, change, notice):
+    """Apply `change` (a services call) and answer with the members section (htmx) or a
+    redirect back with a message."""
+    error = None
+    try:
+        change()
+    except services.ServiceError as exc:
+        error, notice = exc.message, None
+    else:
+        project.current_role = project.role_of(request.user)  # the caller may have changed their own role
+    if project.current_role is None:  # the caller left the project
+        messages.success(request, notice)
+        url = reverse("project-list")
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if request.htmx:
+        return _render_members(request, project, member_notice=notice, member_error=error)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect(_back_to(request, project))
+
+
+@login_required
+@require_POST
+def member_role(request, pk, member_pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    membership = get_object_or_404(project.memberships.select_related("user"), pk=member_pk)
+    username, role = membership.user.get_username(), request.POST.get("role", "")
+    change = functools.partial(services.change_role, project, username, role)
+    return _member_change(request, project, change, f"{username} is now {role} of this project.")
+
+
+@login_required
+@require_POST
+def member_remove(request, pk, member_pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    membership = get_object_or_404(project.memberships.select_related("user"), pk=member_pk)
+    username = membership.user.get_username()
+    change = functools.partial(services.remove_member, project, username)
+    notice = f"{username} is no longer a member of this project; their answers stay."
+    return _member_change(request, project, change, notice)
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+@login_required
+def project_settings(request, pk):
+    """Every member reads the settings; owners change them."""
+    project = _project_for(request, pk, roles=[Role.OWNER] if request.method == "POST" else None)
+    form = SettingsForm.for_project(project, request.POST if request.method == "POST" else None)
+    notice = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_settings(project, **form.settings())
+        except services.ServiceError as exc:
+            form.add_error(None, exc.message)
+        except ValidationError as exc:
+            form.add_error(None, exc.messages)
+        else:
+            if not request.htmx:
+                messages.success(request, "Settings saved.")
+                return redirect("project-settings", pk=project.pk)
+            notice = "Settings saved."
+        if form.errors:
+            project.refresh_from_db()
+    return _render_settings(request, project, partial="settings-form", settings_form=form, settings_notice=notice)
+
+
+@login_required
+@require_POST
+def class_add(request, pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    form = ClassForm(request.POST)
+    if not form.is_valid():
+        return _render_classes(request, project, "Type the new class's name (at most 100 characters).")
+    name = form.cleaned_data["name"].strip()
+    change = functools.partial(services.add_class, project, name)
+    return _change_classes(request, project, change, f"Added the class “{name}”.")
+
+
+@login_required
+@require_POST
+def class_rename(request, pk, class_pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    form = ClassForm(request.POST)
+    if not form.is_valid():
+        return _render_classes(request, project, "Type the class's new name (at most 100 characters).")
+    name = form.cleaned_data["name"].strip()
+    change = functools.partial(services.rename_class, project, class_pk, name)
+    return _change_classes(request, project, change, f"Renamed the class to “{name}”.")
+
+
+@login_required
+@require_POST
+def class_move(request, pk, class_pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    offset = {"up": -1, "down": 1}.get(request.POST.get("direction"))
+    if offset is None:
+        return _render_classes(request, project, "Move a class up or down.")
+    change = functools.partial(services.move_class, project, class_pk, offset)
+    return _change_classes(request, project, change, None)
+
+
+@login_required
+@require_POST
+def class_remove(request, pk, class_pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    change = functools.partial(services.remove_class, project, class_pk)
+    return _change_classes(request, project, change, "Removed the class.")
+
+
+def _change_classes(request, project, change, notice):
+    try:
+        change()
+    except services.NotFound as exc:
+        raise Http404(exc.message) from exc
+    except services.ServiceError as exc:
+        return _render_classes(request, project, exc.message)
+    if not request.htmx:
+        if notice:
+            messages.success(request, notice)
+        return redirect("project-settings", pk=project.pk)
+    return _render_settings(request, project, partial="classes", class_notice=notice)
+
+
+def _render_classes(request, project, error):
+    return _render_settings(request, project, partial="classes", class_error=error)
+
+
+@login_required
+@require_POST
+def label_import(request, pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    form = LabelImportForm(request.POST, request.FILES)
+    report, error = None, None
+    if not form.is_valid():
+        error = "Choose a CSV file with the header file,class, then press Import labels."
+    else:
+        try:
+            report = services.import_labels(project, request.user, form.cleaned_data["file"])
+        except services.ServiceError as exc:
+            error = exc.message
+    return _render_settings(request, project, partial="label-import-result", label_report=report, label_error=error)
+
+
+LABEL_ROWS_SHOWN = 200
+
+
+def _render_settings(request, project, *, partial=None, **extra):
+    """The settings page, or one of its regions for an htmx request (200, so htmx swaps the
+    region with its errors); a full page with an error answers 400."""
+    is_owner = project.current_role == Role.OWNER
+    usage = services.class_usage(project)
+    report = extra.get("label_report")
+    context = {
+        "project": project,
+        "is_owner": is_owner,
+        "settings_form": SettingsForm.for_project(project),
+        "class_rows": [
+            {"label": c, "labels": usage[c.pk][0], "removable": not usage[c.pk][1]} for c in project.ordered_classes()
+        ],
+        "label_problems": [r for r in report["rows"] if r["status"] != "imported"][:LABEL_ROWS_SHOWN] if report else (),
+        "label_rows_shown": LABEL_ROWS_SHOWN,
+        **_members_context(project),
+        **extra,
+    }
+    template = "annotator/project_settings.html"
+    if request.htmx and partial:
+        return render(request, f"{template}#{partial}", context)
+    forms_failed = context["settings_form"].errors or context["member_form"].errors
+    failed = forms_failed or context.get("class_error") or context.get("label_error")
     return render(request, template, context, status=400 if failed else 200)
 
 
@@ -161,6 +373,7 @@ def label(request, pk):
         "answer_key": uuid.uuid4().hex,  # for the plain form post; the script makes its own
         "has_items": state["progress"]["total"] > 0,
         "is_owner": project.current_role == Role.OWNER,
+        "trainer_status": services.trainer_status(project),
     }
     return render(request, "annotator/label.html", context)
 
@@ -230,11 +443,20 @@ def _label_reply(request, project, *, status=200, error=None, **payload):
             messages.error(request, error)
         return redirect("label", pk=project.pk)
     exclude = [n for n in map(_int_or_none, request.POST.getlist("exclude")) if n is not None]
-    lease = services.lease_next(project, request.user, exclude=exclude)
+    release = [n for n in map(_int_or_none, request.POST.getlist("release")) if n is not None]
+    lease = services.lease_next(project, request.user, exclude=exclude, release=release)
     body = {**payload, "next": _lease_json(lease, request.user), "progress": _progress(project, request.user)}
     if error:
         body["error"] = error
     return JsonResponse(body, status=status)
+
+
+@login_required
+def project_status(request, pk):
+    """The live indicator's data over plain HTTP (the page falls back to it when the socket
+    is down); the websocket sends the same dict."""
+    project = _project_for(request, pk)
+    return JsonResponse(services.trainer_status(project))
 
 
 def _wants_json(request):
@@ -302,3 +524,84 @@ def _progress(project, user):
         "labeled": items.filter(label_count__gt=0).count(),
         "mine": services.user_answer_count(project, user),
     }
+
+
+# --- dashboard -----------------------------------------------------------------------------
+
+
+DASHBOARD_ROLES = (Role.OWNER, Role.VIEWER)
+DASHBOARD_REFUSAL = (
+    "The dashboard is for this project's owners and viewers. Your own progress is on the "
+    "project page; ask an owner of this project if you need the dashboard."
+)
+EXPORT_LINKS = [
+    ("csv", "Labels", "CSV"),
+    ("jsonl", "Labels", "JSON Lines"),
+    ("imagefolder", "Images in class folders", "zip"),
+    ("model", "Model checkpoint", ".pt, once the model has trained"),
+    ("embeddings", "Embeddings", ".npz, once the model has trained"),
+]
+
+
+@login_required
+def project_dashboard(request, pk):
+    """Progress, classes, annotators and exports; read-only, so viewers see all of it."""
+    project = _project_for(request, pk, roles=DASHBOARD_ROLES, refusal=DASHBOARD_REFUSAL)
+    summary = dashboard.summary(project)
+    context = {
+        "project": project,
+        "progress": summary["progress"],
+        "progress_segments": _progress_segments(summary["progress"]),
+        "class_rows": _class_rows(summary["per_class"]),
+        "annotator_rows": [{**row, "median_s": _seconds(row["median_ms"])} for row in summary["annotators"]],
+        "agreement": summary["agreement"],
+        "percent_done": _percent_done(summary["progress"]),
+        "export_links": EXPORT_LINKS,
+        "trainer_status": services.trainer_status(project),
+    }
+    return render(request, "annotator/project_dashboard.html", context)
+
+
+def _percent(part, whole):
+    return round(100 * part / whole) if whole else 0
+
+
+def _percent_done(progress):
+    """Rounded, but never 100% while an image still needs a label."""
+    percent = _percent(progress["done"], progress["items"])
+    return min(percent, 99) if progress["remaining"] else percent
+
+
+def _width(part, whole):
+    """A CSS width in percent with a dot decimal, whatever the locale."""
+    return f"{100 * part / whole:.2f}" if whole else "0"
+
+
+def _progress_segments(progress):
+    """The stacked bar: done, labeled but needing more labels, skipped only, untouched."""
+    parts = [
+        ("done", "Done", progress["done"]),
+        ("in-progress", "Needs more labels", progress["in_progress"]),
+        ("skipped", "Skipped only", progress["skipped"]),
+        ("untouched", "Not answered yet", progress["untouched"]),
+    ]
+    return [
+        {"key": key, "name": name, "count": n, "width": _width(n, progress["items"])}
+        for key, name, n in parts
+        if n or key in ("done", "untouched")
+    ]
+
+
+def _class_rows(per_class):
+    total = sum(n for _name, n in per_class)
+    top = max((n for _name, n in per_class), default=0)
+    return [
+        {"name": name, "count": n, "width": _width(n, top), "share": _percent(n, total)}
+        for name, n in per_class
+    ]
+
+
+def _seconds(ms):
+    if ms is None:
+        return None
+    return f"{ms / 1000:.1f} s" if ms < 60_000 else f"{ms / 60_000:.1f} min"

@@ -34,12 +34,19 @@ def save_checkpoint(path: str, config, state: dict | None = None, arrays: dict |
         "arrays": _to_tensors(arrays),
         "meta": meta or {},
     }
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(binary file)`` on a temporary file next to ``path``, fsync it and
+    rename it over ``path``, then fsync the folder: readers see the old or the new file,
+    never part of one, whenever the process dies."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -8,3 +8,8 @@ os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="annotator-tests-"))
 from annotator.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A file, not Django's shared-cache in-memory database: threads in tests (the trainer, a
+# live server) then get WAL and the busy timeout like production instead of "table locked".
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405

@@ -3,8 +3,8 @@ them writes: the views pass validated data to annotator.services."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotator import importing
-from annotator.models import Annotation, Membership, Project, Role, Strategy
+from annotator import importing, services
+from annotator.models import Annotation, Membership, ModelVersion, Project, Role, Strategy
 
 MAX_ID = 2**63 - 1  # ids are 64-bit; larger numbers would fail in the database, not here
 
@@ -142,6 +142,16 @@ class LeaseQuerySerializer(serializers.Serializer):
             "A caller holds at most two items at once."
         ),
     )
+    release = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text=(
+            "Item ids whose leases the caller gives back first, e.g. a prefetched item dropped "
+            "because the model published a new queue."
+        ),
+    )
 
 
 class ScoredClassSerializer(serializers.Serializer):
@@ -227,3 +237,264 @@ class StatsSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Items only skipped so far.")
     per_class = serializers.DictField(child=serializers.IntegerField(), help_text="Labels per class name.")
     per_annotator = serializers.DictField(child=serializers.IntegerField(), help_text="Labels per username.")
+
+
+class AccuracySerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Audit answers that had a model guess.")
+    correct = serializers.IntegerField()
+    estimate = serializers.FloatField(allow_null=True, help_text="Share of audit guesses that were right.")
+    low = serializers.FloatField(allow_null=True, help_text="95% Wilson interval, lower end.")
+    high = serializers.FloatField(allow_null=True, help_text="95% Wilson interval, upper end.")
+
+
+class TrainerStatusSerializer(serializers.Serializer):
+    phase = serializers.ChoiceField(choices=["waiting", "pretraining", "training", "up-to-date", "failed"])
+    phase_label = serializers.CharField()
+    progress = serializers.FloatField(allow_null=True, help_text="0-1 within the current phase, when known.")
+    detail = serializers.CharField(allow_blank=True)
+    version = serializers.IntegerField(allow_null=True, help_text="Number of the model version serving guesses.")
+    version_kind = serializers.CharField(allow_null=True)
+    labels_used = serializers.IntegerField(help_text="Human labels the current version learned from.")
+    device = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+    accuracy = AccuracySerializer(help_text="Accuracy of the model's guesses on audit items (drawn at random).")
+    updated_at = serializers.DateTimeField()
+
+
+# --- project settings -------------------------------------------------------------------------
+
+
+class SettingsClassSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Send it back in PATCH to keep (rename, move) this class.")
+    name = serializers.CharField()
+    hotkey = serializers.CharField(allow_blank=True)
+    labels = serializers.IntegerField(help_text="Live labels of this class.")
+    removable = serializers.BooleanField(help_text="False while any answer, live or deleted, refers to the class.")
+
+
+class ProjectSettingsSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    strategy = serializers.ChoiceField(choices=Strategy.choices)
+    query_batch_size = serializers.IntegerField()
+    audit_fraction = serializers.FloatField()
+    annotations_per_item = serializers.IntegerField()
+    classes = SettingsClassSerializer(many=True, help_text="In the order of the labeling buttons.")
+
+
+class ClassEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID,
+        help_text="An existing class's id; leave out for a new class.",
+    )
+    name = serializers.CharField(max_length=100)
+
+
+class ProjectSettingsUpdateSerializer(serializers.Serializer):
+    """Every field is optional; only those sent change."""
+
+    name = serializers.CharField(max_length=200, required=False)
+    strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
+    query_batch_size = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text="Items the model picks per ranking round (1-1000)."
+    )
+    audit_fraction = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False,
+        help_text="Share of served items drawn at random to measure the model (0-1).",
+    )
+    annotations_per_item = serializers.IntegerField(
+        min_value=1, max_value=20, required=False, help_text="Answers wanted per item before it is done (1-20)."
+    )
+    classes = ClassEntrySerializer(
+        many=True,
+        required=False,
+        min_length=2,
+        max_length=services.MAX_CLASSES,
+        help_text=(
+            "The whole class list, in order: entries with an id keep (rename, move) that class, entries "
+            "without one are added, classes left out are removed (refused while answers use them)."
+        ),
+    )
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if hasattr(self.initial_data, "keys") else []
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+                f"Settings are: {', '.join(self.fields)}."
+            )
+        if not attrs:
+            raise serializers.ValidationError(f"Send at least one of: {', '.join(self.fields)}.")
+        return attrs
+
+
+# --- members -------------------------------------------------------------------------------------
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+# --- items -------------------------------------------------------------------------------------------
+
+
+class ItemQuerySerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=services.ITEM_STATES,
+        required=False,
+        help_text=(
+            "open: still served to annotators; labeled: has at least one label; skipped: only skipped "
+            "so far; done: has all the answers it needs."
+        ),
+    )
+    predicted = serializers.CharField(
+        max_length=100, required=False, help_text="A class name: items the current model predicts as this class."
+    )
+    min_confidence = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, help_text="Lowest confidence of the model's top guess (0-1)."
+    )
+    max_confidence = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, help_text="Highest confidence of the model's top guess (0-1)."
+    )
+
+    def validate(self, attrs):
+        low, high = attrs.get("min_confidence"), attrs.get("max_confidence")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError("min_confidence must not be larger than max_confidence.")
+        return attrs
+
+
+class ItemLabelSerializer(serializers.Serializer):
+    annotation = serializers.IntegerField(source="id")
+    label = serializers.CharField(source="label.name")
+    annotator = serializers.CharField(source="annotator.username")
+    source = serializers.ChoiceField(choices=Annotation.Source.choices)
+
+
+class ItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    file_name = serializers.CharField(source="original_name", help_text="The name the image was imported with.")
+    image_url = serializers.SerializerMethodField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    label_count = serializers.IntegerField()
+    done = serializers.BooleanField()
+    labels = ItemLabelSerializer(source="live_labels", many=True, help_text="Live labels (skips left out).")
+    prediction = serializers.SerializerMethodField(
+        help_text="The current model's guess, or null before a model has scored this item."
+    )
+
+    def get_image_url(self, item) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(item.image_url()) if request else item.image_url()
+
+    @extend_schema_field(SuggestionSerializer(allow_null=True))
+    def get_prediction(self, item):
+        current = self.context.get("predictions")
+        return current.suggestion(item) if current else None
+
+
+# --- annotations as owners see them ----------------------------------------------------------------
+
+
+class AnnotationQuerySerializer(serializers.Serializer):
+    annotator = serializers.CharField(max_length=150, required=False, help_text="A username.")
+    label = serializers.CharField(max_length=100, required=False, help_text="A class name.")
+    source = serializers.ChoiceField(choices=Annotation.Source.choices, required=False)
+    item = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    include_undone = serializers.BooleanField(
+        required=False, default=False, help_text="Also list answers that were deleted or undone."
+    )
+
+
+class AnnotationChangeSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["correct", "delete"])
+    old_label = serializers.CharField(allow_blank=True, help_text="Empty for a skip.")
+    new_label = serializers.CharField(allow_blank=True, help_text="Empty for a delete.")
+    changed_by = serializers.CharField(source="changed_by.username", allow_null=True, default=None)
+    at = serializers.DateTimeField()
+
+
+class AnnotationRecordSerializer(serializers.ModelSerializer):
+    item = serializers.IntegerField(source="item_id", read_only=True)
+    file_name = serializers.CharField(source="item.original_name", read_only=True)
+    label = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    annotator = serializers.CharField(source="annotator.username", read_only=True)
+    suggestion = serializers.SerializerMethodField(help_text="The model's guess shown with the item, if any.")
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id", "item", "file_name", "label", "skipped", "annotator", "source", "is_audit", "undone",
+            "duration_ms", "suggestion", "created_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(SuggestionSerializer(allow_null=True))
+    def get_suggestion(self, annotation):
+        return annotation.suggestion
+
+
+class AnnotationDetailSerializer(AnnotationRecordSerializer):
+    changes = AnnotationChangeSerializer(many=True, read_only=True, help_text="Corrections and deletion, oldest first.")
+
+    class Meta(AnnotationRecordSerializer.Meta):
+        fields = [*AnnotationRecordSerializer.Meta.fields, "changes"]
+        read_only_fields = fields
+
+
+class AnnotationCorrectionSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=100, help_text="The right class name.")
+
+
+# --- model versions -----------------------------------------------------------------------------------
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    current = serializers.SerializerMethodField(help_text="This version makes the guesses shown now.")
+    audit_accuracy = serializers.SerializerMethodField(
+        help_text="Accuracy of this version's guesses on audit items (drawn at random)."
+    )
+    durations = serializers.DictField(child=serializers.FloatField(), help_text="Seconds per step.")
+    metrics = serializers.DictField(help_text="What the trainer measured (losses, validation scores...).")
+    classes = serializers.ListField(child=serializers.CharField(), help_text="Class names of the probability columns.")
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "number", "kind", "status", "labels_used", "pool_size", "classes", "strategy", "device",
+            "durations", "metrics", "error", "created_at", "current", "audit_accuracy",
+        ]
+        read_only_fields = fields
+
+    def get_current(self, version) -> bool:
+        return version.pk == self.context.get("current_id")
+
+    @extend_schema_field(AccuracySerializer)
+    def get_audit_accuracy(self, version):
+        empty = {"n": 0, "correct": 0, "estimate": None, "low": None, "high": None}
+        return self.context.get("accuracies", {}).get(version.pk, empty)
+
+
+# --- label import -------------------------------------------------------------------------------------
+
+
+class LabelUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A UTF-8 CSV with the header file,class (file name or content hash).")
+
+
+class LabelImportRowSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    file = serializers.CharField(allow_blank=True)
+    label = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=services.LABEL_IMPORT_STATUSES)
+    reason = serializers.CharField(allow_blank=True)
+    item = serializers.IntegerField(allow_null=True)
+
+
+class LabelImportReportSerializer(serializers.Serializer):
+    imported = serializers.IntegerField()
+    unknown_file = serializers.IntegerField()
+    unknown_class = serializers.IntegerField()
+    already_labeled = serializers.IntegerField()
+    bad_row = serializers.IntegerField()
+    rows = LabelImportRowSerializer(many=True)

@@ -1,22 +1,25 @@
-"""The REST API: projects, members, image import, leasing, answers, statistics.
+"""The REST API: projects, members, image and label import, leasing, answers, statistics,
+and for administration: settings and classes, items, owners' corrections, model versions.
 
 Every project-scoped request starts with `_project(request, pk, roles)`, which answers 404 to
 outsiders and 403 to members whose role does not allow the verb. The work itself is one call
 to annotator.services (or annotator.importing); refusals there become `{"detail": message}`
 with their status (see exceptions.py).
 """
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.contrib.auth import get_user_model
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from annotator import services
+from annotator import predictions, services
 from annotator.importing import import_uploads
-from annotator.models import LabelClass, Membership, Project, Role
+from annotator.models import Annotation, AnnotationChange, LabelClass, Membership, Project, Role, TrainerState
 
 from . import serializers as s
 from .exceptions import ServiceErrorsMixin
@@ -28,6 +31,18 @@ NOT_FOUND = OpenApiResponse(ERROR, description="Not a member of this project (or
 FORBIDDEN = OpenApiResponse(ERROR, description="Not signed in, or the caller's role does not allow this.")
 INVALID = OpenApiResponse(ERROR, description="Invalid request; the message says what to change.")
 PROJECT_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The project's id.")
+USERNAME = OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH, description="The member's username.")
+ANNOTATION_ID = OpenApiParameter(
+    "annotation_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The annotation's id."
+)
+VERSION_ID = OpenApiParameter("version_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The version's id.")
+
+
+class Pages(PageNumberPagination):
+    """`?page=` and `?page_size=` (at most 500)."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 500
 
 
 def _project(request, pk, roles=None):
@@ -194,7 +209,8 @@ class ProjectViewSet(
         project = _project(request, pk, roles=services.LABELING_ROLES)
         serializer = s.LeaseQuerySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        lease = services.lease_next(project, request.user, exclude=set(serializer.validated_data["exclude"]))
+        data = serializer.validated_data
+        lease = services.lease_next(project, request.user, exclude=set(data["exclude"]), release=set(data["release"]))
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.LeasedItemSerializer(lease, context={"request": request}).data)
@@ -225,7 +241,7 @@ class ProjectViewSet(
             ),
         },
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], pagination_class=Pages)
     def annotations(self, request, pk=None):
         project = _project(request, pk, roles=services.LABELING_ROLES)
         serializer = s.AnswerSerializer(data=request.data)
@@ -268,3 +284,292 @@ class ProjectViewSet(
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
         return Response(services.project_stats(_project(request, pk)))
+
+    @extend_schema(
+        summary="Live model status",
+        description=(
+            "The training phase, the model version serving guesses, the device and the accuracy "
+            "of the guesses on audit items. The websocket /ws/projects/{id}/ pushes the same object."
+        ),
+        parameters=[PROJECT_ID],
+        responses={200: s.TrainerStatusSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], url_path="status", url_name="status")
+    def trainer_status(self, request, pk=None):
+        return Response(services.trainer_status(_project(request, pk)))
+
+    # --- project settings -----------------------------------------------------------------
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The project's settings and classes",
+        tags=["settings"],
+        parameters=[PROJECT_ID],
+        responses={200: s.ProjectSettingsSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change settings, and add, rename, reorder or remove classes (owners only)",
+        description=(
+            "Send only what changes. `classes` is the whole new list: keep a class by sending its id "
+            "(with a new name to rename it, at a new place to move it), add one without an id, remove one "
+            "by leaving it out; a class that any answer uses cannot be removed."
+        ),
+        tags=["settings"],
+        parameters=[PROJECT_ID],
+        request=s.ProjectSettingsUpdateSerializer,
+        responses={200: s.ProjectSettingsSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(
+        detail=True,
+        methods=["get", "patch"],
+        url_path="settings",
+        url_name="settings",
+        parser_classes=[parsers.JSONParser],
+    )
+    def project_settings(self, request, pk=None):
+        if request.method == "GET":
+            return Response(_settings_body(_project(request, pk)))
+        project = _project(request, pk, roles=OWNER_ONLY)
+        serializer = s.ProjectSettingsUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.change_project(project, **serializer.validated_data)
+        return Response(_settings_body(project))
+
+    # --- one member -----------------------------------------------------------------------
+
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change a member's role (owners only)",
+        description="The only owner of a project cannot be given another role.",
+        tags=["members"],
+        parameters=[PROJECT_ID, USERNAME],
+        request=s.MemberRoleSerializer,
+        responses={200: s.MembershipSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Remove a member from the project (owners only)",
+        description="Their answers stay. The only owner cannot be removed.",
+        tags=["members"],
+        parameters=[PROJECT_ID, USERNAME],
+        request=None,
+        responses={204: OpenApiResponse(description="Removed."), 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(
+        detail=True, methods=["patch", "delete"], url_path=r"members/(?P<username>[\w.@+-]+)", url_name="member"
+    )
+    def member(self, request, pk=None, username=None):
+        project = _project(request, pk, roles=OWNER_ONLY)
+        if request.method == "DELETE":
+            services.remove_member(project, username)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = s.MemberRoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.change_role(project, username, serializer.validated_data["role"])
+        return Response(s.MembershipSerializer(membership).data)
+
+    # --- label import -----------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Import existing labels from a CSV (owners only)",
+        description=(
+            "A UTF-8 CSV with the header `file,class`: an image's original file name (or its content "
+            "hash) and its class. Each row becomes an imported answer of the caller, unless the image "
+            "already has a label; importing the same CSV twice adds nothing the second time. The "
+            "report gives every row's outcome. A file that cannot be read imports nothing."
+        ),
+        tags=["import"],
+        parameters=[PROJECT_ID],
+        request={"multipart/form-data": s.LabelUploadSerializer},
+        responses={200: s.LabelImportReportSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(
+        detail=True, methods=["post"], url_path="labels/import", url_name="label-import",
+        parser_classes=[parsers.MultiPartParser, parsers.FormParser],
+    )
+    def label_import(self, request, pk=None):
+        project = _project(request, pk, roles=OWNER_ONLY)
+        serializer = s.LabelUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(services.import_labels(project, request.user, serializer.validated_data["file"]))
+
+    # --- items ------------------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Items of the pool, filtered by state and by the model's guess",
+        description=(
+            "In pool order. `predicted`, `min_confidence` and `max_confidence` use the current model's "
+            "probabilities; items it has not scored yet never match them."
+        ),
+        tags=["items"],
+        parameters=[PROJECT_ID, s.ItemQuerySerializer],
+        responses={200: s.ItemSerializer(many=True), 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], pagination_class=Pages)
+    def items(self, request, pk=None):
+        project = _project(request, pk)
+        query = s.ItemQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        current = predictions.current(project)
+        selection = services.select_items(project, current=current, **query.validated_data)
+        if isinstance(selection, QuerySet):
+            selection = selection.prefetch_related(_live_labels())
+        else:
+            selection.queryset = selection.queryset.prefetch_related(_live_labels())
+        page = self.paginate_queryset(selection)
+        context = {"request": request, "predictions": current}
+        return self.get_paginated_response(s.ItemSerializer(page, many=True, context=context).data)
+
+    # --- annotations as owners see them -----------------------------------------------------------
+
+    @extend_schema(
+        summary="Answers in the project, newest first",
+        description="Live answers (labels and skips); `include_undone` adds deleted and undone ones.",
+        tags=["annotations"],
+        parameters=[PROJECT_ID, s.AnnotationQuerySerializer],
+        responses={200: s.AnnotationRecordSerializer(many=True), 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @annotations.mapping.get
+    def list_annotations(self, request, pk=None):
+        project = _project(request, pk)
+        query = s.AnnotationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = self.paginate_queryset(_filtered_annotations(project, query.validated_data))
+        return self.get_paginated_response(s.AnnotationRecordSerializer(page, many=True).data)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="One answer, with its history of corrections",
+        tags=["annotations"],
+        parameters=[PROJECT_ID, ANNOTATION_ID],
+        responses={200: s.AnnotationDetailSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Correct an answer's class (owners only)",
+        description="The old class is kept in the answer's history.",
+        tags=["annotations"],
+        parameters=[PROJECT_ID, ANNOTATION_ID],
+        request=s.AnnotationCorrectionSerializer,
+        responses={
+            200: s.AnnotationDetailSerializer,
+            400: INVALID,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: OpenApiResponse(ERROR, description="The answer was deleted or undone."),
+        },
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Delete an answer (owners only)",
+        description=(
+            "The answer is marked undone, never erased: it stays in the history (with `include_undone`) "
+            "and its item goes back to the queue when it lacks answers."
+        ),
+        tags=["annotations"],
+        parameters=[PROJECT_ID, ANNOTATION_ID],
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: OpenApiResponse(ERROR, description="The answer was already deleted or undone."),
+        },
+    )
+    @action(
+        detail=True, methods=["get", "patch", "delete"], url_path=r"annotations/(?P<annotation_id>\d+)",
+        url_name="annotation",
+    )
+    def annotation(self, request, pk=None, annotation_id=None):
+        if request.method == "GET":
+            project = _project(request, pk)
+            return Response(s.AnnotationDetailSerializer(_annotation(project, annotation_id)).data)
+        project = _project(request, pk, roles=OWNER_ONLY)
+        if request.method == "DELETE":
+            services.delete_annotation(project, int(annotation_id), by=request.user)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = s.AnnotationCorrectionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.correct_annotation(project, int(annotation_id), serializer.validated_data["label"], by=request.user)
+        return Response(s.AnnotationDetailSerializer(_annotation(project, annotation_id)).data)
+
+    # --- model versions -------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Model versions, newest first (failed runs included)",
+        tags=["models"],
+        parameters=[PROJECT_ID],
+        responses={200: s.ModelVersionSerializer(many=True), 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], pagination_class=Pages)
+    def versions(self, request, pk=None):
+        project = _project(request, pk)
+        page = self.paginate_queryset(project.model_versions.order_by("-created_at", "-id"))
+        data = s.ModelVersionSerializer(page, many=True, context=_version_context(project)).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        summary="One model version",
+        tags=["models"],
+        parameters=[PROJECT_ID, VERSION_ID],
+        responses={200: s.ModelVersionSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>\d+)", url_name="version")
+    def version(self, request, pk=None, version_id=None):
+        project = _project(request, pk)
+        version = project.model_versions.filter(pk=int(version_id)).first()
+        if version is None:
+            raise services.NotFound(f"Model version {version_id} is not in this project.")
+        return Response(s.ModelVersionSerializer(version, context=_version_context(project)).data)
+
+
+def _settings_body(project):
+    usage = services.class_usage(project)
+    classes = [
+        {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "labels": usage[c.pk][0], "removable": not usage[c.pk][1]}
+        for c in project.ordered_classes()
+    ]
+    return {**{field: getattr(project, field) for field in services.SETTINGS_FIELDS}, "classes": classes}
+
+
+def _live_labels():
+    live = Annotation.objects.filter(undone=False, skipped=False).select_related("label", "annotator").order_by("id")
+    return Prefetch("annotations", queryset=live, to_attr="live_labels")
+
+
+def _filtered_annotations(project, query):
+    annotations = Annotation.objects.filter(item__project=project)
+    if not query["include_undone"]:
+        annotations = annotations.filter(undone=False)
+    if "annotator" in query:
+        if not get_user_model().objects.filter(username=query["annotator"]).exists():
+            raise services.Invalid(f"There is no user named {query['annotator']!r}.")
+        annotations = annotations.filter(annotator__username=query["annotator"])
+    if "label" in query:
+        annotations = annotations.filter(label=services.find_class(project, query["label"]))
+    if "source" in query:
+        annotations = annotations.filter(source=query["source"])
+    if "item" in query:
+        annotations = annotations.filter(item_id=query["item"])
+    return annotations.select_related("item", "label", "annotator").order_by("-created_at", "-id")
+
+
+def _annotation(project, annotation_id):
+    annotation = (
+        Annotation.objects.filter(item__project=project, pk=int(annotation_id))
+        .select_related("item", "label", "annotator")
+        .prefetch_related(Prefetch("changes", queryset=AnnotationChange.objects.select_related("changed_by")))
+        .first()
+    )
+    if annotation is None:
+        raise services.NotFound(f"Annotation {annotation_id} is not in this project.")
+    return annotation
+
+
+def _version_context(project):
+    state = TrainerState.objects.filter(project=project).only("current_version_id").first()
+    return {
+        "current_id": state.current_version_id if state else None,
+        "accuracies": services.version_accuracies(project),
+    }

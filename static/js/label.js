@@ -9,6 +9,12 @@
  * server's reply to an answer carries the next prefetched lease; the request lists the items
  * this page still holds (`exclude`) so the server does not hand one of them out again.
  * A refused answer (409, 400) puts a red banner on screen that stays until closed.
+ *
+ * The model's guess for the image on screen is shown with its confidence (and the runners-up
+ * when it is unsure); it is applied only by a key press (A or Enter) or a click. When the
+ * trainer publishes a new queue (static/js/live.js), a "refresh" operation joins the queue:
+ * after the answers before it are settled, it gives back the prefetched lease and leases the
+ * new queue's top item, leaving the image on screen alone.
  */
 (function () {
   "use strict";
@@ -17,7 +23,7 @@
   if (!root) return;
 
   const initial = JSON.parse(document.getElementById("label-state").textContent);
-  const urls = { next: root.dataset.nextUrl, answer: root.dataset.answerUrl, undo: root.dataset.undoUrl };
+  const urls = { next: root.dataset.nextUrl, answer: root.dataset.answerUrl, undo: root.dataset.undoUrl, refresh: root.dataset.nextUrl };
   const el = {
     stage: document.getElementById("stage"),
     image: document.getElementById("label-image"),
@@ -27,6 +33,7 @@
     guess: document.getElementById("guess"),
     guessLabel: document.getElementById("guess-label"),
     guessConfidence: document.getElementById("guess-confidence"),
+    guessTop: document.getElementById("guess-top"),
     previous: document.getElementById("previous-answer"),
     help: document.getElementById("help"),
     form: document.getElementById("answer-form"),
@@ -38,6 +45,8 @@
   };
   const classButtons = Array.from(root.querySelectorAll(".class-button"));
   const hotkeys = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey.toLowerCase(), b.value]));
+  const hotkeyOf = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.value, b.dataset.hotkey]));
+  const SURE = 0.9; // below this confidence the runners-up are shown too
   const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 15000, 30000];
 
   const state = {
@@ -49,6 +58,7 @@
     history: [], // {lease, answer} given on this page, newest last (for an instant undo)
     shownAt: performance.now(),
     progress: initial.progress,
+    refreshes: 0, // queue refreshes done (for tests)
   };
 
   // --- small helpers ------------------------------------------------------------------
@@ -132,7 +142,40 @@
     el.guess.toggleAttribute("data-empty", !guess);
     if (!guess) return;
     el.guessLabel.textContent = guess.label;
-    el.guessConfidence.textContent = guess.confidence == null ? "" : Math.round(guess.confidence * 100) + "%";
+    el.guessConfidence.textContent = guess.confidence == null ? "" : percent(guess.confidence);
+    showRunnersUp(guess);
+  }
+
+  function percent(x) {
+    const p = Math.round(x * 100);
+    return (p === 0 && x > 0 ? "<1" : String(p)) + "%";
+  }
+
+  function showRunnersUp(guess) {
+    // The next two classes of the top 3, when the model is unsure; each with its hotkey.
+    const list = el.guessTop && el.guessTop.querySelector("ol");
+    if (!list) return;
+    const others = (guess.top || []).filter((row) => row.label !== guess.label).slice(0, 2);
+    const show = others.length > 0 && (guess.confidence == null || guess.confidence < SURE);
+    el.guessTop.hidden = !show;
+    list.replaceChildren(
+      ...(show ? others : []).map((row) => {
+        const li = document.createElement("li");
+        const key = hotkeyOf.get(row.label);
+        if (key) {
+          const kbd = document.createElement("kbd");
+          kbd.textContent = key.toUpperCase();
+          li.append(kbd, " ");
+        }
+        const name = document.createElement("span");
+        name.textContent = row.label;
+        const conf = document.createElement("span");
+        conf.className = "muted";
+        conf.textContent = " " + percent(row.confidence);
+        li.append(name, conf);
+        return li;
+      })
+    );
   }
 
   function showPrevious(previous) {
@@ -169,7 +212,8 @@
     if (waiting) setStatus("Saving " + waiting + " answer" + (waiting > 1 ? "s" : "") + "…", "saving");
     else if (!state.sending) setStatus(state.history.length ? "All answers saved" : "", "saved");
     root.dataset.pending = String(state.queue.length);
-    const empty = !state.current && !state.next && state.queue.length === 0;
+    // A queue refresh alone does not take the page out of "nothing left" until it brings an item.
+    const empty = !state.current && !state.next && state.queue.every((op) => op.kind === "refresh");
     root.classList.toggle("is-empty", empty);
     if (empty) root.classList.remove("is-waiting");
     showProgress();
@@ -245,6 +289,13 @@
     enqueue({ kind: "next" });
   }
 
+  function refreshQueue() {
+    // A new queue: once the answers before it are settled, trade the prefetched lease for
+    // the new queue's top item. One waiting refresh is enough.
+    if (state.queue.some((op, i) => op.kind === "refresh" && !(i === 0 && state.sending))) return;
+    enqueue({ kind: "refresh", release: null });
+  }
+
   function acceptGuess() {
     const guess = state.current && state.current.suggestion;
     if (guess) answer(guess.label, false);
@@ -278,6 +329,7 @@
       body.set("duration_ms", op.durationMs);
     }
     heldItems(op).forEach((id) => body.append("exclude", id));
+    if (op.kind === "refresh" && op.release != null) body.append("release", op.release);
     return body;
   }
 
@@ -285,6 +337,11 @@
     if (state.sending || !state.queue.length) return;
     state.sending = true;
     const op = state.queue[0];
+    if (op.kind === "refresh") {
+      // Dropped before the request, so an answer given meanwhile never shows the released item.
+      if (state.next) op.release = state.next.item;
+      dropPrefetch();
+    }
     try {
       const reply = await send(op);
       handle(op, reply);
@@ -336,6 +393,7 @@
 
   function handle(op, reply) {
     const data = reply.data || {};
+    if (op.kind === "refresh") state.refreshes += 1;
     if (data.progress) state.progress = data.progress;
     if (op.kind === "answer" && data.error) {
       state.history = state.history.filter((h) => h.lease.item !== op.lease.item);
@@ -443,6 +501,14 @@
   window.labeler = {
     pending: () => state.queue.length,
     prefetchReady: () => !state.next || Boolean(state.nextImage && state.nextImage.complete),
+    refreshes: () => state.refreshes,
+    current: () => (state.current ? state.current.item : null),
+    prefetched: () => (state.next ? state.next.item : null),
   };
+  // Live updates: a new queue from the trainer, or a socket back after a drop (events may
+  // have been missed), refresh the prefetched item. Without live.js the page works as before.
+  if (window.Live && root.dataset.project) {
+    window.Live.connect(root.dataset.project, { onQueue: refreshQueue, onReconnect: refreshQueue });
+  }
   updateIdle();
 })();

@@ -8,11 +8,20 @@ PATHS = {
     "/api/projects/": {"get", "post"},
     "/api/projects/{id}/": {"get"},
     "/api/projects/{id}/members/": {"get", "post"},
+    "/api/projects/{id}/members/{username}/": {"patch", "delete"},
     "/api/projects/{id}/images/": {"post"},
+    "/api/projects/{id}/items/": {"get"},
+    "/api/projects/{id}/labels/import/": {"post"},
     "/api/projects/{id}/next/": {"post"},
-    "/api/projects/{id}/annotations/": {"post"},
+    "/api/projects/{id}/annotations/": {"get", "post"},
+    "/api/projects/{id}/annotations/{annotation_id}/": {"get", "patch", "delete"},
     "/api/projects/{id}/annotations/undo/": {"post"},
     "/api/projects/{id}/stats/": {"get"},
+    "/api/projects/{id}/status/": {"get"},
+    "/api/projects/{id}/settings/": {"get", "patch"},
+    "/api/projects/{id}/versions/": {"get"},
+    "/api/projects/{id}/versions/{version_id}/": {"get"},
+    "/api/projects/{id}/export/": {"get"},
 }
 
 

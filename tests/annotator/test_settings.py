@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
@@ -71,3 +73,18 @@ def test_database_url_and_redis_url_switch_to_postgresql_and_redis(tmp_path):
     out = json.loads(result.stdout)
     assert out["engine"] == "django.db.backends.postgresql"
     assert out["layer"] == "channels_redis.core.RedisChannelLayer"
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("TRAINER_LEASE_SECONDS", "1", "TRAINER_LEASE_SECONDS must be at least 3"),
+        ("TRAINER_SLOW_BUDGET_S", "abc", "TRAINER_SLOW_BUDGET_S must be a number"),
+        ("TRAINER_SLOW_EVERY", "-1", "TRAINER_SLOW_EVERY must be at least 0"),
+        ("SERVE_TRAINER", "gpu", "SERVE_TRAINER must be process, thread or none"),
+    ],
+)
+def test_it_refuses_bad_trainer_settings_with_a_sentence(tmp_path, name, value, message):
+    result = _run(tmp_path, SECRET_KEY="k" * 50, **{name: value})
+    assert result.returncode != 0
+    assert message in result.stderr

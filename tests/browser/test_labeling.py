@@ -12,19 +12,18 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from annotator import importing, services
 from annotator.models import Annotation, Lease
-from tests.conftest import PASSWORD, png_bytes
+from tests.browser.helpers import CHROMIUM, log_in
+from tests.conftest import png_bytes
 
 # Playwright's sync API runs an event loop in this thread; the Django ORM calls made here
 # between browser steps are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = [
@@ -77,30 +76,8 @@ def picture(n, size=(640, 480)):
     return buffer.getvalue()
 
 
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        # ORM calls made while Playwright runs get their own database connection (Django keeps
-        # connections in context variables, and Playwright switches contexts); close it here,
-        # in that context, or PostgreSQL refuses to drop the test database at the end.
-        connections.close_all()
-        browser.close()
 
 
-def log_in(browser, live_server, username, next_path):
-    page = browser.new_page(viewport={"width": 1280, "height": 860})
-    page.goto(f"{live_server.url}/accounts/login/?next={next_path}")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}{next_path}")
-    return page
 
 
 def shown_item(page):

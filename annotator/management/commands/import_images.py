@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotator.importing import DUPLICATE, REJECTED, import_path
+from annotator.management.progress import tqdm_progress
 from annotator.models import Membership, Project, Role
 
 SHOWN_REJECTIONS = 20
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         user = self._user(project, username)
         with tqdm(desc="Importing", unit="img", file=options.get("stderr") or sys.stderr) as bar:
             report = import_path(
-                project, source, user=user, progress=_tqdm_progress(bar), folder_labels=not no_folder_labels
+                project, source, user=user, progress=tqdm_progress(bar), folder_labels=not no_folder_labels
             )
         self._print_summary(project, source, report, verbose)
         if report.imported == 0 and report.rejected:
@@ -115,11 +116,3 @@ class Command(BaseCommand):
 def _plural(n, noun):
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
-
-def _tqdm_progress(bar):
-    def progress(done, total):
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    return progress

@@ -1,19 +1,134 @@
-"""`manage.py serve`: the embedded server (HTTP and websockets on one ASGI process)."""
+"""`manage.py serve`: the embedded server (HTTP and websockets on one ASGI process), with
+the model loop beside it.
+
+The trainer runs in a child process by default (`--trainer process`, SERVE_TRAINER): the
+child's live events travel over a multiprocessing queue and are relayed into this
+process's channel layer on the server's event loop, so the in-memory layer works without
+Redis. `--trainer thread` runs the loop in a thread of this process instead, and
+`--trainer none` serves pages only (run `manage.py trainer` elsewhere).
+"""
+import asyncio
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+
 import uvicorn
+from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from annotator import events
+
+log = logging.getLogger(__name__)
+CHILD_RESTART_DELAY_S = 5
+
+
+def _child_main(event_queue, stop_event, parent):
+    """Entry point of the trainer child process (spawned: a fresh interpreter). `parent` is
+    the server's pid, passed in: it may already be gone when this process gets here."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    django.setup()
+    from annotator.trainer import Trainer
+
+    event_queue.cancel_join_thread()  # exiting never waits for a dead server to read events
+    trainer = Trainer(publish=lambda pk, message: event_queue.put((pk, message)))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, lambda *a: trainer.stop.set())
+    def watch_parent():
+        # stop when asked, or when the server died without asking (killed): no orphan trainer
+        while os.getppid() == parent and not stop_event.wait(1.0):
+            pass
+        trainer.stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    trainer.run()
+
+
+class ChildTrainer:
+    """Runs the trainer in a child process, restarts it if it dies, relays its events."""
+
+    def __init__(self, publish):
+        self.publish = publish
+        self.ctx = multiprocessing.get_context("spawn")
+        self.events = self.ctx.Queue()
+        self.stop_event = self.ctx.Event()
+        self.stopping = threading.Event()
+        self.process = None
+
+    def start(self):
+        self._spawn()
+        threading.Thread(target=self._relay, name="trainer-relay", daemon=True).start()
+        threading.Thread(target=self._supervise, name="trainer-supervisor", daemon=True).start()
+
+    def _spawn(self):
+        self.process = self.ctx.Process(target=_child_main, args=(self.events, self.stop_event, os.getpid()),
+                                        name="trainer")
+        self.process.start()
+        log.info("Trainer child process %s started", self.process.pid)
+
+    def _relay(self):
+        while not self.stopping.is_set():
+            try:
+                pk, message = self.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+            self.publish(pk, message)
+
+    def _supervise(self):
+        while not self.stopping.wait(1.0):
+            if self.process is not None and not self.process.is_alive():
+                log.error("Trainer child exited with code %s; restarting in %s s",
+                          self.process.exitcode, CHILD_RESTART_DELAY_S)
+                if self.stopping.wait(CHILD_RESTART_DELAY_S):
+                    return
+                self._spawn()
+
+    def stop(self, timeout=20):
+        self.stopping.set()
+        self.stop_event.set()
+        if self.process is not None:
+            self.process.join(timeout)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+
+
+class ThreadTrainer:
+    def __init__(self, publish):
+        from annotator.trainer import Trainer
+
+        self.trainer = Trainer(publish=publish)
+        self.thread = threading.Thread(target=self.trainer.run, name="trainer", daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self, timeout=20):
+        self.trainer.stop.set()
+        self.thread.join(timeout)
 
 
 class Command(BaseCommand):
-    help = "Serve the app (pages, REST API and websockets) with uvicorn."
+    help = "Serve the app (pages, REST API and websockets) with uvicorn, and run the model loop."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (default 127.0.0.1).")
         parser.add_argument("--port", type=int, default=8000, help="Port to bind (default 8000).")
         parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+        parser.add_argument(
+            "--trainer", choices=["process", "thread", "none"], default=settings.SERVE_TRAINER,
+            help="Where the model loop runs (default: SERVE_TRAINER, else a child process).",
+        )
 
-    def handle(self, *args, host, port, log_level, **options):
-        self.stdout.write(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)")
-        uvicorn.run(
+    def handle(self, *args, host, port, log_level, trainer, **options):
+        config = uvicorn.Config(
             "annotator.asgi:application",
             host=host,
             port=port,
@@ -22,3 +137,35 @@ class Command(BaseCommand):
             ws="websockets-sansio",
             proxy_headers=False,
         )
+        server = uvicorn.Server(config)
+        self.stdout.write(f"Serving on http://{host}:{port}/ with the trainer: {trainer}  (Ctrl+C to stop)")
+        self.runner = None
+
+        def terminate(signum, frame):
+            raise KeyboardInterrupt  # uvicorn re-sends SIGTERM after its shutdown: stop the trainer too
+
+        signal.signal(signal.SIGTERM, terminate)
+        try:
+            asyncio.run(self._serve(server, trainer))
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises the Ctrl+C / SIGINT it handled; the shutdown is clean
+        finally:
+            if self.runner is not None:
+                self.stdout.write("Stopping the trainer...")
+                started = time.monotonic()
+                self.runner.stop()
+                self.stdout.write(f"Trainer stopped in {time.monotonic() - started:.1f} s.")
+
+    async def _serve(self, server, mode):
+        loop = asyncio.get_running_loop()
+        publish = events.loop_publisher(loop)
+        if settings.CHANNEL_LAYERS["default"]["BACKEND"] != "channels.layers.InMemoryChannelLayer":
+            publish = None  # Redis: the trainer publishes to the shared layer itself
+        if mode == "process":
+            self.runner = ChildTrainer(publish or (lambda pk, message: events.publish(pk, message)))
+        elif mode == "thread":
+            self.runner = ThreadTrainer(publish)
+        if self.runner is not None:
+            events.set_publisher(publish)
+            self.runner.start()
+        await server.serve()

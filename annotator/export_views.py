@@ -1,0 +1,128 @@
+"""Export downloads: `/projects/<pk>/export/` for the browser (session; anonymous users are
+sent to the sign-in page) and `GET /api/projects/<pk>/export/` for API clients (token or
+session; anonymous callers get 401). Every member may export (owners, annotators and
+viewers: the labels are their own work); outsiders get 404.
+
+Query parameters: `format` = csv | jsonl | imagefolder | model | embeddings (default csv),
+`predictions=1` with `min_confidence` (0-1, default 0.9) for the label formats. DRF's own
+`?format=` switch is off (URL_FORMAT_OVERRIDE = None), so the parameter is ours.
+
+The API view is a DRF APIView (token or session auth, 401 for anonymous callers, and its
+place in the OpenAPI schema) that returns a plain StreamingHttpResponse; DRF's content
+negotiation is bypassed so any Accept header gets the file.
+
+The body is streamed (annotator.exporting produces it chunk by chunk). Under ASGI a
+synchronous iterator would be read whole into memory by Django before the first byte is
+sent, so there each chunk is pulled in the request's sync thread from an async iterator.
+"""
+from asgiref.sync import sync_to_async
+from django.contrib.auth.views import redirect_to_login
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from . import exporting, services
+from .api.exceptions import ServiceErrorsMixin
+from .api.serializers import ErrorSerializer
+
+
+def _export(request, project):
+    """The streaming download, or ExportError before any byte is produced."""
+    params = request.GET
+    export = exporting.build(
+        project,
+        params.get("format", ""),
+        with_predictions=exporting.parse_flag(params.get("predictions"), "predictions"),
+        min_confidence=params.get("min_confidence"),
+    )
+    chunks = export.chunks
+    if isinstance(request, ASGIRequest):
+        chunks = _pulled_in_sync_thread(chunks)
+    response = StreamingHttpResponse(chunks, content_type=export.content_type)
+    response["Content-Disposition"] = content_disposition_header(True, export.filename)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+async def _pulled_in_sync_thread(chunks):
+    """An async iterator over a sync generator that reads the database: one chunk at a
+    time, in the thread that serves the request's sync code."""
+    step = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (chunk := await step(chunks, None)) is not None:
+            yield chunk
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+@require_GET
+def project_export(request, pk):
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    project = services.get_project_for_user(request.user, pk)
+    try:
+        return _export(request, project)
+    except exporting.ExportError as exc:
+        return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
+
+
+class _AnyAccept(BaseContentNegotiation):
+    """The download is a file whatever the Accept header says; refusals are JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+DOWNLOAD = OpenApiResponse(
+    OpenApiTypes.BINARY,
+    description="The file, as an attachment: text/csv (csv), application/x-ndjson (jsonl), application/zip "
+    "(imagefolder), application/octet-stream (model: .pt, embeddings: .npz).",
+)
+
+
+class ProjectExportView(ServiceErrorsMixin, APIView):
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _AnyAccept
+
+    @extend_schema(
+        operation_id="projects_export",
+        summary="Download the project's labels, images, model or embeddings (members)",
+        description=(
+            "Streamed. `csv` and `jsonl`: one row per labeled item (majority class, annotators, latest answer "
+            "time, vote distribution, source human/import, the model's guess and confidence). `imagefolder`: a zip "
+            "of class folders with metadata.csv, loadable by torchvision ImageFolder and Hugging Face imagefolder. "
+            "`predictions=1` adds unlabeled items whose model guess reaches `min_confidence` (source `model`). "
+            "`model`: the latest checkpoint; `embeddings`: an .npz with embeddings, pool_index and item_id."
+        ),
+        tags=["export"],
+        parameters=[
+            OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The project's id."),
+            OpenApiParameter("format", str, enum=list(exporting.FORMATS), default="csv",
+                             description="What to download."),
+            OpenApiParameter("predictions", bool, default=False,
+                             description="Also export unlabeled items by the model's guess (label formats)."),
+            OpenApiParameter("min_confidence", float, default=exporting.DEFAULT_MIN_CONFIDENCE,
+                             description="With predictions: the least confidence (0 to 1) of an exported guess."),
+        ],
+        responses={
+            (200, "text/csv"): DOWNLOAD,
+            (200, "application/x-ndjson"): DOWNLOAD,
+            (200, "application/zip"): DOWNLOAD,
+            (200, "application/octet-stream"): DOWNLOAD,
+            400: OpenApiResponse(ErrorSerializer,
+                                 description="Unknown format or a bad option; the message says what to change."),
+            401: OpenApiResponse(ErrorSerializer, description="Not signed in."),
+            404: OpenApiResponse(ErrorSerializer,
+                                 description="Not a member (or no such project), or no trained model yet."),
+        },
+    )
+    def get(self, request, pk):
+        project = services.get_project_for_user(request.user, pk)
+        return _export(request._request, project)

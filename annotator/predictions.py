@@ -1,0 +1,81 @@
+"""The current model's guesses, read from the probability arrays the trainer wrote.
+
+NumPy only: the web process never imports torch or mlcore. Files of a model version are
+written before its row exists and never change afterwards, so a reader either sees no
+version or a complete one. Arrays are memory-mapped and cached per version.
+"""
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from .models import ModelVersion, TrainerState
+
+PROBS_FILE = "probs.npy"  # (N, C) float32, rows in pool_index order
+POOL_INDEX_FILE = "pool_index.npy"  # (N,) int64, sorted
+TOP_K = 3
+
+_cache = {}
+_cache_lock = threading.Lock()
+
+
+def artifact_path(relative):
+    return Path(settings.ARTIFACTS_ROOT) / relative
+
+
+@dataclass
+class Predictions:
+    version: ModelVersion
+    classes: list
+    pool_index: np.ndarray
+    probs: np.ndarray
+
+    def row(self, pool_index):
+        i = int(np.searchsorted(self.pool_index, pool_index))
+        if i < len(self.pool_index) and self.pool_index[i] == pool_index:
+            return i
+        return None  # imported after this version
+
+    def probabilities(self, item):
+        i = self.row(item.pool_index)
+        return None if i is None else np.asarray(self.probs[i], dtype=np.float64)
+
+    def suggestion(self, item):
+        """The guess in the shape the page and the API show:
+        {"label", "confidence", "top": [{"label", "confidence"}, ...]}."""
+        p = self.probabilities(item)
+        if p is None:
+            return None
+        order = np.argsort(-p, kind="stable")[:TOP_K]
+        top = [{"label": self.classes[j], "confidence": round(float(p[j]), 4)} for j in order]
+        return {"label": top[0]["label"], "confidence": top[0]["confidence"], "top": top}
+
+
+def load(version):
+    key = (version.pk, version.artifact_dir)  # the folder name is unique: a reused pk never hits
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    folder = artifact_path(version.artifact_dir)
+    try:
+        probs = np.load(folder / PROBS_FILE, mmap_mode="r")
+        pool_index = np.load(folder / POOL_INDEX_FILE)
+    except (OSError, ValueError):
+        return None  # pruned or missing: no guesses rather than an error page
+    preds = Predictions(version, list(version.classes), pool_index, probs)
+    with _cache_lock:
+        if len(_cache) > 16:
+            _cache.clear()
+        _cache[key] = preds
+    return preds
+
+
+def current(project):
+    """Predictions of the project's current model version, or None before the first one."""
+    state = TrainerState.objects.filter(project=project).select_related("current_version").first()
+    if state is None or state.current_version is None or not state.current_version.artifact_dir:
+        return None
+    return load(state.current_version)

@@ -1,0 +1,88 @@
+"""Helpers the crash tests run in subprocesses, against a throwaway SQLite data dir:
+`python -m tests.annotator.loop_scripts setup|label N|verify`."""
+import json
+import os
+import sys
+
+
+def main(argv):
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from annotator import services
+    from annotator.models import Project
+
+    command = argv[0]
+    if command == "setup":
+        from tests.annotator.trainer_helpers import SHAPES, add_shape_items
+
+        user = get_user_model().objects.create_user("alice", password="x" * 12)
+        project = services.create_project(user, name="Shapes", classes=SHAPES, audit_fraction=0.0)
+        add_shape_items(project, 90)
+        print(json.dumps({"project": project.pk}))
+    elif command == "label":
+        from tests.annotator.trainer_helpers import SHAPES
+
+        project = Project.objects.get(slug="shapes")
+        user = get_user_model().objects.get(username="alice")
+        for _ in range(int(argv[1])):
+            lease = services.lease_next(project, user)
+            if lease is None:
+                break
+            kind = lease.item.original_name.split("-")[0]
+            assert kind in SHAPES
+            services.submit_annotation(project, user, item_id=lease.item_id, label=kind,
+                                       idempotency_key=f"{lease.item_id}-{lease.pk}")
+    elif command == "verify":
+        print(json.dumps(verify(Project.objects.get(slug="shapes"))))
+
+
+def verify(project):
+    """Every committed artifact loads; the queue is one whole version's queue."""
+    import numpy as np
+
+    from annotator import predictions
+    from annotator.models import ModelVersion, QueueEntry, TrainerState
+    from mlcore.checkpoint import load_checkpoint
+
+    problems = []
+    versions = ModelVersion.objects.filter(project=project, status="ok")
+    for v in versions.exclude(checkpoint=""):
+        try:
+            load_checkpoint(str(predictions.artifact_path(v.checkpoint)))
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"v{v.number} checkpoint: {exc}")
+    for v in versions.filter(kind="fast").exclude(artifact_dir=""):
+        folder = predictions.artifact_path(v.artifact_dir)
+        try:
+            index = np.load(folder / "pool_index.npy")
+            if v.labels_used:
+                probs = np.load(folder / "probs.npy")
+                assert probs.shape == (len(index), len(v.classes)), probs.shape
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"v{v.number} probabilities: {exc}")
+    queue = list(QueueEntry.objects.filter(project=project).values_list("version_id", "rank"))
+    state = TrainerState.objects.filter(project=project).first()
+    if queue:
+        if len({v for v, _r in queue}) != 1:
+            problems.append("queue mixes versions")
+        if sorted(r for _v, r in queue) != list(range(len(queue))):
+            problems.append("queue ranks have holes")
+        current = state.current_version if state else None
+        queued = ModelVersion.objects.get(pk=queue[0][0])
+        if current is None or queued.number > current.number:
+            problems.append("the queue belongs to a version that is not committed as current")
+    return {
+        "problems": problems,
+        "versions": versions.count(),
+        "pretrain": versions.filter(kind="pretrain").count(),
+        "fast_labels": max(versions.filter(kind="fast").values_list("labels_used", flat=True), default=-1),
+        "queue": len(queue),
+    }
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
