@@ -125,6 +125,18 @@ def label_arrays(project, pool_index, classes):
     return labels.astype(np.int64), soft
 
 
+def answers_signature(project):
+    """A cheap fingerprint of the project's answers (one aggregate query): it changes with
+    a new answer, an undo, a deletion or a correction, so the loop reads every answer only
+    when something changed."""
+    from django.db.models import Count, Q, Sum
+
+    return tuple(Annotation.objects.filter(item__project=project).aggregate(
+        n=Count("id"), top=Max("id"), live=Count("id", filter=Q(undone=False)),
+        labels=Sum("label_id", filter=Q(undone=False)),
+    ).values())
+
+
 def ordered_class_ids(project):
     classes = project.ordered_classes()
     return [c.pk for c in classes], [c.name for c in classes]
@@ -295,9 +307,26 @@ def queue_is_spent(project, strategy):
     return not queue.filter(item__done=False).exclude(Exists(leased)).exists()
 
 
-def fast_path(project, model, labels, soft, strategy, batch, rerank=True):
+def held_rows(project, model):
+    """Pool rows of items an annotator holds right now (on screen or prefetched)."""
+    from django.utils import timezone
+
+    from .models import Lease
+
+    held = np.fromiter(
+        Lease.objects.filter(project=project, expires_at__gt=timezone.now()).values_list("item__pool_index", flat=True),
+        dtype=np.int64,
+    )
+    rows = np.searchsorted(model.pool_index, held)
+    ok = rows < len(model.pool_index)
+    return rows[ok][model.pool_index[rows[ok]] == held[ok]]
+
+
+def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=()):
     """Propagation -> probabilities for the pool -> (when `rerank`) a ranked, diverse
-    batch. Pure compute; returns queue None when not re-ranked."""
+    batch. Pure compute; returns queue None when not re-ranked. Items in `held` (rows
+    annotators hold now) are ranked as if answered: they are not asked twice, and for the
+    cold start their clusters count as covered."""
     learner = model.learner
     durations = {}
     n_labels = int((labels >= 0).sum())
@@ -307,7 +336,12 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True):
     t = time.perf_counter()
     queue = None
     if rerank:
-        queue = learner.rank(batch, labels, strategy=strategy) if (labels < 0).any() else np.zeros(0, np.int64)
+        asked = labels
+        if n_labels and len(held):
+            # any class marks "answered" for ranking; propagation above used the true labels
+            asked = labels.copy()
+            asked[np.asarray(held)[asked[held] < 0]] = 0
+        queue = learner.rank(batch, asked, strategy=strategy) if (asked < 0).any() else np.zeros(0, np.int64)
     durations["rank_s"] = round(time.perf_counter() - t, 4)
     metrics = {"classes_labeled": int(len(np.unique(labels[labels >= 0])))}
     if probs is not None:

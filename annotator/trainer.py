@@ -205,7 +205,10 @@ class ProjectLoop:
         self.last_change = time.monotonic()
         self.slow: Future | None = None
         self.slow_thread = None
-        self.data_signature = None  # (items, labels) when the last failure happened
+        self.data_signature = None  # (items, answers) when the last failure happened
+        self.answers = None  # answers_signature of the arrays read last
+        self.read = None  # (labels, soft) read last
+        self.labels_read_at = 0.0
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -237,12 +240,9 @@ class ProjectLoop:
         self.trainer._publish_status(self.project_id)
 
     def _signature(self, project):
-        from django.db.models import Count, Max
+        from . import mlbridge
 
-        from .models import Annotation
-
-        agg = Annotation.objects.filter(item__project=project).aggregate(n=Count("id"), m=Max("id"))
-        return Item.objects.filter(project=project).count(), agg["n"], agg["m"]
+        return Item.objects.filter(project=project).count(), mlbridge.answers_signature(project)
 
     def _may_run(self, project):
         """Respect the backoff after failures; after too many, wait for new data."""
@@ -272,7 +272,7 @@ class ProjectLoop:
         if self._adopt_slow(project):
             return True
         pool_changed = mlbridge.refresh_pool(project, self.model)
-        labels, soft = mlbridge.label_arrays(project, self.model.pool_index, self.model.class_ids)
+        labels, soft = self._labels(project, pool_changed)
         now = time.monotonic()
         changed = pool_changed or self.labels is None or not np.array_equal(labels, self.labels)
         if changed and self.labels is not None and not pool_changed:
@@ -288,6 +288,19 @@ class ProjectLoop:
             self.start_slow(project, labels, soft)
             return True
         return False
+
+    def _labels(self, project, pool_changed):
+        """The answers as arrays, read again only when their signature moved (and once a
+        minute regardless); a poll of an idle project is one aggregate query."""
+        from . import mlbridge
+
+        signature = mlbridge.answers_signature(project)
+        fresh = time.monotonic() - self.labels_read_at < 60
+        if not pool_changed and self.read is not None and signature == self.answers and fresh:
+            return self.read
+        self.answers, self.labels_read_at = signature, time.monotonic()
+        self.read = mlbridge.label_arrays(project, self.model.pool_index, self.model.class_ids)
+        return self.read
 
     def start(self, project):
         """Resume from the newest checkpoint, else pretrain from scratch."""
@@ -347,8 +360,9 @@ class ProjectLoop:
 
         t0 = time.perf_counter()
         batch = max(1, project.query_batch_size)
+        held = mlbridge.held_rows(project, self.model) if rerank else ()
         probs, queue, durations, metrics = mlbridge.fast_path(project, self.model, labels, soft, project.strategy,
-                                                               batch, rerank=rerank)
+                                                               batch, rerank=rerank, held=held)
         self.trainer.check(self.project_id)
         folder = mlbridge.write_probabilities(project, self.model, probs)
         durations["total_s"] = round(time.perf_counter() - t0, 4)
@@ -441,11 +455,13 @@ class ProjectLoop:
             folder = checkpoint.rsplit("/", 1)[0]
         else:
             checkpoint, folder = "", ""
+        metrics["adopted"] = bool(checkpoint)  # accepted, and the pool did not change meanwhile
         mlbridge.commit_version(
             project, self.trainer.name, kind=ModelVersion.Kind.SLOW, model=self.model, labels=labels,
             durations={"finetune_s": round(seconds, 2)}, metrics=metrics, artifact_dir=folder,
             checkpoint=checkpoint, make_current=False, phase=TrainerState.Phase.TRAINING,
-            detail="Fine-tuned; updating guesses." if checkpoint else "Fine-tuning did not improve the model; kept the previous one.",
+            detail="Fine-tuned; updating guesses." if checkpoint else "Kept the previous model: fine-tuning did not "
+            "improve it, or images were imported meanwhile.",
         )
         self.labels = None  # the next step runs the fast path with the newest labels
         self.last_fast = 0.0

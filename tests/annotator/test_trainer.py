@@ -256,3 +256,36 @@ def test_the_labels_array_takes_the_majority_and_soft_votes(shapes, bob, alice, 
     assert (labels[2:] == -1).all()
     assert soft[0].tolist() == pytest.approx([1 / 3, 2 / 3, 0])
     assert soft[2].sum() == 0
+
+
+def test_a_new_batch_skips_items_annotators_hold(shapes, alice, bob):
+    shapes.query_batch_size = 3
+    shapes.save()
+    trainer = Trainer("t1", publish=lambda *a: None)
+    trainer.run_once()
+    label_served(shapes, alice, 3)  # the cold-start batch is answered
+    trainer.run_once()
+    first = services.lease_next(shapes, bob)
+    prefetched = services.lease_next(shapes, bob, exclude=[first.item_id])
+    held = {first.item_id, prefetched.item_id, services.lease_next(shapes, alice).item_id}
+    assert mlbridge.queue_is_spent(shapes, shapes.strategy)  # every queued item is held now
+    label_served(shapes, alice, 1, prefix="more")  # alice answers her held item
+    trainer.run_once()
+    queue = set(QueueEntry.objects.filter(project=shapes).values_list("item_id", flat=True))
+    assert len(queue) == 3 and not queue & {first.item_id, prefetched.item_id}
+    assert not queue & held
+
+
+def test_a_corrected_label_reaches_the_model(shapes, bob):
+    trainer = Trainer("t1", publish=lambda *a: None)
+    trainer.run_once()
+    label_served(shapes, bob, 3)
+    trainer.run_once()
+    assert trainer.run_once() is False
+    answer = Annotation.objects.filter(item__project=shapes, undone=False).first()
+    other = LabelClass.objects.filter(project=shapes).exclude(pk=answer.label_id).first()
+    Annotation.objects.filter(pk=answer.pk).update(label=other)  # an owner's correction
+    assert trainer.run_once() is True
+    version = fast_versions(shapes).order_by("-number").first()
+    labels = np.load(predictions.artifact_path(version.artifact_dir) / "probs.npy").argmax(1)
+    assert labels[answer.item.pool_index] == SHAPES.index(other.name)
