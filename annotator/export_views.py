@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 from . import exporting, services
 from .api.exceptions import ServiceErrorsMixin
 from .api.serializers import ErrorSerializer
+from .api.views import PROJECT_ID
 
 
 def _export(request, project):
@@ -103,7 +104,7 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
         ),
         tags=["export"],
         parameters=[
-            OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The project's id."),
+            PROJECT_ID,
             OpenApiParameter("format", str, enum=list(exporting.FORMATS), default="csv",
                              description="What to download."),
             OpenApiParameter("predictions", bool, default=False,

@@ -36,6 +36,9 @@ MAX_LEASES_PER_USER = 2
 
 LABELING_ROLES = (Role.OWNER, Role.ANNOTATOR)
 
+# Row ids are 64-bit; a larger number names no row (and SQLite refuses it in a query).
+MAX_ID = 2**63 - 1
+
 
 class ServiceError(Exception):
     """A refusal with a sentence meant for the user."""
@@ -62,7 +65,7 @@ class Forbidden(ServiceError):
 def get_project_for_user(user, pk, *, roles=None):
     """The project if `user` is a member (404 otherwise, so outsiders learn nothing);
     Forbidden if the member's role is not in `roles`."""
-    if not user.is_authenticated:
+    if not user.is_authenticated or not is_row_id(pk):
         raise Http404("No such project.")
     membership = Membership.objects.select_related("project").filter(project_id=pk, user=user).first()
     if membership is None:
@@ -72,6 +75,14 @@ def get_project_for_user(user, pk, *, roles=None):
     project = membership.project
     project.current_role = membership.role
     return project
+
+
+def is_row_id(value):
+    """Whether `value` (an int or a string from a URL) can be the id of a row."""
+    try:
+        return 1 <= int(value) <= MAX_ID
+    except (TypeError, ValueError):
+        return False
 
 
 def projects_for_user(user):
@@ -85,6 +96,8 @@ def create_project(owner, *, name, classes, **options):
         raise Invalid("A project needs a name.")
     if len(names) < 2:
         raise Invalid("A project needs at least two classes.")
+    if len(names) > MAX_CLASSES:
+        raise Invalid(f"A project can have at most {MAX_CLASSES} classes.")
     if any(not n for n in names):
         raise Invalid("Class names cannot be empty.")
     if len(set(names)) != len(names):
@@ -422,10 +435,21 @@ def audit_answers(project):
 
 
 def audit_accuracy(project, answers=None):
-    """Live accuracy estimate of the model's guesses on audit items, with its 95% interval."""
-    answers = audit_answers(project) if answers is None else answers
-    n = len(answers)
-    correct = sum(1 for ok, _v, _u in answers if ok)
+    """Live accuracy estimate of the model's guesses on audit items, with its 95% interval.
+    Counted in the database (the status is computed after every model version), or over
+    `answers` from audit_answers."""
+    if answers is None:
+        from django.db.models import Q
+        from django.db.models.fields.json import KeyTextTransform
+
+        rows = Annotation.objects.filter(
+            item__project=project, is_audit=True, undone=False, skipped=False
+        ).annotate(guess=KeyTextTransform("label", "suggestion")).filter(guess__isnull=False)
+        counts = rows.aggregate(n=Count("id"), correct=Count("id", filter=Q(guess=F("label__name"))))
+        n, correct = counts["n"], counts["correct"]
+    else:
+        n = len(answers)
+        correct = sum(1 for ok, _v, _u in answers if ok)
     low, high = wilson_interval(correct, n)
     return {"n": n, "correct": correct, "estimate": correct / n if n else None, "low": low, "high": high}
 

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from annotator import importing, services
 from annotator.models import Annotation, Membership, ModelVersion, Project, Role, Strategy
 
-MAX_ID = 2**63 - 1  # ids are 64-bit; larger numbers would fail in the database, not here
+MAX_ID = services.MAX_ID  # larger numbers would fail in the database, not here
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -71,6 +71,7 @@ class ProjectCreateSerializer(serializers.ModelSerializer):
     classes = serializers.ListField(
         child=serializers.CharField(max_length=100),
         min_length=2,
+        max_length=services.MAX_CLASSES,
         help_text="Class names in the order the labeling page shows them, e.g. ['cat', 'dog'].",
     )
     strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)

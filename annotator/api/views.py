@@ -8,6 +8,8 @@ with their status (see exceptions.py).
 """
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, status, viewsets
@@ -28,14 +30,36 @@ OWNER_ONLY = (Role.OWNER,)
 
 ERROR = s.ErrorSerializer
 NOT_FOUND = OpenApiResponse(ERROR, description="Not a member of this project (or no such project).")
-FORBIDDEN = OpenApiResponse(ERROR, description="Not signed in, or the caller's role does not allow this.")
-INVALID = OpenApiResponse(ERROR, description="Invalid request; the message says what to change.")
-PROJECT_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The project's id.")
-USERNAME = OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH, description="The member's username.")
-ANNOTATION_ID = OpenApiParameter(
-    "annotation_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The annotation's id."
+NOT_FOUND_OR_PAGE = OpenApiResponse(
+    ERROR, description="Not a member of this project (or no such project), or no such page."
 )
-VERSION_ID = OpenApiParameter("version_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The version's id.")
+NO_PAGE = OpenApiResponse(ERROR, description="No such page.")
+NOT_SIGNED_IN = OpenApiResponse(
+    ERROR, description='Not signed in: send "Authorization: Token <token>" (see /api/auth/token/).'
+)
+FORBIDDEN = OpenApiResponse(ERROR, description="The caller's role does not allow this.")
+UNSUPPORTED = OpenApiResponse(ERROR, description="The body is not in one of the request's content types.")
+# Refusals from services carry `detail`; serializer validation gives messages per field.
+FIELD_MESSAGES = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}}
+INVALID = OpenApiResponse(
+    {
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string", "description": "A sentence that says what to change."},
+            "non_field_errors": {"type": "array", "items": {"type": "string"}},
+        },
+        "additionalProperties": {
+            "description": "Messages for the field of that name (an object per entry for lists and nested fields).",
+            "anyOf": [FIELD_MESSAGES, {"type": "object"}],
+        },
+    },
+    description="Invalid request: `detail` or the messages per field say what to change.",
+)
+ROW_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": s.MAX_ID}
+PROJECT_ID = OpenApiParameter("id", ROW_ID, OpenApiParameter.PATH, description="The project's id.")
+USERNAME = OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH, description="The member's username.")
+ANNOTATION_ID = OpenApiParameter("annotation_id", ROW_ID, OpenApiParameter.PATH, description="The annotation's id.")
+VERSION_ID = OpenApiParameter("version_id", ROW_ID, OpenApiParameter.PATH, description="The version's id.")
 
 
 class Pages(PageNumberPagination):
@@ -61,6 +85,7 @@ class TokenAttemptThrottle(AnonRateThrottle):
     responses={
         200: s.TokenSerializer,
         400: OpenApiResponse(description="Wrong username or password."),
+        415: UNSUPPORTED,
         429: OpenApiResponse(description="Too many attempts; wait and try again."),
     },
     auth=[],
@@ -72,16 +97,19 @@ class TokenView(ObtainAuthToken):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="The caller's projects", responses={200: s.ProjectSerializer(many=True), 403: FORBIDDEN}),
+    list=extend_schema(
+        summary="The caller's projects",
+        responses={200: s.ProjectSerializer(many=True), 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NO_PAGE},
+    ),
     create=extend_schema(
         summary="Create a project; the caller becomes its owner",
         request=s.ProjectCreateSerializer,
-        responses={201: s.ProjectSerializer, 400: INVALID, 403: FORBIDDEN},
+        responses={201: s.ProjectSerializer, 400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 415: UNSUPPORTED},
     ),
     retrieve=extend_schema(
         summary="One project, with the caller's role",
         parameters=[PROJECT_ID],
-        responses={200: s.ProjectSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.ProjectSerializer, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     ),
 )
 class ProjectViewSet(
@@ -124,7 +152,7 @@ class ProjectViewSet(
         summary="Members of the project with their roles",
         tags=["members"],
         parameters=[PROJECT_ID],
-        responses={200: s.MembershipSerializer(many=True), 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.MembershipSerializer(many=True), 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @extend_schema(
         methods=["POST"],
@@ -137,8 +165,10 @@ class ProjectViewSet(
             201: OpenApiResponse(s.MembershipSerializer, description="The user became a member."),
             200: OpenApiResponse(s.MembershipSerializer, description="The member's role was changed."),
             400: INVALID,
+            401: NOT_SIGNED_IN,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            415: UNSUPPORTED,
         },
     )
     @action(detail=True, methods=["get", "post"], pagination_class=None)
@@ -170,8 +200,10 @@ class ProjectViewSet(
             201: OpenApiResponse(s.ImportReportSerializer, description="At least one image was imported."),
             200: OpenApiResponse(s.ImportReportSerializer, description="Nothing new: duplicates or rejected files."),
             400: INVALID,
+            401: NOT_SIGNED_IN,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            415: UNSUPPORTED,
         },
     )
     @action(detail=True, methods=["post"], parser_classes=[parsers.MultiPartParser, parsers.FormParser])
@@ -200,8 +232,10 @@ class ProjectViewSet(
             200: s.LeasedItemSerializer,
             204: OpenApiResponse(description="No item is available to the caller right now."),
             400: INVALID,
+            401: NOT_SIGNED_IN,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            415: UNSUPPORTED,
         },
     )
     @action(detail=True, methods=["post"], url_path="next", url_name="next")
@@ -230,8 +264,10 @@ class ProjectViewSet(
             201: OpenApiResponse(s.AnnotationSerializer, description="The answer was stored."),
             200: OpenApiResponse(s.AnnotationSerializer, description="A retry: the answer stored earlier."),
             400: INVALID,
+            401: NOT_SIGNED_IN,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            415: UNSUPPORTED,
             409: OpenApiResponse(
                 ERROR,
                 description=(
@@ -265,7 +301,7 @@ class ProjectViewSet(
         parameters=[PROJECT_ID],
         description="The item becomes the caller's current item again (served by /next/).",
         request=None,
-        responses={200: s.AnnotationSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.AnnotationSerializer, 400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["post"], url_path="annotations/undo", url_name="annotations-undo")
     def undo(self, request, pk=None):
@@ -279,7 +315,7 @@ class ProjectViewSet(
         summary="Labeling progress",
         description="Counts of items, labeled and skipped items, labels per class and per annotator.",
         parameters=[PROJECT_ID],
-        responses={200: s.StatsSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.StatsSerializer, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
@@ -292,7 +328,7 @@ class ProjectViewSet(
             "of the guesses on audit items. The websocket /ws/projects/{id}/ pushes the same object."
         ),
         parameters=[PROJECT_ID],
-        responses={200: s.TrainerStatusSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.TrainerStatusSerializer, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["get"], url_path="status", url_name="status")
     def trainer_status(self, request, pk=None):
@@ -305,7 +341,7 @@ class ProjectViewSet(
         summary="The project's settings and classes",
         tags=["settings"],
         parameters=[PROJECT_ID],
-        responses={200: s.ProjectSettingsSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.ProjectSettingsSerializer, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @extend_schema(
         methods=["PATCH"],
@@ -318,7 +354,14 @@ class ProjectViewSet(
         tags=["settings"],
         parameters=[PROJECT_ID],
         request=s.ProjectSettingsUpdateSerializer,
-        responses={200: s.ProjectSettingsSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: s.ProjectSettingsSerializer,
+            400: INVALID,
+            401: NOT_SIGNED_IN,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            415: UNSUPPORTED,
+        },
     )
     @action(
         detail=True,
@@ -345,7 +388,14 @@ class ProjectViewSet(
         tags=["members"],
         parameters=[PROJECT_ID, USERNAME],
         request=s.MemberRoleSerializer,
-        responses={200: s.MembershipSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: s.MembershipSerializer,
+            400: INVALID,
+            401: NOT_SIGNED_IN,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            415: UNSUPPORTED,
+        },
     )
     @extend_schema(
         methods=["DELETE"],
@@ -354,7 +404,13 @@ class ProjectViewSet(
         tags=["members"],
         parameters=[PROJECT_ID, USERNAME],
         request=None,
-        responses={204: OpenApiResponse(description="Removed."), 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            204: OpenApiResponse(description="Removed."),
+            400: INVALID,
+            401: NOT_SIGNED_IN,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+        },
     )
     @action(
         detail=True, methods=["patch", "delete"], url_path=r"members/(?P<username>[\w.@+-]+)", url_name="member"
@@ -382,7 +438,14 @@ class ProjectViewSet(
         tags=["import"],
         parameters=[PROJECT_ID],
         request={"multipart/form-data": s.LabelUploadSerializer},
-        responses={200: s.LabelImportReportSerializer, 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: s.LabelImportReportSerializer,
+            400: INVALID,
+            401: NOT_SIGNED_IN,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            415: UNSUPPORTED,
+        },
     )
     @action(
         detail=True, methods=["post"], url_path="labels/import", url_name="label-import",
@@ -404,7 +467,9 @@ class ProjectViewSet(
         ),
         tags=["items"],
         parameters=[PROJECT_ID, s.ItemQuerySerializer],
-        responses={200: s.ItemSerializer(many=True), 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: s.ItemSerializer(many=True), 400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND_OR_PAGE,
+        },
     )
     @action(detail=True, methods=["get"], pagination_class=Pages)
     def items(self, request, pk=None):
@@ -428,7 +493,13 @@ class ProjectViewSet(
         description="Live answers (labels and skips); `include_undone` adds deleted and undone ones.",
         tags=["annotations"],
         parameters=[PROJECT_ID, s.AnnotationQuerySerializer],
-        responses={200: s.AnnotationRecordSerializer(many=True), 400: INVALID, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: s.AnnotationRecordSerializer(many=True),
+            400: INVALID,
+            401: NOT_SIGNED_IN,
+            403: FORBIDDEN,
+            404: NOT_FOUND_OR_PAGE,
+        },
     )
     @annotations.mapping.get
     def list_annotations(self, request, pk=None):
@@ -443,7 +514,7 @@ class ProjectViewSet(
         summary="One answer, with its history of corrections",
         tags=["annotations"],
         parameters=[PROJECT_ID, ANNOTATION_ID],
-        responses={200: s.AnnotationDetailSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.AnnotationDetailSerializer, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @extend_schema(
         methods=["PATCH"],
@@ -455,8 +526,10 @@ class ProjectViewSet(
         responses={
             200: s.AnnotationDetailSerializer,
             400: INVALID,
+            401: NOT_SIGNED_IN,
             403: FORBIDDEN,
             404: NOT_FOUND,
+            415: UNSUPPORTED,
             409: OpenApiResponse(ERROR, description="The answer was deleted or undone."),
         },
     )
@@ -472,6 +545,7 @@ class ProjectViewSet(
         request=None,
         responses={
             204: OpenApiResponse(description="Deleted."),
+            401: NOT_SIGNED_IN,
             403: FORBIDDEN,
             404: NOT_FOUND,
             409: OpenApiResponse(ERROR, description="The answer was already deleted or undone."),
@@ -500,7 +574,9 @@ class ProjectViewSet(
         summary="Model versions, newest first (failed runs included)",
         tags=["models"],
         parameters=[PROJECT_ID],
-        responses={200: s.ModelVersionSerializer(many=True), 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={
+            200: s.ModelVersionSerializer(many=True), 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND_OR_PAGE,
+        },
     )
     @action(detail=True, methods=["get"], pagination_class=Pages)
     def versions(self, request, pk=None):
@@ -513,7 +589,7 @@ class ProjectViewSet(
         summary="One model version",
         tags=["models"],
         parameters=[PROJECT_ID, VERSION_ID],
-        responses={200: s.ModelVersionSerializer, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: s.ModelVersionSerializer, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>\d+)", url_name="version")
     def version(self, request, pk=None, version_id=None):
@@ -522,6 +598,15 @@ class ProjectViewSet(
         if version is None:
             raise services.NotFound(f"Model version {version_id} is not in this project.")
         return Response(s.ModelVersionSerializer(version, context=_version_context(project)).data)
+
+
+@csrf_exempt
+def no_such_endpoint(request, path):
+    """Any other URL under /api/: a JSON 404 like the API's own, not Django's HTML page (a path
+    parameter the routes refuse, such as a project id that is not a number, ends here too)."""
+    return JsonResponse(
+        {"detail": "There is no such API endpoint or object. The endpoints are listed at /api/docs/."}, status=404
+    )
 
 
 def _settings_body(project):

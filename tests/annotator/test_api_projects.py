@@ -131,3 +131,38 @@ def test_it_rejects_anonymous(project, api):
 
 def test_it_answers_404_for_a_non_numeric_id(project, api, alice):
     assert api(alice).get("/api/projects/digits/").status_code == 404
+
+
+@pytest.mark.parametrize("method, path", [("get", ""), ("post", "members/"), ("get", "stats/"), ("get", "export/")])
+def test_an_id_beyond_64_bits_is_404_not_a_server_error(project, api, alice, method, path):
+    # SQLite refused such a number in the membership query (OverflowError: a 500).
+    r = getattr(api(alice), method)(f"/api/projects/{2**63}/{path}", {"username": "bob", "role": "viewer"})
+    assert r.status_code == 404
+    assert r.json() == {"detail": "No such project."}
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/projects/digits/", "/api/projects/-1/members/", "/api/projects/1/nothing/", "/api/x/"]
+)
+def test_an_unknown_api_path_is_a_json_404(project, api, alice, path):
+    for method in ("get", "post", "delete"):
+        r = getattr(api(alice), method)(path)
+        assert r.status_code == 404
+        assert r["Content-Type"] == "application/json"
+        assert "/api/docs/" in r.json()["detail"]
+
+
+def test_a_path_without_its_slash_is_still_redirected(project, api, alice):
+    r = api(alice).get(f"/api/projects/{project.pk}/stats")
+    assert r.status_code == 301
+    assert r["Location"] == f"/api/projects/{project.pk}/stats/"
+
+
+def test_it_refuses_more_classes_than_a_project_may_have(api, bob):
+    classes = [f"class {i}" for i in range(services.MAX_CLASSES + 1)]
+    r = api(bob).post("/api/projects/", {"name": "P", "classes": classes}, format="json")
+    assert r.status_code == 400
+    assert f"no more than {services.MAX_CLASSES}" in str(r.json()["classes"])
+    with pytest.raises(services.Invalid, match=f"at most {services.MAX_CLASSES} classes"):
+        services.create_project(bob, name="P", classes=classes)
+    assert not Project.objects.exists()

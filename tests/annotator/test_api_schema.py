@@ -1,6 +1,8 @@
 """The OpenAPI schema at /api/schema/ and the Swagger UI at /api/docs/ (local files only)."""
 import re
 
+import jsonschema
+import pytest
 from django.core.management import call_command
 
 PATHS = {
@@ -52,6 +54,49 @@ def test_it_documents_token_auth_and_the_special_responses(client):
     }
     upload = schema["paths"]["/api/projects/{id}/images/"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
+
+
+def _operations(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method != "parameters":
+                yield f"{method.upper()} {path}", operation
+
+
+def test_it_documents_the_refusals_every_operation_can_give(client):
+    # Found by schemathesis (test_api_schemathesis.py): answers the schema did not list.
+    schema = _schema(client)
+    for label, operation in _operations(schema):
+        if {"tokenAuth": []} in operation.get("security", []):
+            assert "401" in operation["responses"], label
+        if "requestBody" in operation:
+            assert "415" in operation["responses"], label
+    for path in ("/api/projects/", "/api/projects/{id}/items/", "/api/projects/{id}/annotations/"):
+        assert "404" in schema["paths"][path]["get"]["responses"], f"{path}?page=999"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"detail": "A project needs a name."},
+        {"name": ["This field is required."], "classes": ["Ensure this field has at least 2 elements."]},
+        {"non_field_errors": ["Send at least one of: name, strategy."]},
+        {"classes": [{}, {"name": ["This field may not be blank."]}]},
+        {"exclude": {"0": ["A valid integer is required."]}},
+    ],
+)
+def test_it_documents_validation_errors_per_field(client, body):
+    schema = _schema(client)
+    invalid = schema["paths"]["/api/projects/{id}/settings/"]["patch"]["responses"]["400"]
+    jsonschema.validate(body, invalid["content"]["application/json"]["schema"])
+
+
+def test_ids_in_paths_are_positive_64_bit_integers(client):
+    schema = _schema(client)
+    for label, operation in _operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and parameter["name"].endswith("id"):
+                assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (1, 2**63 - 1), label
 
 
 def test_it_generates_without_warnings(tmp_path, settings):
