@@ -60,6 +60,8 @@ PROJECT_ID = OpenApiParameter("id", ROW_ID, OpenApiParameter.PATH, description="
 USERNAME = OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH, description="The member's username.")
 ANNOTATION_ID = OpenApiParameter("annotation_id", ROW_ID, OpenApiParameter.PATH, description="The annotation's id.")
 VERSION_ID = OpenApiParameter("version_id", ROW_ID, OpenApiParameter.PATH, description="The version's id.")
+# The refusals of every operation that takes a request body.
+BODY_REFUSALS = {400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND, 415: UNSUPPORTED}
 
 
 class Pages(PageNumberPagination):
@@ -164,11 +166,7 @@ class ProjectViewSet(
         responses={
             201: OpenApiResponse(s.MembershipSerializer, description="The user became a member."),
             200: OpenApiResponse(s.MembershipSerializer, description="The member's role was changed."),
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
         },
     )
     @action(detail=True, methods=["get", "post"], pagination_class=None)
@@ -199,11 +197,7 @@ class ProjectViewSet(
         responses={
             201: OpenApiResponse(s.ImportReportSerializer, description="At least one image was imported."),
             200: OpenApiResponse(s.ImportReportSerializer, description="Nothing new: duplicates or rejected files."),
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
         },
     )
     @action(detail=True, methods=["post"], parser_classes=[parsers.MultiPartParser, parsers.FormParser])
@@ -231,11 +225,7 @@ class ProjectViewSet(
         responses={
             200: s.LeasedItemSerializer,
             204: OpenApiResponse(description="No item is available to the caller right now."),
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
         },
     )
     @action(detail=True, methods=["post"], url_path="next", url_name="next")
@@ -263,11 +253,7 @@ class ProjectViewSet(
         responses={
             201: OpenApiResponse(s.AnnotationSerializer, description="The answer was stored."),
             200: OpenApiResponse(s.AnnotationSerializer, description="A retry: the answer stored earlier."),
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
             409: OpenApiResponse(
                 ERROR,
                 description=(
@@ -356,11 +342,7 @@ class ProjectViewSet(
         request=s.ProjectSettingsUpdateSerializer,
         responses={
             200: s.ProjectSettingsSerializer,
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
         },
     )
     @action(
@@ -390,11 +372,7 @@ class ProjectViewSet(
         request=s.MemberRoleSerializer,
         responses={
             200: s.MembershipSerializer,
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
         },
     )
     @extend_schema(
@@ -440,11 +418,7 @@ class ProjectViewSet(
         request={"multipart/form-data": s.LabelUploadSerializer},
         responses={
             200: s.LabelImportReportSerializer,
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
         },
     )
     @action(
@@ -525,11 +499,7 @@ class ProjectViewSet(
         request=s.AnnotationCorrectionSerializer,
         responses={
             200: s.AnnotationDetailSerializer,
-            400: INVALID,
-            401: NOT_SIGNED_IN,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            415: UNSUPPORTED,
+            **BODY_REFUSALS,
             409: OpenApiResponse(ERROR, description="The answer was deleted or undone."),
         },
     )
