@@ -94,16 +94,7 @@ def create_project(owner, *, name, classes, **options):
     names = [c.strip() for c in classes]
     if not name.strip():
         raise Invalid("A project needs a name.")
-    if len(names) < 2:
-        raise Invalid("A project needs at least two classes.")
-    if len(names) > MAX_CLASSES:
-        raise Invalid(f"A project can have at most {MAX_CLASSES} classes.")
-    if any(not n for n in names):
-        raise Invalid("Class names cannot be empty.")
-    if len(set(names)) != len(names):
-        raise Invalid("Class names must be unique.")
-    if any(len(n) > 100 for n in names):
-        raise Invalid("Class names are limited to 100 characters.")
+    _check_class_names(names)
     project = Project(name=name.strip(), slug=Project.unique_slug(name), created_by=owner, **options)
     project.full_clean()
     project.save()

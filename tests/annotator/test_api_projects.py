@@ -96,7 +96,7 @@ def test_it_rejects_invalid_settings_with_a_message(api, bob, data, field, messa
 def test_it_rejects_duplicate_class_names_with_the_service_message(api, bob):
     r = api(bob).post("/api/projects/", {"name": "P", "classes": ["cat", "cat "]}, format="json")
     assert r.status_code == 400
-    assert r.json() == {"detail": "Class names must be unique."}
+    assert r.json() == {"detail": "Class names must be unique; 'cat' appears twice."}
     assert not LabelClass.objects.exists()
 
 
