@@ -79,6 +79,33 @@ def mc_dropout_probs(head: ClassifierHead, emb: np.ndarray, samples: int, seed: 
     return head.mc_probs(torch.from_numpy(emb), samples).numpy()
 
 
+def heldout_probabilities(graph: Graph, labels: np.ndarray, num_classes: int,
+                          cfg: PropagationConfig | None = None, folds: int = 5,
+                          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold propagation over the labelled items: (rows, probs), rows the indices
+    of the labelled items, probs (L, C) the probabilities propagation gives each of them
+    when its own fold's labels are hidden. The fast path clamps labelled items to their
+    answers, so these are the model's only honest opinion of a human label: they find
+    suspect labels and the most confused classes. k-fold, so the cost is `folds` solves."""
+    cfg = cfg or PropagationConfig()
+    labels = check_labels(labels, num_classes)
+    lab = np.where(labels >= 0)[0]
+    probs = np.zeros((len(lab), num_classes), np.float32)
+    if len(lab) < 2:
+        return lab, probs
+    order = np.random.default_rng(seed).permutation(lab)
+    position = np.empty(len(labels), np.int64)
+    position[lab] = np.arange(len(lab))
+    for f in range(min(folds, len(lab))):
+        held = order[f::folds]
+        train = labels.copy()
+        train[held] = -1
+        Y = label_matrix(train, num_classes, balance=cfg.balance_labels)
+        Z = propagate(graph.S, Y, cfg.alpha, cfg.cg_iters, cfg.cg_tol)
+        probs[position[held]] = probabilities(Z[held])
+    return lab, probs
+
+
 def cross_validated_accuracy(graph: Graph, labels: np.ndarray, num_classes: int,
                              cfg: PropagationConfig | None = None, folds: int = 5,
                              seed: int = 0) -> tuple[float, float] | None:
@@ -87,18 +114,14 @@ def cross_validated_accuracy(graph: Graph, labels: np.ndarray, num_classes: int,
     graph is, used to accept or reject a new encoder from the slow path. The mean
     probability breaks the ties that accuracy on a few dozen labels has. None with
     fewer than 2 labelled items."""
-    cfg = cfg or PropagationConfig()
-    lab = np.where(labels >= 0)[0]
-    if len(lab) < 2:
+    rows, probs = heldout_probabilities(graph, labels, num_classes, cfg, folds, seed)
+    if len(rows) < 2:
         return None
-    order = np.random.default_rng(seed).permutation(lab)
-    correct, prob = 0, 0.0
-    for f in range(min(folds, len(lab))):
-        held = order[f::folds]
-        train = labels.copy()
-        train[held] = -1
-        Y = label_matrix(train, num_classes, balance=cfg.balance_labels)
-        Z = propagate(graph.S, Y, cfg.alpha, cfg.cg_iters, cfg.cg_tol)
-        correct += int((Z[held].argmax(1) == labels[held]).sum())
-        prob += float(probabilities(Z[held])[np.arange(len(held)), labels[held]].sum())
-    return correct / len(lab), prob / len(lab)
+    return heldout_scores(labels[rows], probs)
+
+
+def heldout_scores(truth: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean probability of the true class) of held-out probabilities."""
+    correct = int((probs.argmax(1) == truth).sum())
+    prob = float(probs[np.arange(len(truth)), truth].sum())
+    return correct / len(truth), prob / len(truth)

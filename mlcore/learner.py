@@ -34,6 +34,23 @@ from mlcore.propagation import (Graph, affinity, check_labels, knn_graph, knn_pr
                                 normalize_graph)
 
 
+def encoder_weights(state: dict, encoder: torch.nn.Module) -> dict:
+    """The tensors of a checkpoint's state (``load_checkpoint(...)["state"]``) that fit
+    ``encoder``: our "encoder" entry or a plain state dict ("model"), under the usual
+    wrappers' prefixes, keeping only names and shapes the encoder has."""
+    sd = state.get("encoder", state.get("model"))
+    if not isinstance(sd, dict):
+        return {}
+    own = encoder.state_dict()
+    for prefix in ("", "module.", "encoder.", "backbone.", "module.encoder."):
+        cand = {k[len(prefix):]: v for k, v in sd.items() if isinstance(k, str) and k.startswith(prefix)}
+        if any(k in own for k in cand):
+            sd = cand
+            break
+    return {k: v for k, v in sd.items()
+            if k in own and isinstance(v, torch.Tensor) and own[k].shape == v.shape}
+
+
 class ActiveLearner:
     def __init__(self, cfg: LearnerConfig, images, device=None):
         self.cfg = cfg
@@ -55,16 +72,8 @@ class ActiveLearner:
         """Transfer learning: encoder weights from a local checkpoint (our format or a
         plain state dict, ``weights_only=True``); the classifier head is always new.
         Returns the encoder keys the checkpoint did not provide (e.g. new adapters)."""
-        ck = load_checkpoint(path, map_location="cpu")
-        sd = ck["state"].get("encoder", ck["state"].get("model"))
         enc = build_encoder(self.cfg.encoder)
-        own = enc.state_dict()
-        for prefix in ("", "module.", "encoder.", "backbone.", "module.encoder."):
-            cand = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-            if any(k in own for k in cand):
-                sd = cand
-                break
-        sd = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+        sd = encoder_weights(load_checkpoint(path, map_location="cpu")["state"], enc)
         if not sd:
             raise ValueError(f"{path}: no tensor matches the {self.cfg.encoder.arch} encoder")
         missing = enc.load_state_dict(sd, strict=False).missing_keys

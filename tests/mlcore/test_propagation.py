@@ -79,3 +79,51 @@ def test_cross_validated_accuracy_prefers_the_right_graph(blobs):
     bad = cross_validated_accuracy(knn_graph(x[shuffled], k=10, device="cpu"), labels, 4)
     assert good[0] == 1.0 and good > bad
     assert cross_validated_accuracy(knn_graph(x, k=10, device="cpu"), -np.ones(len(y), int), 4) is None
+
+
+def _naive_heldout(S, labels, num_classes, alpha, folds, seed):
+    """Reference: each fold's labels hidden, a dense solve of (I - alpha S) Z = Y, then
+    [Z]+ row-normalised (uniform where nothing arrived)."""
+    lab = np.where(labels >= 0)[0]
+    order = np.random.default_rng(seed).permutation(lab)
+    dense = S.toarray().astype(np.float64)
+    out = {}
+    for f in range(min(folds, len(lab))):
+        held = order[f::folds]
+        Y = np.zeros((len(labels), num_classes))
+        train = [i for i in lab if i not in set(held)]
+        Y[train, labels[train]] = 1.0
+        Z = np.linalg.solve(np.eye(len(labels)) - alpha * dense, Y).clip(0, None)
+        for i in held:
+            s = Z[i].sum()
+            out[int(i)] = Z[i] / s if s > 0 else np.full(num_classes, 1.0 / num_classes)
+    return out
+
+
+def test_heldout_probabilities_match_a_dense_solve(blobs):
+    from mlcore.config import PropagationConfig
+    from mlcore.fast import heldout_probabilities
+    x, y = blobs(n_per=15, centers=3, spread=0.3)
+    labels = -np.ones(len(y), int)
+    labels[::3] = y[::3]
+    graph = knn_graph(x, k=8, device="cpu")
+    cfg = PropagationConfig(balance_labels=False, cg_iters=500, cg_tol=1e-12)
+    rows, probs = heldout_probabilities(graph, labels, 3, cfg, folds=4, seed=7)
+    assert list(rows) == list(np.where(labels >= 0)[0])
+    naive = _naive_heldout(graph.S, labels, 3, cfg.alpha, 4, 7)
+    for row, p in zip(rows, probs):
+        np.testing.assert_allclose(p, naive[int(row)], atol=1e-4)
+
+
+def test_heldout_probabilities_expose_a_wrong_label(blobs):
+    """A label that contradicts its cluster is predicted as the cluster's class when held out."""
+    from mlcore.fast import heldout_probabilities
+    x, y = blobs(n_per=20, centers=3, spread=0.1)
+    labels = y.copy()
+    wrong = int(np.where(y == 0)[0][3])
+    labels[wrong] = 2
+    rows, probs = heldout_probabilities(knn_graph(x, k=8, device="cpu"), labels, 3)
+    p = probs[list(rows).index(wrong)]
+    assert p.argmax() == 0 and p[0] > 0.8
+    others = np.delete(probs, list(rows).index(wrong), axis=0)
+    assert (others.argmax(1) == np.delete(y, wrong)).mean() > 0.95
