@@ -20,12 +20,14 @@ from django.db.models import Max
 from PIL import Image, ImageOps
 
 from mlcore.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from mlcore.fast import cross_validated_accuracy
-from mlcore.learner import ActiveLearner
+from mlcore.fast import heldout_probabilities, heldout_scores
+from mlcore.learner import ActiveLearner, encoder_weights
 from mlcore.presets import recommended_config
+from mlcore.propagation import certainty_weights
 
-from .models import Annotation, Item, ModelVersion, QueueEntry, TrainerState
-from .predictions import POOL_INDEX_FILE, PROBS_FILE, artifact_path
+from .models import Annotation, Item, ModelVersion, Project, QueueEntry, TrainerState
+from .predictions import (HELDOUT_ITEMS_FILE, HELDOUT_LABELS_FILE, HELDOUT_PROBS_FILE, POOL_INDEX_FILE,
+                          PROBS_FILE, artifact_path)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,11 @@ TYPICAL_LABELS_PER_CLASS = 10
 
 class LostLease(Exception):
     """Another trainer owns the project now: this trainer's result must not be written."""
+
+
+class Superseded(Exception):
+    """An owner reset the model (or paused training) while this result was computed: it
+    belongs to a model that no longer counts and must not be written."""
 
 
 # --- arrays from the database ------------------------------------------------------------
@@ -188,16 +195,92 @@ def new_config(num_classes, side, channels, device):
 
 
 def build(project, device=None):
-    """Images and a fresh (untrained) learner for the project's current pool."""
+    """Images and a fresh (untrained) learner for the project's current pool. With an
+    uploaded checkpoint of ours, the learner takes that checkpoint's encoder (architecture,
+    widths, input size, channels) so that all of its weights fit."""
     item_ids, pool_index, paths = pool_rows(project)
     side, channels = image_shape(paths)
+    encoder_cfg = None
+    if project.init_checkpoint:
+        encoder_cfg = check_init_checkpoint(project, artifact_path(project.init_checkpoint), (side, channels))["encoder"]
+        channels = encoder_cfg.in_channels
     images = load_images(paths, side, channels)
     class_ids, class_names = ordered_class_ids(project)
     from mlcore.device import get_device
 
     cfg = new_config(len(class_ids), side, channels, get_device(device))
+    if encoder_cfg is not None:
+        cfg.encoder = encoder_cfg
     learner = ActiveLearner(cfg, images, device)
     return ProjectModel(project.pk, learner, item_ids, pool_index, images, side, channels, class_ids, class_names)
+
+
+def check_init_checkpoint(project, path, shape=None):
+    """What an uploaded checkpoint gives the project's encoder: {"encoder": EncoderConfig,
+    "matched": tensors that fit, "total": tensors of the encoder, "classes": the class names
+    it was trained with, if it says}. Loaded with weights_only=True (no pickled code runs).
+    ValueError with the reason when it is not a checkpoint or nothing in it fits. `shape`
+    (side, channels) of the pool's images, sampled when not given."""
+    from mlcore.models.encoders import build_encoder
+
+    try:
+        ck = load_checkpoint(str(path))
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"This is not a PyTorch checkpoint that loads with weights_only=True ({reason}).") from None
+    if ck["config"] is not None and hasattr(ck["config"], "encoder"):
+        encoder_cfg = copy.deepcopy(ck["config"].encoder)
+    else:
+        if shape is None:
+            _ids, _index, paths = pool_rows(project)
+            if not paths:
+                raise ValueError("Import images first: the encoder's input size depends on them.")
+            shape = image_shape(paths)
+        side, channels = shape
+        from mlcore.device import get_device
+
+        encoder_cfg = new_config(max(1, project.classes.count()), side, channels, get_device("cpu")).encoder
+    _check_encoder_config(encoder_cfg)
+    try:
+        encoder = build_encoder(encoder_cfg)
+    except Exception as exc:  # noqa: BLE001 - a config from a newer or foreign version
+        raise ValueError(f"The checkpoint's encoder configuration is not one this version can build ({exc}).") from None
+    matched = encoder_weights(ck["state"], encoder)
+    if not matched:
+        raise ValueError(
+            f"No tensor in this checkpoint fits the project's encoder ({encoder_cfg.arch}, "
+            f"{encoder_cfg.in_channels} channel{'s' if encoder_cfg.in_channels != 1 else ''}): expected a checkpoint "
+            "exported from a project of this app, or a state dict of the same architecture.")
+    classes = ck["meta"].get("classes") if isinstance(ck["meta"], dict) else None
+    return {"encoder": encoder_cfg, "matched": len(matched), "total": len(encoder.state_dict()),
+            "classes": list(classes) if isinstance(classes, (list, tuple)) else None}
+
+
+# Bounds on an uploaded checkpoint's declared encoder, checked before it is built: the config
+# is data from the upload, and absurd widths would allocate gigabytes in the web process.
+MAX_ENCODER_WIDTH = 4096
+MAX_ENCODER_STAGES = 8
+MAX_INPUT_SIZE = 512
+
+
+def _check_encoder_config(cfg):
+    widths = tuple(getattr(cfg, "widths", ()) or ())
+    problems = []
+    if cfg.in_channels not in (1, 3):
+        problems.append(f"{cfg.in_channels} input channels (1 or 3 are supported)")
+    if not 8 <= int(cfg.input_size) <= MAX_INPUT_SIZE:
+        problems.append(f"input size {cfg.input_size} (8 to {MAX_INPUT_SIZE})")
+    if len(widths) > MAX_ENCODER_STAGES or any(not 1 <= int(w) <= MAX_ENCODER_WIDTH for w in widths):
+        problems.append(f"widths {widths} (at most {MAX_ENCODER_STAGES} stages of 1 to {MAX_ENCODER_WIDTH})")
+    if not 1 <= int(cfg.proj_dim) <= MAX_ENCODER_WIDTH or not 1 <= int(cfg.adapter_dim) <= MAX_ENCODER_WIDTH:
+        problems.append("projection or adapter size out of range")
+    if problems:
+        raise ValueError(f"The checkpoint declares an encoder this app does not build: {'; '.join(problems)}.")
+
+
+def load_init_checkpoint(project, model):
+    """Transfer learning: the uploaded encoder's weights, then embeddings and kNN graph."""
+    model.learner.init_from_checkpoint(str(artifact_path(project.init_checkpoint)))
 
 
 def resume(project, version, device=None):
@@ -344,39 +427,78 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
         queue = learner.rank(batch, asked, strategy=strategy) if (asked < 0).any() else np.zeros(0, np.int64)
     durations["rank_s"] = round(time.perf_counter() - t, 4)
     metrics = {"classes_labeled": int(len(np.unique(labels[labels >= 0])))}
+    heldout = None
     if probs is not None:
         metrics["mean_confidence"] = round(float(probs.max(1).mean()), 4)
         metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
+        metrics.update(pool_summary(probs, labels))
         if n_labels >= max(10, 2 * probs.shape[1]) and metrics["classes_labeled"] >= 2:
             t = time.perf_counter()
-            acc = cross_validated_accuracy(learner.graph, labels, learner.cfg.num_classes, learner.cfg.propagation,
-                                           seed=learner.cfg.seed)
-            metrics["cv_accuracy"] = round(float(acc[0]), 4)
+            rows, heldout_probs = heldout_probabilities(learner.graph, labels, learner.cfg.num_classes,
+                                                        learner.cfg.propagation, seed=learner.cfg.seed)
+            metrics["cv_accuracy"] = round(heldout_scores(labels[rows], heldout_probs)[0], 4)
             durations["cv_s"] = round(time.perf_counter() - t, 4)
-    return probs, queue, durations, metrics
+            heldout = (rows, heldout_probs)
+    return probs, queue, durations, metrics, heldout
 
 
-def write_probabilities(project, model, probs):
+UNCERTAINTY_BINS = 20
+
+
+def pool_summary(probs, labels):
+    """What the dashboard charts of the unlabeled pool: a histogram of the uncertainty
+    (entropy / log C, 0 = sure, 1 = uniform) and the guessed class counts, both over the
+    unlabeled items only (labeled ones are clamped to their answers). Small enough to live
+    in the version's metrics, so the dashboard reads no array for them."""
+    open_rows = labels < 0
+    p = probs[open_rows]
+    uncertainty = 1.0 - certainty_weights(p) if len(p) else np.zeros(0, np.float32)
+    counts, edges = np.histogram(uncertainty, bins=UNCERTAINTY_BINS, range=(0.0, 1.0))
+    return {
+        "unlabeled": int(open_rows.sum()),
+        "uncertainty_hist": counts.tolist(),
+        "uncertainty_mean": round(float(uncertainty.mean()), 4) if len(p) else None,
+        "predicted_unlabeled": np.bincount(p.argmax(1), minlength=probs.shape[1]).tolist() if len(p) else
+        [0] * probs.shape[1],
+    }
+
+
+def write_probabilities(project, model, probs, labels=None, heldout=None):
+    """A new version folder: pool index, probabilities, and the held-out probabilities of
+    the labeled items (item ids, the label they were checked against, (L, C) float32) that
+    the dashboard's confusions and suspect labels read."""
     folder = new_artifact_dir(project, "fast")
     base = artifact_path(folder)
     save_array(base / POOL_INDEX_FILE, model.pool_index)
     if probs is not None:
         save_array(base / PROBS_FILE, probs.astype(np.float32))
+    if heldout is not None and labels is not None:
+        rows, heldout_probs = heldout
+        save_array(base / HELDOUT_ITEMS_FILE, model.item_ids[rows].astype(np.int64))
+        save_array(base / HELDOUT_LABELS_FILE, labels[rows].astype(np.int64))
+        save_array(base / HELDOUT_PROBS_FILE, heldout_probs.astype(np.float32))
     return folder
 
 
 def commit_version(project, trainer, *, kind, model, labels, durations, metrics, artifact_dir="", checkpoint="",
-                   queue=None, strategy="", make_current=True, phase=TrainerState.Phase.UP_TO_DATE, detail=""):
+                   queue=None, strategy="", make_current=True, phase=TrainerState.Phase.UP_TO_DATE, detail="",
+                   generation=None):
     """One transaction: the version row, the queue swap and the trainer state, if this
-    trainer still owns the project (fencing: a trainer that lost its lease writes nothing)."""
+    trainer still owns the project (fencing: a trainer that lost its lease writes nothing)
+    and the model is still of the project's generation (a reset meanwhile: nothing either)."""
     with transaction.atomic():
         state = TrainerState.objects.select_for_update().get(project=project)
         if state.owner != trainer:
             raise LostLease(f"project {project.pk} is now owned by {state.owner or 'nobody'}")
+        now = Project.objects.filter(pk=project.pk).values_list("model_generation", "training_paused").first()
+        if generation is not None and (now is None or now[0] != generation):
+            raise Superseded(f"project {project.pk}: the model was reset")
+        if now is not None and now[1] and kind != ModelVersion.Kind.PRETRAIN:
+            raise Superseded(f"project {project.pk}: training is paused")
         number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
         version = ModelVersion.objects.create(
             project=project, number=number, kind=kind, labels_used=int((labels >= 0).sum()),
-            pool_size=model.size, classes=list(model.class_names), strategy=strategy,
+            pool_size=model.size, generation=project.model_generation if generation is None else generation, classes=list(model.class_names), strategy=strategy,
             device=str(model.learner.device), durations=durations, metrics=metrics,
             artifact_dir=artifact_dir, checkpoint=checkpoint, trainer=trainer,
         )

@@ -62,6 +62,14 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Steering the model loop (owners, in the settings): a paused project keeps its model and
+    # queue but the trainer runs nothing for it; a reset bumps the generation, and trainers
+    # drop every model of an older generation and start over (from `init_checkpoint`, an
+    # uploaded encoder relative to ARTIFACTS_ROOT, when one is set).
+    training_paused = models.BooleanField(default=False)
+    model_generation = models.PositiveIntegerField(default=0)
+    init_checkpoint = models.CharField(max_length=300, blank=True)
+    init_checkpoint_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name
 
     class Meta:
         ordering = ["name", "id"]
@@ -146,6 +154,12 @@ class Item(models.Model):
     label_count = models.PositiveIntegerField(default=0)
     done = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # An owner looked at the item's labels (a suspect label kept, or corrected): the
+    # dashboard no longer lists it as suspect.
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["pool_index"]
@@ -247,6 +261,7 @@ class ModelVersion(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OK)
     labels_used = models.PositiveIntegerField(default=0)
     pool_size = models.PositiveIntegerField(default=0)
+    generation = models.PositiveIntegerField(default=0)  # the project's model_generation it belongs to
     classes = models.JSONField(default=list)  # class names in the order of the probability columns
     strategy = models.CharField(max_length=32, blank=True)
     device = models.CharField(max_length=64, blank=True)
@@ -294,6 +309,7 @@ class TrainerState(models.Model):
         PRETRAINING = "pretraining", "Pretraining"
         TRAINING = "training", "Training"
         UP_TO_DATE = "up-to-date", "Up to date"
+        PAUSED = "paused", "Paused"
         FAILED = "failed", "Failed"
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="trainer_state")

@@ -15,6 +15,10 @@ from .models import ModelVersion, TrainerState
 
 PROBS_FILE = "probs.npy"  # (N, C) float32, rows in pool_index order
 POOL_INDEX_FILE = "pool_index.npy"  # (N,) int64, sorted
+# Held-out (out-of-fold) probabilities of the labeled items, rows aligned across the three.
+HELDOUT_ITEMS_FILE = "heldout_items.npy"  # (L,) int64 item ids
+HELDOUT_LABELS_FILE = "heldout_labels.npy"  # (L,) int64 class column the humans gave
+HELDOUT_PROBS_FILE = "heldout_probs.npy"  # (L, C) float32
 TOP_K = 3
 
 _cache = {}
@@ -79,3 +83,31 @@ def current(project):
     if state is None or state.current_version is None or not state.current_version.artifact_dir:
         return None
     return load(state.current_version)
+
+
+@dataclass
+class Heldout:
+    """The model's opinion of the human labels: each labeled item's probabilities from a
+    propagation that did not see its label (k-fold), with the label it was checked against."""
+
+    version: ModelVersion
+    classes: list
+    items: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray
+
+
+def heldout(version):
+    """The Heldout of a version, or None (too few labels then, or files pruned)."""
+    if version is None or not version.artifact_dir:
+        return None
+    folder = artifact_path(version.artifact_dir)
+    try:
+        items = np.load(folder / HELDOUT_ITEMS_FILE)
+        labels = np.load(folder / HELDOUT_LABELS_FILE)
+        probs = np.load(folder / HELDOUT_PROBS_FILE, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if not (len(items) == len(labels) == len(probs)) or probs.ndim != 2 or probs.shape[1] != len(version.classes):
+        return None
+    return Heldout(version, list(version.classes), items, labels, probs)

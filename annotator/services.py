@@ -453,7 +453,7 @@ def trainer_status(project):
     alive = bool(state and state.owner and state.lease_expires_at and state.lease_expires_at > now)
     phase = state.phase if state else TrainerState.Phase.WAITING
     detail = state.detail if state else ""
-    if not alive and phase != TrainerState.Phase.FAILED:
+    if not alive and phase not in (TrainerState.Phase.FAILED, TrainerState.Phase.PAUSED):
         phase = TrainerState.Phase.WAITING
         detail = "No trainer is running: labeling goes on in the last queue's order."
     return {

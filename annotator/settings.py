@@ -229,6 +229,10 @@ TRAINER_MAX_FAILURES = envint("TRAINER_MAX_FAILURES", 5)  # then wait for new da
 TRAINER_KEEP_VERSIONS = envint("TRAINER_KEEP_VERSIONS", 5)  # fast-path probability files kept per project
 TRAINER_MAX_IMAGE_SIDE = envint("TRAINER_MAX_IMAGE_SIDE", 64)  # pool images are loaded at most this size
 TRAINER_SEED = envint("TRAINER_SEED", 0)
+# Largest model checkpoint an owner may upload to start the model from (transfer learning).
+CHECKPOINT_UPLOAD_MAX_MB = envint("CHECKPOINT_UPLOAD_MAX_MB", 500)
+# The dashboard lists labeled items whose held-out guess disagrees with at least this confidence.
+SUSPECT_MIN_CONFIDENCE = envfloat("SUSPECT_MIN_CONFIDENCE", 0.8)
 # `manage.py serve` runs the loop too: "process" (a child process), "thread", or "none".
 SERVE_TRAINER = os.environ.get("SERVE_TRAINER", "process")
 for _name, _value, _least in (
@@ -243,9 +247,13 @@ for _name, _value, _least in (
     ("TRAINER_MAX_FAILURES", TRAINER_MAX_FAILURES, 1),
     ("TRAINER_KEEP_VERSIONS", TRAINER_KEEP_VERSIONS, 0),
     ("TRAINER_MAX_IMAGE_SIDE", TRAINER_MAX_IMAGE_SIDE, 8),
+    ("CHECKPOINT_UPLOAD_MAX_MB", CHECKPOINT_UPLOAD_MAX_MB, 1),
+    ("SUSPECT_MIN_CONFIDENCE", SUSPECT_MIN_CONFIDENCE, 0),
 ):
     if _value < _least:
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, got {_value}.")
+if SUSPECT_MIN_CONFIDENCE > 1:
+    raise ImproperlyConfigured(f"SUSPECT_MIN_CONFIDENCE must be at most 1, got {SUSPECT_MIN_CONFIDENCE}.")
 if SERVE_TRAINER not in {"process", "thread", "none"}:
     raise ImproperlyConfigured(f"SERVE_TRAINER must be process, thread or none, got {SERVE_TRAINER!r}.")
 

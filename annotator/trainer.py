@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import events, services
+from .mlbridge import Superseded
 from .models import Item, ModelVersion, Project, TrainerState
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ class Trainer:
             except Interrupted:
                 if self.stop.is_set():
                     break
+            except Superseded as exc:  # reset or paused meanwhile: the next step follows the project
+                log.info("Trainer %s: %s; result dropped", self.name, exc)
             except Exception:  # noqa: BLE001 - recorded on the project; the loop goes on
                 loop.failed(traceback.format_exc())
             self._lost(pk)
@@ -209,6 +212,8 @@ class ProjectLoop:
         self.answers = None  # answers_signature of the arrays read last
         self.read = None  # (labels, soft) read last
         self.labels_read_at = 0.0
+        self.generation = None  # the project's model_generation the model belongs to
+        self.paused = False
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -225,6 +230,13 @@ class ProjectLoop:
         if self.slow_thread is not None:
             self.slow_cancel.set()
 
+    def forget(self):
+        """Drop the model and everything derived from it (after a reset)."""
+        self.abandon()
+        self.model, self.labels, self.read, self.answers = None, None, None, None
+        self.slow, self.slow_thread = None, None
+        self.data_signature = None
+
     def failed(self, error):
         from . import mlbridge
 
@@ -238,6 +250,13 @@ class ProjectLoop:
         self.data_signature = self._signature(project)
         self.model = None if kind == ModelVersion.Kind.PRETRAIN else self.model
         self.trainer._publish_status(self.project_id)
+
+    def _check_steering(self):
+        """Raise Superseded when an owner reset the model or paused training (checked
+        during pretraining, which otherwise runs for minutes)."""
+        now = Project.objects.filter(pk=self.project_id).values_list("model_generation", "training_paused").first()
+        if now is None or now[0] != self.generation or now[1]:
+            raise Superseded(f"project {self.project_id}: reset or paused during pretraining")
 
     def _signature(self, project):
         from . import mlbridge
@@ -260,6 +279,23 @@ class ProjectLoop:
         from . import mlbridge
 
         project = self.project()
+        if project.model_generation != self.generation:
+            if self.generation is not None:
+                log.info("Project %s: model reset; starting over", project.pk)
+            self.forget()
+            self.generation = project.model_generation
+        if project.training_paused:
+            if not self.paused:
+                self.abandon()  # a fine-tuning in flight is dropped, not adopted later
+                self.slow, self.slow_thread = None, None
+                self.paused = True
+                self.set_state(phase=TrainerState.Phase.PAUSED, progress=None,
+                               detail="Training is paused; labeling goes on with the last model's queue.")
+            return False
+        if self.paused:
+            self.paused = False
+            self.labels = None  # resume with a fast path on the newest labels
+            self.set_state(phase=TrainerState.Phase.TRAINING, progress=None, detail="Resuming.")
         if not self._may_run(project):
             return False
         if self.model is None:
@@ -307,7 +343,8 @@ class ProjectLoop:
         from . import mlbridge
 
         latest = (
-            ModelVersion.objects.filter(project=project, status=ModelVersion.Status.OK)
+            ModelVersion.objects.filter(project=project, status=ModelVersion.Status.OK,
+                                        generation=project.model_generation)
             .exclude(checkpoint="").order_by("-number").first()
         )
         if latest is not None:
@@ -335,11 +372,17 @@ class ProjectLoop:
             self.trainer.check(self.project_id)
             if time.monotonic() - last[0] >= 1.0:
                 last[0] = time.monotonic()
+                self._check_steering()
                 self.set_state(progress=round(float(fraction), 3),
                                detail=f"Contrastive pretraining: step {info.get('step')}, loss {info.get('loss', 0):.3f}.")
 
         t1 = time.perf_counter()
-        model.learner.pretrain(progress=progress, time_budget_s=settings.TRAINER_PRETRAIN_BUDGET_S)
+        if project.init_checkpoint:
+            self.set_state(detail=f"Loading the uploaded encoder {project.init_checkpoint_name or ''} "
+                                  f"and embedding {model.size} images ({device}).")
+            mlbridge.load_init_checkpoint(project, model)
+        else:
+            model.learner.pretrain(progress=progress, time_budget_s=settings.TRAINER_PRETRAIN_BUDGET_S)
         pretrain_s = time.perf_counter() - t1
         self.trainer.check(self.project_id)
         labels, _soft = mlbridge.label_arrays(project, model.pool_index, model.class_ids)
@@ -348,8 +391,9 @@ class ProjectLoop:
         mlbridge.commit_version(
             project, self.trainer.name, kind=ModelVersion.Kind.PRETRAIN, model=model, labels=labels,
             durations={"load_images_s": round(load_s, 2), "pretrain_s": round(pretrain_s, 2)},
-            metrics={"pool_size": model.size}, artifact_dir=str(checkpoint).rsplit("/", 1)[0], checkpoint=checkpoint,
-            make_current=False, phase=TrainerState.Phase.TRAINING, detail="Pretrained; ranking the pool.",
+            metrics={"pool_size": model.size, "init_checkpoint": project.init_checkpoint_name or None},
+            artifact_dir=str(checkpoint).rsplit("/", 1)[0], checkpoint=checkpoint, make_current=False,
+            generation=self.generation, phase=TrainerState.Phase.TRAINING, detail="Pretrained; ranking the pool.",
         )
         model.labels_at_slow = int((labels >= 0).sum())
         self.model = model
@@ -361,15 +405,15 @@ class ProjectLoop:
         t0 = time.perf_counter()
         batch = max(1, project.query_batch_size)
         held = mlbridge.held_rows(project, self.model) if rerank else ()
-        probs, queue, durations, metrics = mlbridge.fast_path(project, self.model, labels, soft, project.strategy,
-                                                               batch, rerank=rerank, held=held)
+        probs, queue, durations, metrics, heldout = mlbridge.fast_path(
+            project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held)
         self.trainer.check(self.project_id)
-        folder = mlbridge.write_probabilities(project, self.model, probs)
+        folder = mlbridge.write_probabilities(project, self.model, probs, labels, heldout)
         durations["total_s"] = round(time.perf_counter() - t0, 4)
         version = mlbridge.commit_version(
             project, self.trainer.name, kind=ModelVersion.Kind.FAST, model=self.model, labels=labels,
             durations=durations, metrics=metrics, artifact_dir=folder, checkpoint="", queue=queue,
-            strategy=project.strategy,
+            strategy=project.strategy, generation=self.generation,
             phase=TrainerState.Phase.TRAINING if self.slow is not None else TrainerState.Phase.UP_TO_DATE,
             detail="Fine-tuning in the background." if self.slow is not None else "",
         )
@@ -459,7 +503,7 @@ class ProjectLoop:
         mlbridge.commit_version(
             project, self.trainer.name, kind=ModelVersion.Kind.SLOW, model=self.model, labels=labels,
             durations={"finetune_s": round(seconds, 2)}, metrics=metrics, artifact_dir=folder,
-            checkpoint=checkpoint, make_current=False, phase=TrainerState.Phase.TRAINING,
+            checkpoint=checkpoint, make_current=False, phase=TrainerState.Phase.TRAINING, generation=self.generation,
             detail="Fine-tuned; updating guesses." if checkpoint else "Kept the previous model: fine-tuning did not "
             "improve it, or images were imported meanwhile.",
         )

@@ -11,6 +11,7 @@ plain form post, so labeling also works without JavaScript.
 import uuid
 import functools
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,7 +22,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import dashboard, importing, services
+from . import dashboard, importing, services, steering
 from .forms import ClassForm, LabelImportForm, MemberForm, ProjectForm, SettingsForm
 from .models import Annotation, Item, Membership, Role
 
@@ -325,6 +326,89 @@ def label_import(request, pk):
 LABEL_ROWS_SHOWN = 200
 
 
+# --- steering the model (settings page) and reviewing suspect labels (dashboard) -----------------
+
+
+def _model_change(request, project, change, notice):
+    """Run an owner's change to the model loop; the settings page's Model region (htmx) or
+    a redirect with a message. A refused change shows its reason in the region (400 for a
+    full page)."""
+    error = None
+    try:
+        result = change()
+    except services.ServiceError as exc:
+        error = exc.message
+    else:
+        notice = notice(result) if callable(notice) else notice
+    project.refresh_from_db()
+    if not request.htmx:
+        (messages.error if error else messages.success)(request, error or notice)
+        return redirect(reverse("project-settings", args=[project.pk]) + "#model")
+    return _render_settings(request, project, partial="model", model_notice=None if error else notice,
+                            model_error=error)
+
+
+@login_required
+@require_POST
+def model_pause(request, pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    paused = request.POST.get("paused") in {"1", "true", "on"}
+    return _model_change(request, project, lambda: steering.set_paused(project, paused),
+                         "Training paused." if paused else "Training resumed.")
+
+
+@login_required
+@require_POST
+def model_reset(request, pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    clear = request.POST.get("clear_checkpoint") in {"1", "true", "on"}
+    return _model_change(request, project, lambda: steering.reset_model(project, by=request.user, clear_checkpoint=clear),
+                         "The model was reset; the trainer starts over.")
+
+
+@login_required
+@require_POST
+def model_checkpoint(request, pk):
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    upload = request.FILES.get("checkpoint")
+
+    def change():
+        if upload is None:
+            raise services.Invalid("Choose a checkpoint file (.pt) to upload.")
+        return steering.upload_checkpoint(project, upload, by=request.user)
+
+    def notice(report):
+        return (f"Loaded {report['name']}: {report['matched']} of {report['total']} encoder tensors fit "
+                f"({report['architecture']}). The model starts over from it.")
+
+    return _model_change(request, project, change, notice)
+
+
+@login_required
+@require_POST
+def item_review(request, pk, item_pk):
+    """Keep or relabel a suspect label from the dashboard (owners)."""
+    project = _project_for(request, pk, roles=[Role.OWNER])
+    # A button sends `label` (empty: keep); the drop-down of the other classes sends `other`.
+    label = (request.POST.get("other") or request.POST.get("label") or "").strip() or None
+    try:
+        result = steering.review_item(project, item_pk, by=request.user, label=label)
+    except services.NotFound as exc:
+        raise Http404(exc.message) from exc
+    except services.ServiceError as exc:
+        if request.htmx:
+            return render(request, "annotator/project_dashboard.html#suspect-done",
+                          {"error": exc.message, "item_pk": item_pk}, status=200)
+        messages.error(request, exc.message)
+        return redirect(reverse("project-dashboard", args=[project.pk]) + "#dash-suspects")
+    done = (f"Relabeled as {result['label']} ({result['changed']} label{'s' if result['changed'] != 1 else ''} "
+            "changed)." if result["label"] else "Kept as labeled.")
+    if request.htmx:
+        return render(request, "annotator/project_dashboard.html#suspect-done", {"notice": done, "item_pk": item_pk})
+    messages.success(request, done)
+    return redirect(reverse("project-dashboard", args=[project.pk]) + "#dash-suspects")
+
+
 def _render_settings(request, project, *, partial=None, **extra):
     """The settings page, or one of its regions for an htmx request (200, so htmx swaps the
     region with its errors); a full page with an error answers 400."""
@@ -340,6 +424,8 @@ def _render_settings(request, project, *, partial=None, **extra):
         ],
         "label_problems": [r for r in report["rows"] if r["status"] != "imported"][:LABEL_ROWS_SHOWN] if report else (),
         "label_rows_shown": LABEL_ROWS_SHOWN,
+        "trainer_status": services.trainer_status(project),
+        "checkpoint_max_mb": settings.CHECKPOINT_UPLOAD_MAX_MB,
         **_members_context(project),
         **extra,
     }
@@ -548,8 +634,14 @@ def project_dashboard(request, pk):
     """Progress, classes, annotators and exports; read-only, so viewers see all of it."""
     project = _project_for(request, pk, roles=DASHBOARD_ROLES, refusal=DASHBOARD_REFUSAL)
     summary = dashboard.summary(project)
+    model = summary["model"]
     context = {
         "project": project,
+        "model": model,
+        "chart_data": {"model": _chart_payload(model)},
+        "dash_fields": dashboard.fields(model),
+        "is_owner": project.current_role == Role.OWNER,
+        "classes": project.ordered_classes(),
         "progress": summary["progress"],
         "progress_segments": _progress_segments(summary["progress"]),
         "class_rows": _class_rows(summary["per_class"]),
@@ -560,6 +652,11 @@ def project_dashboard(request, pk):
         "trainer_status": services.trainer_status(project),
     }
     return render(request, "annotator/project_dashboard.html", context)
+
+
+def _chart_payload(model):
+    """The part of the model summary static/js/dashboard.js draws (the API sends the same)."""
+    return {key: model[key] for key in ("version", "curve", "uncertainty", "classes")}
 
 
 def _percent(part, whole):

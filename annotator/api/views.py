@@ -19,7 +19,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from annotator import predictions, services
+from annotator import dashboard, predictions, services, steering
 from annotator.importing import import_uploads
 from annotator.models import Annotation, AnnotationChange, LabelClass, Membership, Project, Role, TrainerState
 
@@ -27,6 +27,7 @@ from . import serializers as s
 from .exceptions import ServiceErrorsMixin
 
 OWNER_ONLY = (Role.OWNER,)
+DASHBOARD_ROLES = (Role.OWNER, Role.VIEWER)
 
 ERROR = s.ErrorSerializer
 NOT_FOUND = OpenApiResponse(ERROR, description="Not a member of this project (or no such project).")
@@ -59,6 +60,7 @@ ROW_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": s.MAX_I
 PROJECT_ID = OpenApiParameter("id", ROW_ID, OpenApiParameter.PATH, description="The project's id.")
 USERNAME = OpenApiParameter("username", OpenApiTypes.STR, OpenApiParameter.PATH, description="The member's username.")
 ANNOTATION_ID = OpenApiParameter("annotation_id", ROW_ID, OpenApiParameter.PATH, description="The annotation's id.")
+ITEM_ID = OpenApiParameter("item_id", ROW_ID, OpenApiParameter.PATH, description="The item's id.")
 VERSION_ID = OpenApiParameter("version_id", ROW_ID, OpenApiParameter.PATH, description="The version's id.")
 # The refusals of every operation that takes a request body.
 BODY_REFUSALS = {400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND, 415: UNSUPPORTED}
@@ -358,7 +360,12 @@ class ProjectViewSet(
         project = _project(request, pk, roles=OWNER_ONLY)
         serializer = s.ProjectSettingsUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.change_project(project, **serializer.validated_data)
+        changes = dict(serializer.validated_data)
+        paused = changes.pop("training_paused", None)
+        if changes:
+            services.change_project(project, **changes)
+        if paused is not None:
+            steering.set_paused(project, paused)
         return Response(_settings_body(project))
 
     # --- one member -----------------------------------------------------------------------
@@ -569,6 +576,96 @@ class ProjectViewSet(
             raise services.NotFound(f"Model version {version_id} is not in this project.")
         return Response(s.ModelVersionSerializer(version, context=_version_context(project)).data)
 
+    # --- dashboard, steering the model, reviewing labels ---------------------------------------
+
+    @extend_schema(
+        summary="The dashboard's numbers (owners and viewers)",
+        description=(
+            "Progress, labels per class, annotators (labels, skips, median time, agreement), and the model: "
+            "the learning curve (audit accuracy per number of labels with 95% intervals, cross-validated "
+            "accuracy per version, fine-tuning runs), the unlabeled pool's uncertainty histogram, labeled "
+            "against predicted class counts, the most confused class pairs and the suspect labels (labels "
+            "the model, with them held out, confidently disagrees with). Aggregates only: fast on large pools."
+        ),
+        tags=["dashboard"],
+        parameters=[PROJECT_ID],
+        responses={200: s.DashboardSerializer, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], url_path="dashboard", url_name="dashboard")
+    def dashboard(self, request, pk=None):
+        project = _project(request, pk, roles=DASHBOARD_ROLES)
+        summary = dashboard.summary(project)
+        body = {
+            **summary,
+            "per_class": [{"name": name, "labels": n} for name, n in summary["per_class"]],
+            "annotators": [{k: v for k, v in row.items()} for row in summary["annotators"]],
+            "fields": dashboard.fields(summary["model"]),
+        }
+        return Response(body)
+
+    @extend_schema(
+        summary="Keep or relabel a suspect label (owners only)",
+        description=(
+            "With `label`, every live label of the item becomes that class (each change kept in the answer's "
+            "history); without, the labels stay. Either way the item is marked reviewed and leaves the suspect list."
+        ),
+        tags=["items"],
+        parameters=[PROJECT_ID, ITEM_ID],
+        request=s.ReviewSerializer,
+        responses={200: s.ReviewResultSerializer, 409: OpenApiResponse(ERROR, description="The item has no live label."),
+                   **BODY_REFUSALS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"items/(?P<item_id>\d+)/review", url_name="item-review",
+            parser_classes=[parsers.JSONParser])
+    def review(self, request, pk=None, item_id=None):
+        project = _project(request, pk, roles=OWNER_ONLY)
+        serializer = s.ReviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if not services.is_row_id(item_id):
+            raise services.NotFound(f"Item {item_id} is not in this project.")
+        label = (serializer.validated_data.get("label") or "").strip() or None
+        return Response(steering.review_item(project, int(item_id), by=request.user, label=label))
+
+    @extend_schema(
+        summary="Reset the model (owners only)",
+        description=(
+            "The model starts over: the trainer pretrains again (or loads the uploaded checkpoint), the queue "
+            "and the guesses are gone until its first update. Labels stay. Old versions stay listed."
+        ),
+        tags=["model"],
+        parameters=[PROJECT_ID],
+        request=s.ModelResetSerializer,
+        responses={200: s.ProjectSettingsSerializer, **BODY_REFUSALS},
+    )
+    @action(detail=True, methods=["post"], url_path="model/reset", url_name="model-reset",
+            parser_classes=[parsers.JSONParser])
+    def model_reset(self, request, pk=None):
+        project = _project(request, pk, roles=OWNER_ONLY)
+        serializer = s.ModelResetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        steering.reset_model(project, by=request.user, clear_checkpoint=serializer.validated_data["clear_checkpoint"])
+        return Response(_settings_body(project))
+
+    @extend_schema(
+        summary="Start the model from an uploaded checkpoint (owners only)",
+        description=(
+            "Transfer learning: a checkpoint exported from a project of this app (GET export/?format=model) or a "
+            "PyTorch state dict of the same encoder, loaded with weights_only=True. The model resets and starts "
+            "from that encoder instead of pretraining. Refused with the reason when nothing in it fits."
+        ),
+        tags=["model"],
+        parameters=[PROJECT_ID],
+        request={"multipart/form-data": s.CheckpointUploadSerializer},
+        responses={200: s.CheckpointReportSerializer, **BODY_REFUSALS},
+    )
+    @action(detail=True, methods=["post"], url_path="model/checkpoint", url_name="model-checkpoint",
+            parser_classes=[parsers.MultiPartParser, parsers.FormParser])
+    def model_checkpoint(self, request, pk=None):
+        project = _project(request, pk, roles=OWNER_ONLY)
+        serializer = s.CheckpointUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(steering.upload_checkpoint(project, serializer.validated_data["checkpoint"], by=request.user))
+
 
 @csrf_exempt
 def no_such_endpoint(request, path):
@@ -585,7 +682,13 @@ def _settings_body(project):
         {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "labels": usage[c.pk][0], "removable": not usage[c.pk][1]}
         for c in project.ordered_classes()
     ]
-    return {**{field: getattr(project, field) for field in services.SETTINGS_FIELDS}, "classes": classes}
+    return {
+        **{field: getattr(project, field) for field in services.SETTINGS_FIELDS},
+        "training_paused": project.training_paused,
+        "model_generation": project.model_generation,
+        "init_checkpoint": project.init_checkpoint_name or None,
+        "classes": classes,
+    }
 
 
 def _live_labels():

@@ -33,6 +33,7 @@
     pretraining: "Pretraining",
     training: "Training",
     "up-to-date": "Up to date",
+    paused: "Paused",
     failed: "Training failed",
   };
 

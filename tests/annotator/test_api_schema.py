@@ -24,6 +24,10 @@ PATHS = {
     "/api/projects/{id}/versions/": {"get"},
     "/api/projects/{id}/versions/{version_id}/": {"get"},
     "/api/projects/{id}/export/": {"get"},
+    "/api/projects/{id}/dashboard/": {"get"},
+    "/api/projects/{id}/items/{item_id}/review/": {"post"},
+    "/api/projects/{id}/model/reset/": {"post"},
+    "/api/projects/{id}/model/checkpoint/": {"post"},
 }
 
 

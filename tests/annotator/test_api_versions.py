@@ -43,7 +43,7 @@ def test_it_lists_versions_newest_first_with_audit_accuracy(project, api, alice,
     rows = r.json()["results"]
     assert [row["id"] for row in rows] == [v2.pk, failed.pk, v1.pk]
     assert set(rows[0]) == {
-        "id", "number", "kind", "status", "labels_used", "pool_size", "classes", "strategy", "device",
+        "id", "number", "kind", "status", "labels_used", "pool_size", "generation", "classes", "strategy", "device",
         "durations", "metrics", "error", "created_at", "current", "audit_accuracy",
     }
     assert [row["current"] for row in rows] == [True, False, False]

@@ -97,3 +97,86 @@ def test_viewer_reads_an_empty_dashboard(browser, live_server, project, dave):
     assert page.is_visible("text=Nobody has answered yet")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-empty.png"), full_page=True)
+
+
+def model_history(project, bob):
+    """A labeled project as the loop leaves it: real images, model versions whose
+    cross-validated accuracy rises, audit answers whose guesses get better with the labels,
+    and a current version whose held-out arrays doubt two labels."""
+    import numpy as np
+
+    from annotator.models import Annotation, ModelVersion, TrainerState
+    from annotator.predictions import artifact_path
+    from tests.annotator.trainer_helpers import add_shape_items
+
+    items, _kinds = add_shape_items(project, 45)
+    names = project.class_names()
+    truth = {item.pk: names[i % 3] for i, item in enumerate(items)}
+    labeled = items[:36]
+    for item in labeled:
+        services.submit_annotation(project, bob, item_id=item.pk, label=truth[item.pk],
+                                   idempotency_key=f"m-{item.pk}", duration_ms=1500)
+    versions = [ModelVersion.objects.create(project=project, number=n, kind="fast", labels_used=6 * n, classes=names,
+                                            metrics={"cv_accuracy": 0.4 + 0.09 * n}) for n in range(1, 7)]
+    ModelVersion.objects.create(project=project, number=7, kind="slow", labels_used=30,
+                                metrics={"accepted": True, "adopted": True})
+    rng = random.Random(3)
+    for k, item in enumerate(labeled):  # every label is an audit; the later models guess better
+        version = versions[min(5, k // 6)]
+        right = rng.random() < 0.35 + 0.1 * versions.index(version)
+        guess = truth[item.pk] if right else rng.choice([n for n in names if n != truth[item.pk]])
+        Annotation.objects.filter(item=item).update(is_audit=True, model_version=version,
+                                                    suggestion={"label": guess, "confidence": 0.8, "top": []})
+    folder = f"projects/{project.pk}/fast-browser"
+    base = artifact_path(folder)
+    base.mkdir(parents=True)
+    labels = np.array([names.index(truth[item.pk]) for item in labeled])
+    probs = np.full((len(labeled), 3), 0.05, np.float32)
+    probs[np.arange(len(labeled)), labels] = 0.9
+    probs[0] = [0.02, 0.95, 0.03] if labels[0] != 1 else [0.95, 0.02, 0.03]  # two confident disagreements
+    probs[1] = [0.05, 0.05, 0.9] if labels[1] != 2 else [0.9, 0.05, 0.05]
+    np.save(base / "heldout_items.npy", np.array([item.pk for item in labeled], np.int64))
+    np.save(base / "heldout_labels.npy", labels)
+    np.save(base / "heldout_probs.npy", probs)
+    current = ModelVersion.objects.create(
+        project=project, number=8, kind="fast", labels_used=36, classes=names, artifact_dir=folder,
+        metrics={"cv_accuracy": 0.94, "unlabeled": 9, "uncertainty_hist": [0] * 12 + [1, 2, 3, 1, 1, 1, 0, 0],
+                 "uncertainty_mean": 0.7, "predicted_unlabeled": [4, 3, 2]})
+    TrainerState.objects.update_or_create(project=project, defaults={"current_version": current})
+    return labeled
+
+
+def test_owner_sees_the_model_charts_and_fixes_a_suspect_label(browser, live_server, project, alice, bob):
+    from annotator.models import AnnotationChange
+
+    labeled = model_history(project, bob)
+    page = log_in(browser, live_server, "alice", f"/projects/{project.pk}/dashboard/")
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.wait_for_function("window.Dashboard && window.Dashboard.charts.curve && window.Dashboard.charts.classes")
+    curve = page.evaluate("window.Dashboard.model().curve")
+    assert [p["accuracy"] for p in curve["cv"]] == sorted(p["accuracy"] for p in curve["cv"])
+    assert len(curve["audit"]) >= 3 and curve["audit"][-1]["accuracy"] > curve["audit"][0]["accuracy"]
+    assert page.locator(".chart-box.is-empty").count() == 0
+    # The charts drew something: their canvases are not blank.
+    for canvas in ("chart-curve", "chart-uncertainty", "chart-classes"):
+        inked = page.evaluate(
+            """id => { const c = document.getElementById(id); const d = c.getContext('2d')
+                         .getImageData(0, 0, c.width, c.height).data;
+                       let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""", canvas)
+        assert inked > 500, canvas
+    rows = page.locator("#dash-suspects tbody tr")
+    assert rows.count() == 2
+    first = labeled[0]
+    row = page.locator(f"#suspect-{first.pk}")
+    guess = row.locator("button.button-primary").inner_text().removeprefix("Relabel as ")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-model.png"), full_page=True)
+    row.locator("button.button-primary").click()
+    page.wait_for_selector(f"#suspect-{first.pk}.suspect-done")
+    assert f"Relabeled as {guess}" in page.inner_text(f"#suspect-{first.pk}")
+    change = AnnotationChange.objects.get(annotation__item=first)
+    assert (change.new_label, change.changed_by) == (guess, alice)
+    page.locator(f"#suspect-{labeled[1].pk} button:has-text('Keep')").click()
+    page.wait_for_selector(f"#suspect-{labeled[1].pk}.suspect-done")
+    assert not [e for e in errors if "WebSocket" not in e], errors

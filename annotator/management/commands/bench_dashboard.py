@@ -2,12 +2,16 @@
 project dashboard is on a big project. A benchmark, not a test.
 
 Creates a throwaway project in the configured database (bulk inserts; items get dummy image
-names, no files), times each dashboard aggregate and the whole page (Django's test client,
-signed in as the project's owner), prints a table, then deletes the project and its users.
+names, no files) with a model history as the loop leaves it (--versions fast versions with
+their metrics, a fine-tuning every 50, audit answers with the guesses of those versions, and
+the current version's held-out arrays for every labeled item), times each dashboard aggregate
+and the whole page (Django's test client, signed in as the project's owner), prints a table,
+then deletes the project, its files and its users.
 On PostgreSQL the new rows are ANALYZEd first, as autovacuum would do for a real project;
 SQLite gets no ANALYZE, as a default installation has none.
 """
 import secrets
+import shutil
 import statistics
 import time
 
@@ -20,7 +24,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from annotator import dashboard, services
-from annotator.models import Annotation, Item, Role
+from annotator.models import Annotation, Item, ModelVersion, Role, TrainerState
+from annotator.predictions import (HELDOUT_ITEMS_FILE, HELDOUT_LABELS_FILE, HELDOUT_PROBS_FILE,
+                                   artifact_path)
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BATCH = 5000
@@ -34,11 +40,14 @@ class Command(BaseCommand):
         parser.add_argument("--annotations", type=int, default=60_000, help="Answers in all (default 60000).")
         parser.add_argument("--annotators", type=int, default=5, help="Annotators answering (default 5).")
         parser.add_argument("--per-item", type=int, default=2, help="Labels wanted per image (default 2).")
+        parser.add_argument("--versions", type=int, default=5000,
+                            help="Fast model versions in the history (default 5000).")
+        parser.add_argument("--audit", type=float, default=0.1, help="Share of answers that are audits (default 0.1).")
         parser.add_argument("--repeat", type=int, default=5, help="Timed runs of each step (default 5).")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--yes", action="store_true", help="Really write the throwaway project to the database.")
 
-    def handle(self, *args, items, annotations, annotators, per_item, repeat, seed, yes, **options):
+    def handle(self, *args, items, annotations, annotators, per_item, versions, audit, repeat, seed, yes, **options):
         database = connection.settings_dict["NAME"]
         if not yes:
             raise CommandError(
@@ -50,12 +59,14 @@ class Command(BaseCommand):
         token = secrets.token_hex(3)
         started = time.perf_counter()
         owner, users, project = self._create(token, items, annotations, annotators, per_item, seed)
-        self.stdout.write(f"Created project {project.pk} on {connection.vendor} ({database}) in "
-                          f"{time.perf_counter() - started:.1f} s: {self._describe(project)}")
         try:
+            self._model_history(project, versions, audit, seed)
+            self.stdout.write(f"Created project {project.pk} on {connection.vendor} ({database}) in "
+                              f"{time.perf_counter() - started:.1f} s: {self._describe(project)}")
             self._report(project, owner, repeat)
         finally:
             started = time.perf_counter()
+            shutil.rmtree(artifact_path(f"projects/{project.pk}"), ignore_errors=True)
             Annotation.objects.filter(item__project=project).delete()  # before the classes they protect
             project.delete()
             get_user_model().objects.filter(pk__in=[owner.pk] + [u.pk for u in users]).delete()
@@ -97,6 +108,52 @@ class Command(BaseCommand):
                 cursor.execute("ANALYZE annotator_item, annotator_annotation")
         return owner, users, project
 
+    def _model_history(self, project, n_versions, audit_share, seed):
+        """Versions as the loop writes them, audits that point at them, and the current
+        version's held-out arrays (every labeled item, their majority label, 10 columns)."""
+        rng = np.random.default_rng(seed + 1)
+        labeled = Item.objects.filter(project=project, label_count__gt=0).count()
+        c = len(CLASSES)
+        rows = []
+        for number in range(1, n_versions + 1):
+            used = max(1, labeled * number // n_versions)
+            kind = ModelVersion.Kind.SLOW if number % 50 == 0 else ModelVersion.Kind.FAST
+            metrics = ({"accepted": True, "adopted": bool(number % 100 == 0)} if kind == ModelVersion.Kind.SLOW else
+                       {"cv_accuracy": round(0.5 + 0.45 * number / n_versions, 4), "unlabeled": 1000,
+                        "uncertainty_hist": rng.integers(0, 500, 20).tolist(), "uncertainty_mean": 0.4,
+                        "predicted_unlabeled": rng.integers(0, 500, c).tolist(), "mean_confidence": 0.8,
+                        "predicted_counts": rng.integers(0, 500, c).tolist(), "classes_labeled": c})
+            rows.append(ModelVersion(project=project, number=number, kind=kind, labels_used=used, classes=CLASSES,
+                                     metrics=metrics, durations={"total_s": 0.1}))
+        ModelVersion.objects.bulk_create(rows, batch_size=BATCH)
+        current = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.FAST).order_by("-number").first()
+        folder = f"projects/{project.pk}/bench-{current.number}"
+        base = artifact_path(folder)
+        base.mkdir(parents=True, exist_ok=True)
+        items = np.array(list(Item.objects.filter(project=project, label_count__gt=0).order_by("pk")
+                              .values_list("pk", flat=True)), np.int64)
+        truth = rng.integers(0, c, len(items))
+        probs = rng.dirichlet(np.full(c, 0.3), size=len(items)).astype(np.float32)
+        np.save(base / HELDOUT_ITEMS_FILE, items)
+        np.save(base / HELDOUT_LABELS_FILE, truth)
+        np.save(base / HELDOUT_PROBS_FILE, probs)
+        ModelVersion.objects.filter(pk=current.pk).update(artifact_dir=folder)
+        TrainerState.objects.update_or_create(project=project, defaults={"current_version": current})
+        # Audit answers: a share of the labels, each with a guess from a version spread over the history.
+        answers = list(Annotation.objects.filter(item__project=project, skipped=False).values_list("pk", flat=True))
+        picked = rng.choice(len(answers), size=int(len(answers) * audit_share), replace=False)
+        version_ids = list(ModelVersion.objects.filter(project=project).order_by("number").values_list("pk", flat=True))
+        updates = []
+        for k, i in enumerate(sorted(picked)):
+            annotation = Annotation(pk=answers[i], is_audit=True,
+                                    model_version_id=version_ids[k * len(version_ids) // max(1, len(picked))],
+                                    suggestion={"label": CLASSES[int(rng.integers(c))], "confidence": 0.9, "top": []})
+            updates.append(annotation)
+        Annotation.objects.bulk_update(updates, ["is_audit", "model_version", "suggestion"], batch_size=BATCH)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE annotator_annotation, annotator_modelversion")
+
     @staticmethod
     def _plan(rng, n_items, n_answers, n_users, per_item):
         """[(item index, annotator index, class index or None for a skip, duration_ms)]: images
@@ -118,8 +175,10 @@ class Command(BaseCommand):
     def _describe(self, project):
         p = dashboard.progress(project)
         answers = Annotation.objects.filter(item__project=project).count()
+        audits = Annotation.objects.filter(item__project=project, is_audit=True).count()
+        versions = ModelVersion.objects.filter(project=project).count()
         return (f"{p['items']} items, {p['labeled']} labeled, {p['skipped']} skipped only, "
-                f"{p['multi_labeled']} with 2+ labels, {answers} answers")
+                f"{p['multi_labeled']} with 2+ labels, {answers} answers ({audits} audits), {versions} model versions")
 
     # --- timings --------------------------------------------------------------------------
 
@@ -139,7 +198,10 @@ class Command(BaseCommand):
             ("answer_counts", lambda: dashboard.answer_counts(project)),
             ("median_label_ms", lambda: dashboard.median_label_ms(project)),
             ("agreement_pairs", lambda: dashboard.agreement_pairs(project)),
-            ("summary (all six)", lambda: dashboard.summary(project)),
+            ("summary (all six)", lambda: dashboard.summary(project, with_model=False)),
+            ("audit_curve", lambda: dashboard.audit_curve(project)),
+            ("cv_curve", lambda: dashboard.cv_curve(project)),
+            ("model_summary", lambda: dashboard.model_summary(project)),
             ("trainer_status", lambda: services.trainer_status(project)),  # the page's live indicator
             ("page GET (test client)", page),
         ]

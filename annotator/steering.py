@@ -1,0 +1,178 @@
+"""What an owner does to the model loop: pause and resume training, reset the model, start
+it from an uploaded checkpoint, and review the labels the model doubts (keep or relabel).
+
+The trainer reads the project's `training_paused` and `model_generation` at every step and
+before it commits anything (annotator.mlbridge.commit_version), so these writes take effect
+within a poll, and a result computed for a model that was reset meanwhile is dropped.
+Shared by the settings and dashboard pages and the REST API.
+"""
+import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import events, services
+from .models import Annotation, AnnotationChange, Item, Project, QueueEntry, TrainerState
+from .predictions import artifact_path
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def _publish(project):
+    """Tell open pages at once; a publishing failure must not undo the owner's change."""
+    try:
+        events.publish(project.pk, events.status_event(services.trainer_status(project)))
+    except Exception:  # noqa: BLE001 - no channel layer (a management command), Redis down
+        log.warning("Could not publish the status of project %s", project.pk, exc_info=True)
+
+
+def set_paused(project, paused):
+    """Pause (the trainer runs nothing for the project; labeling goes on in the last queue's
+    order) or resume. Idempotent."""
+    with transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(training_paused=bool(paused))
+        state, _created = TrainerState.objects.get_or_create(project=project)
+        if paused:
+            state.phase, state.progress = TrainerState.Phase.PAUSED, None
+            state.detail = "Training is paused; labeling goes on with the last model's queue."
+        elif state.phase == TrainerState.Phase.PAUSED:
+            state.phase, state.detail = TrainerState.Phase.WAITING, "Resuming."
+        state.save()
+    project.training_paused = bool(paused)
+    _publish(project)
+    return project
+
+
+def reset_model(project, *, by, clear_checkpoint=False):
+    """Start the model over: a new generation (trainers drop the models they hold and
+    pretrain again, or load the uploaded checkpoint), no queue, no current version, so no
+    guesses until the new model's first fast path. Labels are untouched; old versions stay
+    listed (with their generation) but no longer serve, export or resume."""
+    with transaction.atomic():
+        services._lock_project_row(project)
+        fresh = Project.objects.get(pk=project.pk)
+        fresh.model_generation += 1
+        fields = ["model_generation"]
+        if clear_checkpoint and fresh.init_checkpoint:
+            old = fresh.init_checkpoint
+            transaction.on_commit(lambda: _remove_file(old))  # the file goes only once the row forgets it
+            fresh.init_checkpoint, fresh.init_checkpoint_name = "", ""
+            fields += ["init_checkpoint", "init_checkpoint_name"]
+        fresh.save(update_fields=fields)
+        QueueEntry.objects.filter(project=project).delete()
+        state, _created = TrainerState.objects.get_or_create(project=project)
+        state.current_version = None
+        state.failures, state.retry_at, state.last_error = 0, None, ""
+        state.progress = None
+        if not fresh.training_paused:
+            state.phase = TrainerState.Phase.WAITING
+        start = f"from {fresh.init_checkpoint_name}" if fresh.init_checkpoint else "with contrastive pretraining"
+        state.detail = f"Model reset by {by.get_username()}; starting over {start}."
+        state.save()
+    for field in ("model_generation", "init_checkpoint", "init_checkpoint_name"):
+        setattr(project, field, getattr(fresh, field))
+    log.info("Project %s: model reset by %s (generation %s)", project.pk, by.get_username(), fresh.model_generation)
+    _publish(project)
+    try:
+        events.publish(project.pk, events.queue_event(None))
+    except Exception:  # noqa: BLE001
+        log.warning("Could not publish the queue reset of project %s", project.pk, exc_info=True)
+    return project
+
+
+def _remove_file(relative):
+    try:
+        (artifact_path(relative)).unlink()
+    except OSError:
+        pass
+
+
+def upload_checkpoint(project, upload, *, by):
+    """Store an uploaded checkpoint, check it against the project's encoder (weights_only
+    load: no pickled code runs), and reset the model to start from it. Invalid with the
+    reason when the file is too big, not a checkpoint, or has nothing that fits; the
+    project is unchanged then. Returns the check's report (matched/total tensors)."""
+    name = Path(upload.name or "checkpoint.pt").name
+    limit = settings.CHECKPOINT_UPLOAD_MAX_MB * 1024 * 1024
+    if upload.size is not None and upload.size > limit:
+        raise services.Invalid(f"{name} is over {settings.CHECKPOINT_UPLOAD_MAX_MB} MB ({upload.size:,} bytes); "
+                               f"checkpoints up to {settings.CHECKPOINT_UPLOAD_MAX_MB} MB are accepted "
+                               "(CHECKPOINT_UPLOAD_MAX_MB).")
+    if upload.size == 0:
+        raise services.Invalid(f"{name} is empty.")
+    if not name.lower().endswith(CHECKPOINT_SUFFIXES):
+        raise services.Invalid(f"{name} does not look like a PyTorch checkpoint: expected a file ending in "
+                               f"{', '.join(CHECKPOINT_SUFFIXES)}.")
+    relative = f"projects/{project.pk}/uploads/{uuid.uuid4().hex}.pt"
+    target = artifact_path(relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in upload.chunks():
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        from . import mlbridge  # torch: only for this rare owner action, never on the labeling path
+
+        try:
+            report = mlbridge.check_init_checkpoint(project, tmp)
+        except ValueError as exc:
+            raise services.Invalid(f"{name}: {exc}") from None
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    try:
+        with transaction.atomic():
+            services._lock_project_row(project)
+            old = Project.objects.filter(pk=project.pk).values_list("init_checkpoint", flat=True).first()
+            Project.objects.filter(pk=project.pk).update(init_checkpoint=relative, init_checkpoint_name=name[:255])
+            project.init_checkpoint, project.init_checkpoint_name = relative, name[:255]
+            reset_model(project, by=by)
+    except BaseException:
+        _remove_file(relative)  # no row points at it
+        raise
+    if old and old != relative:
+        _remove_file(old)
+    return {"name": name, "matched": report["matched"], "total": report["total"],
+            "architecture": report["encoder"].arch, "classes": report["classes"]}
+
+
+def review_item(project, item_id, *, by, label=None):
+    """An owner settles a suspect label: `label` None keeps the labels as they are, a class
+    name relabels every live label of the item to it (each change in the answer's history).
+    Either way the item is marked reviewed and leaves the suspect list."""
+    with transaction.atomic():
+        item = Item.objects.select_for_update().filter(project=project, pk=item_id).first()
+        if item is None:
+            raise services.NotFound(f"Item {item_id} is not in this project.")
+        live = list(
+            Annotation.objects.select_for_update().select_related("label")
+            .filter(item=item, undone=False, skipped=False)
+        )
+        if not live:
+            raise services.Conflict("This image has no live label to review (its labels were deleted or undone).")
+        changed = 0
+        if label is not None:
+            new = services.find_class(project, label)
+            for annotation in live:
+                if annotation.label_id == new.pk:
+                    continue
+                old = annotation.label.name
+                annotation.label = new
+                annotation.save(update_fields=["label"])
+                AnnotationChange.objects.create(annotation=annotation, changed_by=by,
+                                                action=AnnotationChange.Action.CORRECT,
+                                                old_label=old, new_label=new.name)
+                changed += 1
+        item.reviewed_at, item.reviewed_by = timezone.now(), by
+        item.save(update_fields=["reviewed_at", "reviewed_by"])
+    return {"item": item.pk, "changed": changed, "label": new.name if label is not None else None}
