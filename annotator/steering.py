@@ -155,7 +155,7 @@ def review_item(project, item_id, *, by, label=None):
         if item is None:
             raise services.NotFound(f"Item {item_id} is not in this project.")
         live = list(
-            Annotation.objects.select_for_update().select_related("label")
+            Annotation.objects.select_for_update(of=("self",)).select_related("label")
             .filter(item=item, undone=False, skipped=False)
         )
         if not live:
