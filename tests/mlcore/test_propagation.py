@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from mlcore.propagation import (affinity, certainty_weights, class_weights, knn_graph,
@@ -127,3 +128,26 @@ def test_heldout_probabilities_expose_a_wrong_label(blobs):
     assert p.argmax() == 0 and p[0] > 0.8
     others = np.delete(probs, list(rows).index(wrong), axis=0)
     assert (others.argmax(1) == np.delete(y, wrong)).mean() > 0.95
+
+
+def test_fit_temperature_finds_the_grid_optimum_and_sharpens_underconfident_scores():
+    from mlcore.fast import _temperature_nll, apply_temperature, fit_temperature
+    rng = np.random.default_rng(0)
+    n, c = 300, 4
+    truth = rng.integers(0, c, n)
+    logits = rng.normal(0, 1, (n, c))
+    logits[np.arange(n), truth] += 2.5  # mostly right ...
+    probs = np.exp(logits / 6)  # ... but squashed towards uniform
+    probs /= probs.sum(1, keepdims=True)
+    t = fit_temperature(probs, truth)
+    logp = np.log(probs)
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 4001))
+    best = grid[np.argmin([_temperature_nll(logp, truth, 1 / g) for g in grid])]
+    assert t == pytest.approx(best, rel=0.01)
+    assert t < 0.5  # sharpened
+    calibrated = apply_temperature(probs, t)
+    np.testing.assert_array_equal(calibrated.argmax(1), probs.argmax(1))
+    np.testing.assert_allclose(calibrated.sum(1), 1, atol=1e-5)
+    accuracy = (probs.argmax(1) == truth).mean()
+    assert abs(calibrated.max(1).mean() - accuracy) < abs(probs.max(1).mean() - accuracy) / 3
+    assert fit_temperature(probs[:0], truth[:0]) == 1.0
