@@ -497,8 +497,10 @@ def _imagefolder_chunks(rows, names, folders, meta):
 
 
 def latest_checkpoint_version(project):
+    """The newest checkpoint of the current model (a reset makes older ones history)."""
     return (
-        ModelVersion.objects.filter(project=project, status=ModelVersion.Status.OK)
+        ModelVersion.objects.filter(project=project, status=ModelVersion.Status.OK,
+                                    generation=project.model_generation)
         .exclude(checkpoint="")
         .order_by("-number", "-created_at", "-id")
         .first()

@@ -379,6 +379,16 @@ def test_it_says_when_there_is_no_model(client, project, labeled, alice):
     assert r.content.decode().startswith("No trained model yet")
 
 
+def test_a_reset_model_is_no_longer_exported(client, project, labeled, alice):
+    from annotator import steering
+
+    _fake_model(project, PROBS)
+    assert _get(client, alice, f"/api/projects/{project.pk}/export/?format=model").status_code == 200
+    steering.reset_model(project, by=alice)
+    r = _get(client, alice, f"/api/projects/{project.pk}/export/?format=model")
+    assert r.status_code == 404 and r.json()["detail"].startswith("No trained model yet")
+
+
 def test_it_refuses_a_checkpoint_outside_artifacts_root(client, project, labeled, alice, tmp_path):
     version = _fake_model(project, PROBS)
     (tmp_path / "elsewhere.pt").write_bytes(b"not yours")
