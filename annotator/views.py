@@ -330,9 +330,9 @@ LABEL_ROWS_SHOWN = 200
 
 
 def _model_change(request, project, change, notice):
-    """Run an owner's change to the model loop; the settings page's Model region (htmx) or
-    a redirect with a message. A refused change shows its reason in the region (400 for a
-    full page)."""
+    """Run an owner's change to the model loop; answer with the settings page's Model region
+    (htmx), its notice or the refusal's reason in it, or else a redirect to that region with
+    the same text as a message."""
     error = None
     try:
         result = change()
