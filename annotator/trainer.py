@@ -146,6 +146,8 @@ class Trainer:
             self.stop.set()
             for loop in self.held.values():
                 loop.abandon()
+            for loop in self.held.values():
+                loop.join_slow(timeout=30)
             try:
                 self.release()
             finally:
@@ -229,6 +231,15 @@ class ProjectLoop:
     def abandon(self):
         if self.slow_thread is not None:
             self.slow_cancel.set()
+
+    def join_slow(self, timeout):
+        """Wait for a cancelled fine-tuning thread to stop (it checks at every step): a
+        thread still inside torch while the interpreter shuts down aborts the process."""
+        thread = self.slow_thread
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("Project %s: the fine-tuning thread did not stop within %s s", self.project_id, timeout)
 
     def forget(self):
         """Drop the model and everything derived from it (after a reset)."""
