@@ -159,3 +159,21 @@ def test_a_checkpoint_declaring_an_absurd_encoder_is_refused_before_it_is_built(
         steering.upload_checkpoint(project, SimpleUploadedFile("huge.pt", path.read_bytes()), by=alice)
     project.refresh_from_db()
     assert project.model_generation == 0 and not project.init_checkpoint
+
+
+def test_stopping_waits_for_a_fine_tuning_in_flight(shapes, bob, settings):
+    """A fine-tuning thread still inside torch at interpreter exit aborts the process
+    (SIGABRT instead of a clean exit 0): run() returns only once the cancelled thread stopped."""
+    settings.TRAINER_SLOW_EVERY = 4
+    settings.TRAINER_SLOW_BUDGET_S = 60
+    trainer = quiet_trainer()
+    trainer.run_once()
+    trainer.run_once()
+    label_served(shapes, bob, 4)
+    trainer.run_once()
+    trainer.run_once()  # starts the fine-tuning thread
+    thread = trainer.held[shapes.pk].slow_thread
+    assert thread is not None and thread.is_alive()
+    trainer.stop.set()
+    trainer.run()  # the shutdown path only: stop is already set
+    assert not thread.is_alive()

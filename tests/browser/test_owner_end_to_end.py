@@ -157,12 +157,15 @@ def go_to_overview(page, server, project):
 
 
 def assert_the_curve_rises(curve):
-    """The cross-validated line ends well above chance and not below where it began, and the
-    audited accuracy (honest, on random images) is well above chance too."""
+    """From chance (a third, with no labels) the curve rises well above it and follows the
+    labels: its points run from the first few labels to all of them, the cross-validated
+    line ends at 75% or more, and the audited accuracy (honest, on random images) is well
+    above chance. Not "never below its start": the first cross-validated points are on the
+    typical images the cold start picks, which read 100%, and later ones on the uncertain
+    images the strategy picks (seen on PostgreSQL CI: 1.0 at 10-12 labels, 0.94 at 36)."""
     cv = [point["accuracy"] for point in curve["cv"]]
-    first, last = cv[:3], cv[-5:]
+    assert curve["cv"][0]["labels"] <= 15 and curve["cv"][-1]["labels"] >= LABELS, curve["cv"]
     assert cv[-1] >= 0.75, curve["cv"]
-    assert sum(last) / len(last) >= sum(first) / len(first) - 0.02, curve["cv"]
     answers = sum(point["n"] for point in curve["audit"])
     correct = sum(point["correct"] for point in curve["audit"])
     assert answers >= 5 and correct / answers >= 0.6, curve["audit"]
