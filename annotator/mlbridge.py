@@ -470,7 +470,7 @@ def pool_summary(probs, labels):
     open_rows = labels < 0
     p = probs[open_rows]
     uncertainty = 1.0 - certainty_weights(p) if len(p) else np.zeros(0, np.float32)
-    counts, edges = np.histogram(uncertainty, bins=UNCERTAINTY_BINS, range=(0.0, 1.0))
+    counts, _edges = np.histogram(uncertainty, bins=UNCERTAINTY_BINS, range=(0.0, 1.0))
     return {
         "unlabeled": int(open_rows.sum()),
         "uncertainty_hist": counts.tolist(),
