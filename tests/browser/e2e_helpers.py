@@ -4,61 +4,22 @@ trainer in another thread, shape images on disk, and a page that records console
 The server and the trainer share one process, so the trainer's events reach the browser
 through the server loop's in-memory channel layer (events.loop_publisher), as in
 tests/browser/test_live.py."""
-import asyncio
-import socket
 import threading
-import time
 from contextlib import contextmanager
 
 import numpy as np
 
-from annotator import events, predictions
 from annotator.trainer import Trainer
+from tests.browser.helpers import serve_asgi
 from tests.annotator.trainer_helpers import SHAPES, png, shape_image
 from tests.conftest import PASSWORD
 
 
 @contextmanager
 def asgi_server():
-    """Yields the base URL of the project's ASGI application (HTTP and websockets) served by
-    uvicorn on a free port; the trainer's events go to that server's channel layer."""
-    import uvicorn
-    from channels.layers import channel_layers
-
-    from annotator.asgi import application
-
-    channel_layers.backends.clear()  # a fresh in-memory layer, bound to this server's loop
-    predictions._cache.clear()  # model version ids repeat after each test's flush
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning",
-                                           timeout_graceful_shutdown=2))
-    loop = asyncio.new_event_loop()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(server.serve(sockets=[sock]))
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=serve, name="uvicorn-e2e", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    events.set_publisher(events.loop_publisher(loop))
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        events.set_publisher(None)
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-        channel_layers.backends.clear()
+    """The base URL of the ASGI application served by uvicorn (tests/browser/helpers.py)."""
+    with serve_asgi() as (url, _loop):
+        yield url
 
 
 @contextmanager

@@ -3,26 +3,19 @@ from the overview and reads progress, classes and annotators; a screenshot goes 
 test-artifacts/dashboard.png."""
 import os
 import random
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from annotator import services
 from annotator.models import Item, Role
-from tests.browser.helpers import CHROMIUM, log_in
+from tests.browser.helpers import ARTIFACTS, BROWSER_MARKS, log_in
 from tests.conftest import PASSWORD
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 

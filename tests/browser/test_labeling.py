@@ -8,7 +8,6 @@ import os
 import re
 import statistics
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,21 +16,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from annotator import importing, services
 from annotator.models import Annotation, Lease
-from tests.browser.helpers import CHROMIUM, log_in
+from tests.browser.helpers import ARTIFACTS, BROWSER_MARKS, log_in
 from tests.conftest import png_bytes
 
 # Playwright's sync API runs an event loop in this thread; the Django ORM calls made here
 # between browser steps are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 # Records, for each key press, when it happened and when a different, fully loaded image
 # is in #label-image (plus the next animation frame, when it can be painted).

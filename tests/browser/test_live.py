@@ -8,11 +8,8 @@ test database (a file, see tests/settings.py). Screenshots go to test-artifacts/
 import asyncio
 import os
 import re
-import socket
-import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,24 +17,15 @@ from django.utils import timezone
 
 from annotator import events, predictions, services
 from annotator.models import Annotation, Lease, ModelVersion, QueueEntry, TrainerState
-from tests.browser.helpers import CHROMIUM
+from tests.browser.helpers import ARTIFACTS, ASGI_MARKS, FAST_LIVE, serve_asgi
 from tests.conftest import PASSWORD
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made here between
 # browser steps are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FAST_LIVE = "window.LiveConfig = {pollMs: 400, backoffMs: [200, 400, 800], heartbeatMs: 300, pongTimeoutMs: 1500};"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    # Django's ASGI handler says so for every file response (images, static files).
-    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
-]
+pytestmark = ASGI_MARKS
 
 
 class SocketSwitch:
@@ -97,50 +85,13 @@ class AsgiServer:
 
 @pytest.fixture
 def asgi_server(transactional_db):
-    uvicorn = pytest.importorskip("uvicorn")
-    from channels.layers import channel_layers
-
+    pytest.importorskip("uvicorn")
     from annotator.asgi import application
 
-    channel_layers.backends.clear()  # a fresh in-memory layer for this server's loop
-    predictions._cache.clear()  # version ids are reused after each test's flush
     switch = SocketSwitch(application)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(switch, lifespan="off", log_level="warning", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    ready = threading.Event()
-
-    def run():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+    with serve_asgi(switch) as (url, loop):
         switch.loop = loop
-        ready.set()
-        try:
-            loop.run_until_complete(server.serve(sockets=[sock]))
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, name="uvicorn-test", daemon=True)
-    thread.start()
-    ready.wait(10)
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    events.set_publisher(events.loop_publisher(switch.loop))
-    try:
-        yield AsgiServer(f"http://127.0.0.1:{port}", switch, switch.loop)
-    finally:
-        events.set_publisher(None)
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-        channel_layers.backends.clear()
-
-
+        yield AsgiServer(url, switch, loop)
 
 
 def open_label_page(browser, server, project, username="bob"):

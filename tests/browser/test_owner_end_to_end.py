@@ -22,26 +22,17 @@ import pytest
 from annotator.models import Annotation, Item, Membership, ModelVersion, Project, QueueEntry, Role
 from tests.annotator.trainer_helpers import SHAPES, fast_trainer_settings
 from tests.browser.e2e_helpers import asgi_server, log_in, shape_of, trainer_thread, watch_console, write_shapes
-from tests.browser.helpers import CHROMIUM
+from tests.browser.helpers import ARTIFACTS, ASGI_MARKS, FAST_LIVE
 
 # Playwright's sync API runs an event loop in this thread; the ORM reads between browser
 # steps are synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FAST_LIVE = "window.LiveConfig = {pollMs: 400, backoffMs: [200, 400, 800], heartbeatMs: 300, pongTimeoutMs: 1500};"
 IMAGES = 75  # 25 per shape
 LABELS = 36
 TIMEOUT_MS = 60_000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    # Django's ASGI handler says so for every file response (images, static files).
-    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
-]
+pytestmark = ASGI_MARKS
 
 
 @pytest.fixture
