@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Annotation, Item, LabelClass, Lease, Membership, Project
+from annotator.models import Annotation, Item, LabelClass, Lease, Membership, Project
 
 
 class LabelClassInline(admin.TabularInline):

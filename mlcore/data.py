@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 # --- loaders -------------------------------------------------------------------------
 
 def _read_idx(path: str) -> np.ndarray:

@@ -10,8 +10,7 @@ import torch
 
 from mlcore.config import PropagationConfig
 from mlcore.models.heads import ClassifierHead
-from mlcore.propagation import (Graph, certainty_weights, check_labels, label_matrix,
-                                probabilities, propagate)
+from mlcore.propagation import Graph, certainty_weights, check_labels, label_matrix, probabilities, propagate
 from mlcore.prototypes import prototype_probs, prototypes
 
 

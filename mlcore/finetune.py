@@ -10,7 +10,7 @@ with an EMA of the weights (the EMA model is what is returned) and bf16 autocast
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ from mlcore.config import EncoderConfig, FinetuneConfig
 from mlcore.data import to_float
 from mlcore.device import generator, get_device
 from mlcore.losses.fixmatch import fixmatch_loss
-from mlcore.losses.soft_ce import soft_cross_entropy
 from mlcore.losses.nt_xent import nt_xent
+from mlcore.losses.soft_ce import soft_cross_entropy
 from mlcore.models.heads import ClassifierHead, ProjectionHead
 from mlcore.pretrain import as_pool_tensor
 from mlcore.propagation import class_weights, label_matrix

@@ -7,7 +7,16 @@
     queue = learner.rank(10, labels)                               # next items to ask
     learner.finetune(labels)                                       # slow path, debounced
     test_probs = learner.predict(test_images)                      # inductive guesses
-    learner.save(path); learner = ActiveLearner.load(path, pool_images)
+    rows, oof = learner.heldout_probabilities(labels)              # out-of-fold, labelled rows
+    learner.save(path, labels, meta={...}); learner = ActiveLearner.load(path, pool_images)
+
+Changing the learner from outside (the web app) goes through methods, never attributes:
+
+    learner = learner.with_pool(grown_images)    # images imported: same encoder, new graph
+    learner.set_num_classes(n, cold_start_until) # classes changed: the head and probs go
+    clone = learner.clone()                      # fine-tune the clone in a thread ...
+    clone.finetune(labels); learner.adopt(clone) # ... then take its encoder and graph
+    learner.has_encoder, learner.num_classes     # read-only
 
 Labels are int arrays (N,) with -1 = unlabelled; optional soft labels (N, C) with
 zero rows for "none". Every method takes arrays and returns arrays.
@@ -24,14 +33,19 @@ from mlcore.checkpoint import load_checkpoint, save_checkpoint
 from mlcore.config import LearnerConfig
 from mlcore.data import to_tensor
 from mlcore.device import get_device
-from mlcore.fast import (FastResult, cross_validated_accuracy, fast_update, fit_dropout_head,
-                         mc_dropout_probs)
+from mlcore.fast import (
+    FastResult,
+    cross_validated_accuracy,
+    fast_update,
+    fit_dropout_head,
+    heldout_probabilities,
+    mc_dropout_probs,
+)
 from mlcore.finetune import finetune
 from mlcore.models.encoders import build_encoder
 from mlcore.models.heads import ClassifierHead
 from mlcore.pretrain import embed, pretrain
-from mlcore.propagation import (Graph, affinity, check_labels, knn_graph, knn_predict,
-                                normalize_graph)
+from mlcore.propagation import Graph, affinity, check_labels, knn_graph, knn_predict, normalize_graph
 
 
 def encoder_weights(state: dict, encoder: torch.nn.Module) -> dict:
@@ -65,6 +79,15 @@ class ActiveLearner:
         self.version = 0  # bumped whenever the encoder (hence embeddings) changes
         self.accepted: bool | None = None  # did the last slow path keep its new encoder?
         self._spectral: dict = {}  # cold-start eigenvectors of the current graph
+        self.labels: np.ndarray | None = None  # the labels a loaded checkpoint was saved with
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.encoder is not None
+
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.num_classes
 
     # --- encoder ----------------------------------------------------------------------
 
@@ -98,6 +121,70 @@ class ActiveLearner:
         p = self.cfg.propagation
         self.graph = knn_graph(self.emb, p.k, p.gamma, p.exact_max, self.device.type)
         self.version += 1
+
+    # --- changes the app makes between steps -------------------------------------------
+
+    def with_pool(self, images) -> ActiveLearner:
+        """A new learner on another pool (e.g. grown by an import) with this one's encoder,
+        head and projection (shared, not copied): the pool is embedded and its graph built."""
+        self._require_model()
+        new = type(self)(self.cfg, images, self.device)
+        new.encoder, new.head, new.proj = self.encoder, self.head, self.proj
+        # the +1 here and the +1 of _refresh keep the version the app's grow() gave
+        new.version = self.version + 1
+        new._refresh()
+        return new
+
+    def set_num_classes(self, n: int, cold_start_until: int | None = None) -> None:
+        """Classes added, removed or reordered: the encoder stays, the classifier head and
+        the probabilities go. ``cold_start_until`` (None: unchanged) is the label count
+        below which ``auto`` ranking keeps cold-starting."""
+        import copy
+
+        if int(n) < 1:
+            raise ValueError(f"num_classes must be at least 1, got {n}")
+        # a private copy: the config object may be shared (other learners, clones, callers)
+        cfg = copy.deepcopy(self.cfg)
+        cfg.num_classes = int(n)
+        if cold_start_until is not None:
+            cfg.acquisition.cold_start_until = int(cold_start_until)
+        self.cfg = cfg
+        self.head, self.last = None, None
+
+    def clone(self) -> ActiveLearner:
+        """A learner to fine-tune in another thread while this one keeps serving: its own
+        encoder, head and projection, and its own cold-start cache. Pool, embeddings,
+        graph and probabilities are shared; the slow path replaces them, never writes into
+        them."""
+        import copy
+
+        other = copy.copy(self)
+        other.encoder = copy.deepcopy(self.encoder)
+        other.head = copy.deepcopy(self.head)
+        other.proj = copy.deepcopy(self.proj)
+        other._spectral = {}
+        return other
+
+    def adopt(self, other: ActiveLearner) -> None:
+        """Take a fine-tuned clone's encoder, head, projection, embeddings and graph; the
+        probabilities are dropped (the next fast_update makes them on the new graph)."""
+        if other.emb is None or other.graph is None or other.encoder is None:
+            raise RuntimeError("The learner to adopt has no encoder or embeddings.")
+        if len(other.emb) != len(self.pool):
+            raise ValueError(f"Cannot adopt a learner of {len(other.emb)} pool items into one "
+                             f"of {len(self.pool)}.")
+        self.encoder, self.head, self.proj = other.encoder, other.head, other.proj
+        self.emb, self.graph = other.emb, other.graph
+        # past both versions: no cold-start cache of either may be taken for this graph
+        self.version = max(self.version, other.version) + 1
+        self.last = None
+
+    def heldout_probabilities(self, labels: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold propagation over the labelled items on the current graph:
+        (rows, probs (L, C)), see ``mlcore.fast.heldout_probabilities``."""
+        self._require_model()
+        return heldout_probabilities(self.graph, labels, self.cfg.num_classes,
+                                     self.cfg.propagation, folds=folds, seed=self.cfg.seed)
 
     def _require_model(self, need_probs: bool = False) -> None:
         """A clear error instead of an AttributeError on None deep inside a step."""
@@ -224,7 +311,9 @@ class ActiveLearner:
         self.version = snap["version"] + 1000 * (self.version // 1000 + 1)  # new cache key
         self.last = None
 
-    def save(self, path: str, labels: np.ndarray | None = None) -> None:
+    def save(self, path: str, labels: np.ndarray | None = None, meta: dict | None = None) -> None:
+        """Atomic checkpoint (see mlcore.checkpoint). ``meta``: extra primitives stored
+        with the learner's own ("version" is always the learner's)."""
         self._require_model()
         state = {"encoder": self.encoder.state_dict()}
         if self.head is not None:
@@ -236,10 +325,10 @@ class ActiveLearner:
             arrays["probs"] = self.last.probs
         if labels is not None:
             arrays["labels"] = labels
-        save_checkpoint(path, self.cfg, state, arrays, {"version": self.version})
+        save_checkpoint(path, self.cfg, state, arrays, {**(meta or {}), "version": self.version})
 
     @classmethod
-    def load(cls, path: str, images, device=None) -> "ActiveLearner":
+    def load(cls, path: str, images, device=None) -> ActiveLearner:
         ck = load_checkpoint(path)
         self = cls(ck["config"], images, device)
         self.encoder = build_encoder(self.cfg.encoder)

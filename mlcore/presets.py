@@ -10,8 +10,14 @@ and classes with more labels flood the others unless each column of Y has unit m
 
 from __future__ import annotations
 
-from mlcore.config import (AcquisitionConfig, EncoderConfig, FinetuneConfig, LearnerConfig,
-                           PretrainConfig, PropagationConfig)
+from mlcore.config import (
+    AcquisitionConfig,
+    EncoderConfig,
+    FinetuneConfig,
+    LearnerConfig,
+    PretrainConfig,
+    PropagationConfig,
+)
 
 
 def recommended_config(num_classes: int, image_size: int, channels: int, *,

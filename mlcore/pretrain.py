@@ -7,7 +7,7 @@ Entry points: ``pretrain(images, ...) -> (encoder, embeddings)`` and
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

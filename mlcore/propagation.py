@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-
 # --- neighbour search -----------------------------------------------------------------
 
 def knn_search(base: np.ndarray, query: np.ndarray, k: int, exact_max: int = 100_000,

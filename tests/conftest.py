@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from PIL import Image
 from rest_framework.test import APIClient
 
-from annotator import services
 from annotator.models import Role
+from annotator.projects.changes import create_project
+from annotator.projects.members import add_member
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -62,9 +63,9 @@ def dave(db):
 
 @pytest.fixture
 def project(alice, bob, dave):
-    project = services.create_project(alice, name="Digits", classes=["zero", "one", "two"], audit_fraction=0.0)
-    services.add_member(project, "bob", Role.ANNOTATOR)
-    services.add_member(project, "dave", Role.VIEWER)
+    project = create_project(alice, name="Digits", classes=["zero", "one", "two"], audit_fraction=0.0)
+    add_member(project, "bob", Role.ANNOTATOR)
+    add_member(project, "dave", Role.VIEWER)
     return project
 
 

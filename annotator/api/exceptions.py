@@ -8,7 +8,7 @@ from rest_framework import exceptions
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from annotator.services import ServiceError
+from annotator.access import ServiceError
 
 
 class ServiceRefusal(exceptions.APIException):

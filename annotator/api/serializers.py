@@ -3,10 +3,14 @@ them writes: the views pass validated data to annotator.services."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotator import importing, services
+from annotator.access import MAX_ID
+from annotator.importing import report
+from annotator.importing.labels import LABEL_IMPORT_STATUSES
 from annotator.models import Annotation, Membership, ModelVersion, Project, Role, Strategy
+from annotator.projects.classes import MAX_CLASSES
+from annotator.projects.selectors import ITEM_STATES
 
-MAX_ID = services.MAX_ID  # larger numbers would fail in the database, not here
+MAX_ID = MAX_ID  # larger numbers would fail in the database, not here
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -66,12 +70,12 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 class ProjectCreateSerializer(serializers.ModelSerializer):
     """The model's own field validators (ranges, strategy choices) apply; the class list is
-    checked by services.create_project."""
+    checked by create_project."""
 
     classes = serializers.ListField(
         child=serializers.CharField(max_length=100),
         min_length=2,
-        max_length=services.MAX_CLASSES,
+        max_length=MAX_CLASSES,
         help_text="Class names in the order the labeling page shows them, e.g. ['cat', 'dog'].",
     )
     strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
@@ -115,7 +119,7 @@ class ImageUploadSerializer(serializers.Serializer):
 
 class ImportedFileSerializer(serializers.Serializer):
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=importing.STATUSES)
+    status = serializers.ChoiceField(choices=report.STATUSES)
     reason = serializers.CharField(allow_blank=True, help_text="Why a file was a duplicate or was rejected.")
     item = serializers.IntegerField(
         allow_null=True, help_text="The new item (imported) or the existing one (duplicate); null when rejected."
@@ -317,7 +321,7 @@ class ProjectSettingsUpdateSerializer(serializers.Serializer):
         many=True,
         required=False,
         min_length=2,
-        max_length=services.MAX_CLASSES,
+        max_length=MAX_CLASSES,
         help_text=(
             "The whole class list, in order: entries with an id keep (rename, move) that class, entries "
             "without one are added, classes left out are removed (refused while answers use them)."
@@ -348,7 +352,7 @@ class MemberRoleSerializer(serializers.Serializer):
 
 class ItemQuerySerializer(serializers.Serializer):
     state = serializers.ChoiceField(
-        choices=services.ITEM_STATES,
+        choices=ITEM_STATES,
         required=False,
         help_text=(
             "open: still served to annotators; labeled: has at least one label; skipped: only skipped "
@@ -495,7 +499,7 @@ class LabelImportRowSerializer(serializers.Serializer):
     line = serializers.IntegerField()
     file = serializers.CharField(allow_blank=True)
     label = serializers.CharField(allow_blank=True)
-    status = serializers.ChoiceField(choices=services.LABEL_IMPORT_STATUSES)
+    status = serializers.ChoiceField(choices=LABEL_IMPORT_STATUSES)
     reason = serializers.CharField(allow_blank=True)
     item = serializers.IntegerField(allow_null=True)
 

@@ -14,17 +14,28 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 
-from annotator import dashboard, predictions, services, steering
-from annotator.importing import import_uploads
+from annotator.access import LABELING_ROLES, Invalid, NotFound, is_row_id, project_for, projects_for_user
+from annotator.api import serializers as s
+from annotator.api.exceptions import ServiceErrorsMixin
+from annotator.dashboard import tables
+from annotator.importing.images import import_uploads
+from annotator.importing.labels import import_labels
+from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.labeling.corrections import correct_annotation, delete_annotation, review_item
+from annotator.labeling.leasing import lease_next
+from annotator.modelloop import predictions
+from annotator.modelloop.status import trainer_status, version_accuracies
+from annotator.modelloop.steering import reset_model, set_paused, upload_checkpoint
 from annotator.models import Annotation, AnnotationChange, LabelClass, Membership, Project, Role, TrainerState
-
-from . import serializers as s
-from .exceptions import ServiceErrorsMixin
+from annotator.projects.changes import SETTINGS_FIELDS, change_project, create_project
+from annotator.projects.classes import class_usage, find_class
+from annotator.projects.members import add_member, change_role, remove_member
+from annotator.projects.selectors import project_stats, select_items
 
 OWNER_ONLY = (Role.OWNER,)
 DASHBOARD_ROLES = (Role.OWNER, Role.VIEWER)
@@ -74,7 +85,7 @@ class Pages(PageNumberPagination):
 
 
 def _project(request, pk, roles=None):
-    return services.get_project_for_user(request.user, pk, roles=roles)
+    return project_for(request.user, pk, roles=roles)
 
 
 class TokenAttemptThrottle(AnonRateThrottle):
@@ -130,7 +141,7 @@ class ProjectViewSet(
         user = self.request.user
         role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
         return (
-            services.projects_for_user(user)
+            projects_for_user(user)
             .annotate(current_role=Subquery(role))
             .prefetch_related(Prefetch("classes", queryset=LabelClass.objects.order_by("order", "id")))
         )
@@ -145,7 +156,7 @@ class ProjectViewSet(
     def create(self, request, *args, **kwargs):
         serializer = s.ProjectCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        project = services.create_project(request.user, **serializer.validated_data)
+        project = create_project(request.user, **serializer.validated_data)
         project = _project(request, project.pk)
         return Response(s.ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
@@ -181,7 +192,7 @@ class ProjectViewSet(
         serializer = s.MemberChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         already = project.memberships.filter(user__username=serializer.validated_data["username"]).exists()
-        membership = services.add_member(project, **serializer.validated_data)
+        membership = add_member(project, **serializer.validated_data)
         code = status.HTTP_200_OK if already else status.HTTP_201_CREATED
         return Response(s.MembershipSerializer(membership).data, status=code)
 
@@ -207,7 +218,7 @@ class ProjectViewSet(
         project = _project(request, pk, roles=OWNER_ONLY)
         files = request.FILES.getlist("file")
         if not files:
-            raise services.Invalid("Attach one or more images or zip archives in the multipart field 'file'.")
+            raise Invalid("Attach one or more images or zip archives in the multipart field 'file'.")
         report = import_uploads(project, files, user=request.user).as_dict()
         code = status.HTTP_201_CREATED if report["imported"] else status.HTTP_200_OK
         return Response(report, status=code)
@@ -232,11 +243,11 @@ class ProjectViewSet(
     )
     @action(detail=True, methods=["post"], url_path="next", url_name="next")
     def next_item(self, request, pk=None):
-        project = _project(request, pk, roles=services.LABELING_ROLES)
+        project = _project(request, pk, roles=LABELING_ROLES)
         serializer = s.LeaseQuerySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        lease = services.lease_next(project, request.user, exclude=set(data["exclude"]), release=set(data["release"]))
+        lease = lease_next(project, request.user, exclude=set(data["exclude"]), release=set(data["release"]))
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.LeasedItemSerializer(lease, context={"request": request}).data)
@@ -267,11 +278,11 @@ class ProjectViewSet(
     )
     @action(detail=True, methods=["post"], pagination_class=Pages)
     def annotations(self, request, pk=None):
-        project = _project(request, pk, roles=services.LABELING_ROLES)
+        project = _project(request, pk, roles=LABELING_ROLES)
         serializer = s.AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = services.submit_annotation(
+        result = submit_annotation(
             project,
             request.user,
             item_id=data["item"],
@@ -293,8 +304,8 @@ class ProjectViewSet(
     )
     @action(detail=True, methods=["post"], url_path="annotations/undo", url_name="annotations-undo")
     def undo(self, request, pk=None):
-        project = _project(request, pk, roles=services.LABELING_ROLES)
-        annotation = services.undo_last(project, request.user)
+        project = _project(request, pk, roles=LABELING_ROLES)
+        annotation = undo_last(project, request.user)
         return Response(s.AnnotationSerializer(annotation).data)
 
     # --- statistics ---------------------------------------------------------------------
@@ -307,7 +318,7 @@ class ProjectViewSet(
     )
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
-        return Response(services.project_stats(_project(request, pk)))
+        return Response(project_stats(_project(request, pk)))
 
     @extend_schema(
         summary="Live model status",
@@ -320,7 +331,7 @@ class ProjectViewSet(
     )
     @action(detail=True, methods=["get"], url_path="status", url_name="status")
     def trainer_status(self, request, pk=None):
-        return Response(services.trainer_status(_project(request, pk)))
+        return Response(trainer_status(_project(request, pk)))
 
     # --- project settings -----------------------------------------------------------------
 
@@ -363,9 +374,9 @@ class ProjectViewSet(
         changes = dict(serializer.validated_data)
         paused = changes.pop("training_paused", None)
         if changes:
-            services.change_project(project, **changes)
+            change_project(project, **changes)
         if paused is not None:
-            steering.set_paused(project, paused)
+            set_paused(project, paused)
         return Response(_settings_body(project))
 
     # --- one member -----------------------------------------------------------------------
@@ -403,11 +414,11 @@ class ProjectViewSet(
     def member(self, request, pk=None, username=None):
         project = _project(request, pk, roles=OWNER_ONLY)
         if request.method == "DELETE":
-            services.remove_member(project, username)
+            remove_member(project, username)
             return Response(status=status.HTTP_204_NO_CONTENT)
         serializer = s.MemberRoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.change_role(project, username, serializer.validated_data["role"])
+        membership = change_role(project, username, serializer.validated_data["role"])
         return Response(s.MembershipSerializer(membership).data)
 
     # --- label import -----------------------------------------------------------------------
@@ -436,7 +447,7 @@ class ProjectViewSet(
         project = _project(request, pk, roles=OWNER_ONLY)
         serializer = s.LabelUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(services.import_labels(project, request.user, serializer.validated_data["file"]))
+        return Response(import_labels(project, request.user, serializer.validated_data["file"]))
 
     # --- items ------------------------------------------------------------------------------
 
@@ -458,7 +469,7 @@ class ProjectViewSet(
         query = s.ItemQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         current = predictions.current(project)
-        selection = services.select_items(project, current=current, **query.validated_data)
+        selection = select_items(project, current=current, **query.validated_data)
         if isinstance(selection, QuerySet):
             selection = selection.prefetch_related(_live_labels())
         else:
@@ -538,11 +549,11 @@ class ProjectViewSet(
             return Response(s.AnnotationDetailSerializer(_annotation(project, annotation_id)).data)
         project = _project(request, pk, roles=OWNER_ONLY)
         if request.method == "DELETE":
-            services.delete_annotation(project, int(annotation_id), by=request.user)
+            delete_annotation(project, int(annotation_id), by=request.user)
             return Response(status=status.HTTP_204_NO_CONTENT)
         serializer = s.AnnotationCorrectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.correct_annotation(project, int(annotation_id), serializer.validated_data["label"], by=request.user)
+        correct_annotation(project, int(annotation_id), serializer.validated_data["label"], by=request.user)
         return Response(s.AnnotationDetailSerializer(_annotation(project, annotation_id)).data)
 
     # --- model versions -------------------------------------------------------------------
@@ -573,7 +584,7 @@ class ProjectViewSet(
         project = _project(request, pk)
         version = project.model_versions.filter(pk=int(version_id)).first()
         if version is None:
-            raise services.NotFound(f"Model version {version_id} is not in this project.")
+            raise NotFound(f"Model version {version_id} is not in this project.")
         return Response(s.ModelVersionSerializer(version, context=_version_context(project)).data)
 
     # --- dashboard, steering the model, reviewing labels ---------------------------------------
@@ -594,12 +605,12 @@ class ProjectViewSet(
     @action(detail=True, methods=["get"], url_path="dashboard", url_name="dashboard")
     def dashboard(self, request, pk=None):
         project = _project(request, pk, roles=DASHBOARD_ROLES)
-        summary = dashboard.summary(project)
+        summary = tables.summary(project)
         body = {
             **summary,
             "per_class": [{"name": name, "labels": n} for name, n in summary["per_class"]],
             "annotators": [{k: v for k, v in row.items()} for row in summary["annotators"]],
-            "fields": dashboard.fields(summary["model"]),
+            "fields": tables.fields(summary["model"]),
         }
         return Response(body)
 
@@ -621,10 +632,10 @@ class ProjectViewSet(
         project = _project(request, pk, roles=OWNER_ONLY)
         serializer = s.ReviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if not services.is_row_id(item_id):
-            raise services.NotFound(f"Item {item_id} is not in this project.")
+        if not is_row_id(item_id):
+            raise NotFound(f"Item {item_id} is not in this project.")
         label = (serializer.validated_data.get("label") or "").strip() or None
-        return Response(steering.review_item(project, int(item_id), by=request.user, label=label))
+        return Response(review_item(project, int(item_id), by=request.user, label=label))
 
     @extend_schema(
         summary="Reset the model (owners only)",
@@ -643,7 +654,7 @@ class ProjectViewSet(
         project = _project(request, pk, roles=OWNER_ONLY)
         serializer = s.ModelResetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        steering.reset_model(project, by=request.user, clear_checkpoint=serializer.validated_data["clear_checkpoint"])
+        reset_model(project, by=request.user, clear_checkpoint=serializer.validated_data["clear_checkpoint"])
         return Response(_settings_body(project))
 
     @extend_schema(
@@ -664,7 +675,7 @@ class ProjectViewSet(
         project = _project(request, pk, roles=OWNER_ONLY)
         serializer = s.CheckpointUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(steering.upload_checkpoint(project, serializer.validated_data["checkpoint"], by=request.user))
+        return Response(upload_checkpoint(project, serializer.validated_data["checkpoint"], by=request.user))
 
 
 @csrf_exempt
@@ -677,13 +688,13 @@ def no_such_endpoint(request, path):
 
 
 def _settings_body(project):
-    usage = services.class_usage(project)
+    usage = class_usage(project)
     classes = [
         {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "labels": usage[c.pk][0], "removable": not usage[c.pk][1]}
         for c in project.ordered_classes()
     ]
     return {
-        **{field: getattr(project, field) for field in services.SETTINGS_FIELDS},
+        **{field: getattr(project, field) for field in SETTINGS_FIELDS},
         "training_paused": project.training_paused,
         "model_generation": project.model_generation,
         "init_checkpoint": project.init_checkpoint_name or None,
@@ -702,10 +713,10 @@ def _filtered_annotations(project, query):
         annotations = annotations.filter(undone=False)
     if "annotator" in query:
         if not get_user_model().objects.filter(username=query["annotator"]).exists():
-            raise services.Invalid(f"There is no user named {query['annotator']!r}.")
+            raise Invalid(f"There is no user named {query['annotator']!r}.")
         annotations = annotations.filter(annotator__username=query["annotator"])
     if "label" in query:
-        annotations = annotations.filter(label=services.find_class(project, query["label"]))
+        annotations = annotations.filter(label=find_class(project, query["label"]))
     if "source" in query:
         annotations = annotations.filter(source=query["source"])
     if "item" in query:
@@ -721,7 +732,7 @@ def _annotation(project, annotation_id):
         .first()
     )
     if annotation is None:
-        raise services.NotFound(f"Annotation {annotation_id} is not in this project.")
+        raise NotFound(f"Annotation {annotation_id} is not in this project.")
     return annotation
 
 
@@ -729,5 +740,5 @@ def _version_context(project):
     state = TrainerState.objects.filter(project=project).only("current_version_id").first()
     return {
         "current_id": state.current_version_id if state else None,
-        "accuracies": services.version_accuracies(project),
+        "accuracies": version_accuracies(project),
     }

@@ -4,6 +4,11 @@ import json
 import os
 import sys
 
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
+from annotator.modelloop import predictions
+from annotator.projects.changes import create_project
+
 
 def main(argv):
     import django
@@ -12,7 +17,6 @@ def main(argv):
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from annotator import services
     from annotator.models import Project
 
     command = argv[0]
@@ -20,7 +24,7 @@ def main(argv):
         from tests.annotator.trainer_helpers import SHAPES, add_shape_items
 
         user = get_user_model().objects.create_user("alice", password="x" * 12)
-        project = services.create_project(user, name="Shapes", classes=SHAPES, audit_fraction=0.0)
+        project = create_project(user, name="Shapes", classes=SHAPES, audit_fraction=0.0)
         add_shape_items(project, 90)
         print(json.dumps({"project": project.pk}))
     elif command == "label":
@@ -29,12 +33,12 @@ def main(argv):
         project = Project.objects.get(slug="shapes")
         user = get_user_model().objects.get(username="alice")
         for _ in range(int(argv[1])):
-            lease = services.lease_next(project, user)
+            lease = lease_next(project, user)
             if lease is None:
                 break
             kind = lease.item.original_name.split("-")[0]
             assert kind in SHAPES
-            services.submit_annotation(project, user, item_id=lease.item_id, label=kind,
+            submit_annotation(project, user, item_id=lease.item_id, label=kind,
                                        idempotency_key=f"{lease.item_id}-{lease.pk}")
     elif command == "verify":
         print(json.dumps(verify(Project.objects.get(slug="shapes"))))
@@ -44,7 +48,6 @@ def verify(project):
     """Every committed artifact loads; the queue is one whole version's queue."""
     import numpy as np
 
-    from annotator import predictions
     from annotator.models import ModelVersion, QueueEntry, TrainerState
     from mlcore.checkpoint import load_checkpoint
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Lease
+from annotator.projects.changes import create_project
 
 
 def _next(client, project, **body):
@@ -130,9 +131,8 @@ def test_it_rejects_an_unknown_class_with_the_list_of_classes(project, api, bob,
 
 
 def test_it_rejects_an_item_of_another_project(project, api, alice, bob, make_items):
-    from annotator import services
 
-    other = services.create_project(alice, name="Other", classes=["a", "b"])
+    other = create_project(alice, name="Other", classes=["a", "b"])
     [foreign] = make_items(1, target=other)
     r = _answer(api(bob), project, item=foreign.pk, label="one", idempotency_key="k")
     assert r.status_code == 400

@@ -2,8 +2,10 @@
 owners list, correct and delete answers; every change is kept in the answer's history."""
 import pytest
 
-from annotator import services
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, AnnotationChange, Item
+from annotator.projects.changes import create_project
 
 
 def _list(client, project, **params):
@@ -15,7 +17,7 @@ def _url(project, annotation):
 
 
 def _answer(project, user, item, key, label=None):
-    return services.submit_annotation(
+    return submit_annotation(
         project, user, item_id=item.pk, label=label, skip=label is None, idempotency_key=key
     ).annotation
 
@@ -124,7 +126,7 @@ def test_owner_deletes_an_answer_which_stays_in_the_history(project, api, alice,
     assert answers[0].pk not in _ids(_list(api(alice), project))
     assert answers[0].pk in _ids(_list(api(alice), project, include_undone="true"))
     # The item goes back to the queue, and bob may answer it again.
-    assert services.lease_next(project, bob).item_id == item.pk
+    assert lease_next(project, bob).item_id == item.pk
     assert _answer(project, bob, item, "k9", "two").label.name == "two"
 
 
@@ -145,7 +147,7 @@ def test_a_deleted_answer_cannot_be_changed_again(project, api, alice, answers):
 
 
 def test_an_answer_of_another_project_is_404(project, api, alice, make_items):
-    other = services.create_project(alice, name="Other", classes=["x", "y"])
+    other = create_project(alice, name="Other", classes=["x", "y"])
     [item] = make_items(1, target=other)
     foreign = _answer(other, alice, item, "f1", "x")
     client = api(alice)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from annotator import predictions, services
+from annotator.labeling.answers import submit_annotation
+from annotator.modelloop import predictions
 from annotator.models import ModelVersion, TrainerState
 
 
@@ -44,7 +45,7 @@ def pool(project, make_items):
 def test_it_lists_items_with_labels_and_guesses(project, api, bob, pool):
     pool[1].original_name = "b.png"
     pool[1].save()
-    services.submit_annotation(project, bob, item_id=pool[1].pk, label="one", idempotency_key="k")
+    submit_annotation(project, bob, item_id=pool[1].pk, label="one", idempotency_key="k")
     r = _get(api(bob), project)
     assert r.status_code == 200
     body = r.json()
@@ -64,8 +65,8 @@ def test_guesses_are_null_before_a_model_exists(project, api, bob, make_items):
 
 
 def test_it_filters_by_state(project, api, alice, bob, pool):
-    services.submit_annotation(project, bob, item_id=pool[0].pk, label="one", idempotency_key="k1")
-    services.submit_annotation(project, bob, item_id=pool[1].pk, skip=True, idempotency_key="k2")
+    submit_annotation(project, bob, item_id=pool[0].pk, label="one", idempotency_key="k1")
+    submit_annotation(project, bob, item_id=pool[1].pk, skip=True, idempotency_key="k2")
     client = api(alice)
     assert _ids(_get(client, project, state="labeled")) == [pool[0].pk]
     assert _ids(_get(client, project, state="done")) == [pool[0].pk]
@@ -83,7 +84,7 @@ def test_it_filters_by_predicted_class_and_confidence(project, api, dave, pool):
 
 
 def test_prediction_and_state_filters_combine(project, api, alice, bob, pool):
-    services.submit_annotation(project, bob, item_id=pool[2].pk, label="two", idempotency_key="k1")
+    submit_annotation(project, bob, item_id=pool[2].pk, label="two", idempotency_key="k1")
     assert _ids(_get(api(alice), project, predicted="one", state="open")) == [pool[1].pk]
 
 

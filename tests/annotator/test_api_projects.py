@@ -1,12 +1,14 @@
 """GET|POST /api/projects/ and GET /api/projects/{id}/."""
 import pytest
 
-from annotator import services
+from annotator.access import Invalid
 from annotator.models import LabelClass, Membership, Project, Role
+from annotator.projects.changes import create_project
+from annotator.projects.classes import MAX_CLASSES
 
 
 def test_it_lists_the_callers_projects_with_roles(project, api, alice, bob, charlie):
-    services.create_project(charlie, name="Charlie's cats", classes=["cat", "dog"])
+    create_project(charlie, name="Charlie's cats", classes=["cat", "dog"])
     r = api(alice).get("/api/projects/")
     assert r.status_code == 200
     body = r.json()
@@ -159,10 +161,10 @@ def test_a_path_without_its_slash_is_still_redirected(project, api, alice):
 
 
 def test_it_refuses_more_classes_than_a_project_may_have(api, bob):
-    classes = [f"class {i}" for i in range(services.MAX_CLASSES + 1)]
+    classes = [f"class {i}" for i in range(MAX_CLASSES + 1)]
     r = api(bob).post("/api/projects/", {"name": "P", "classes": classes}, format="json")
     assert r.status_code == 400
-    assert f"no more than {services.MAX_CLASSES}" in str(r.json()["classes"])
-    with pytest.raises(services.Invalid, match=f"at most {services.MAX_CLASSES} classes"):
-        services.create_project(bob, name="P", classes=classes)
+    assert f"no more than {MAX_CLASSES}" in str(r.json()["classes"])
+    with pytest.raises(Invalid, match=f"at most {MAX_CLASSES} classes"):
+        create_project(bob, name="P", classes=classes)
     assert not Project.objects.exists()

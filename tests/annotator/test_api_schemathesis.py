@@ -33,7 +33,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from annotator import predictions, services
+from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.labeling.corrections import correct_annotation
+from annotator.labeling.leasing import lease_next
+from annotator.modelloop import predictions
 from annotator.models import Item, ModelVersion, TrainerState
 
 from ..conftest import PASSWORD
@@ -93,9 +96,9 @@ def _model_version(project, number, kind):
 
 
 def _answer(project, user, label=None, skip=False):
-    lease = services.lease_next(project, user)
+    lease = lease_next(project, user)
     key = f"{user.username}-{lease.item_id}"
-    return services.submit_annotation(project, user, item_id=lease.item_id, label=label, skip=skip, idempotency_key=key)
+    return submit_annotation(project, user, item_id=lease.item_id, label=label, skip=skip, idempotency_key=key)
 
 
 def _label_csv(items, classes):
@@ -120,9 +123,9 @@ def world(project, make_items, alice, bob, charlie, dave):
         _answer(project, bob, skip=True).annotation,
         _answer(project, alice, "two").annotation,
     ]
-    services.correct_annotation(project, answers[0].pk, "zero", by=alice)
+    correct_annotation(project, answers[0].pk, "zero", by=alice)
     undone = _answer(project, bob, "two").annotation
-    services.undo_last(project, bob)
+    undo_last(project, bob)
     classes = project.class_names()
     users = ["alice", "bob", "dave", "charlie"]
     return {

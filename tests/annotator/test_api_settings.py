@@ -1,8 +1,11 @@
 """GET|PATCH /api/projects/{id}/settings/: settings and the class list."""
 import pytest
 
-from annotator import services
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.corrections import delete_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Item, LabelClass, Project
+from annotator.projects.changes import SETTINGS_FIELDS, create_project
 
 
 def _url(project):
@@ -18,8 +21,8 @@ def _ids(project):
 
 
 def _label(project, user, name, key):
-    lease = services.lease_next(project, user)
-    return services.submit_annotation(project, user, item_id=lease.item_id, label=name, idempotency_key=key)
+    lease = lease_next(project, user)
+    return submit_annotation(project, user, item_id=lease.item_id, label=name, idempotency_key=key)
 
 
 @pytest.mark.parametrize("who", ["alice", "bob", "dave"])
@@ -27,7 +30,7 @@ def test_any_member_reads_the_settings(project, api, who, request):
     r = api(request.getfixturevalue(who)).get(_url(project))
     assert r.status_code == 200
     body = r.json()
-    assert {k: body[k] for k in services.SETTINGS_FIELDS} == {
+    assert {k: body[k] for k in SETTINGS_FIELDS} == {
         "name": "Digits", "strategy": "auto", "query_batch_size": 10, "audit_fraction": 0.0, "annotations_per_item": 1,
     }
     assert [(c["name"], c["hotkey"], c["labels"], c["removable"]) for c in body["classes"]] == [
@@ -151,7 +154,7 @@ def test_it_refuses_to_remove_a_used_class_and_changes_nothing(project, api, ali
 def test_a_class_in_the_history_of_deleted_answers_stays(project, api, alice, bob, make_items):
     make_items(2)
     answer = _label(project, bob, "one", "k1").annotation
-    services.delete_annotation(project, answer.pk, by=alice)
+    delete_annotation(project, answer.pk, by=alice)
     ids = _ids(project)
     body = {"classes": [{"id": ids["zero"], "name": "zero"}, {"id": ids["two"], "name": "two"}]}
     r = api(alice).patch(_url(project), body, format="json")
@@ -175,7 +178,7 @@ def test_it_refuses_bad_class_lists_with_a_reason(project, api, alice, classes, 
 
 
 def test_it_refuses_a_class_of_another_project(project, api, alice):
-    other = services.create_project(alice, name="Other", classes=["x", "y"])
+    other = create_project(alice, name="Other", classes=["x", "y"])
     ids = _ids(project)
     stranger = other.ordered_classes()[0].pk
     body = {"classes": [{"id": ids["zero"], "name": "zero"}, {"id": stranger, "name": "x"}]}

@@ -2,8 +2,8 @@
 only, with the accuracy of each version's guesses on audit items."""
 import pytest
 
-from annotator import services
 from annotator.models import Annotation, ModelVersion, TrainerState
+from annotator.projects.changes import create_project
 
 
 def _url(project, version=None):
@@ -67,7 +67,7 @@ def test_it_paginates(project, api, alice, versions):
 
 
 def test_a_version_of_another_project_is_404(project, api, alice):
-    other = services.create_project(alice, name="Other", classes=["x", "y"])
+    other = create_project(alice, name="Other", classes=["x", "y"])
     foreign = ModelVersion.objects.create(project=other, number=1, kind="fast")
     r = api(alice).get(_url(project, foreign))
     assert r.status_code == 404

@@ -18,8 +18,8 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotator import services
 from annotator.models import Annotation, Item, Lease, Role
+from annotator.projects.members import add_member
 
 pytestmark = [
     pytest.mark.postgres,
@@ -77,7 +77,7 @@ class Tab:
                 for item_id, start in held:
                     self._answer(item_id, start)
             self.log.add("errors", f"{self.user.username}: still working after {DEADLINE_S} s")
-        except Exception as exc:  # reported by the test, not lost in the thread
+        except Exception as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
             self.log.add("errors", f"{self.user.username}: {type(exc).__name__}: {exc}")
         finally:
             connection.close()
@@ -179,7 +179,7 @@ def _overlapping_holds(holds):
     overlaps = []
     for item_id, spans in by_item.items():
         spans.sort()
-        for (s1, e1, u1), (s2, e2, u2) in zip(spans, spans[1:]):
+        for (_s1, e1, u1), (s2, _e2, u2) in zip(spans, spans[1:]):
             if u1 != u2 and s2 < e1:
                 overlaps.append((item_id, u1, u2))
     return overlaps
@@ -192,7 +192,7 @@ def test_many_annotators_never_share_an_item_and_lose_nothing(project, alice, ma
     users = [alice]
     for i in range(1, USERS):
         user = get_user_model().objects.create_user(f"annotator{i}", password="x")
-        services.add_member(project, user.username, Role.ANNOTATOR)
+        add_member(project, user.username, Role.ANNOTATOR)
         users.append(user)
 
     log = Log()

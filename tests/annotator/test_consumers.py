@@ -14,8 +14,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 from django.test import Client
 
-from annotator import events, services
 from annotator.asgi import application
+from annotator.live import events
+from annotator.modelloop.status import trainer_status
+from annotator.projects.changes import create_project
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,7 +118,7 @@ def test_it_accepts_members_of_every_role(project, persona, request):
 
 
 def test_it_sends_the_current_status_on_connect(project, bob):
-    expected, headers = services.trainer_status(project), _headers(bob)
+    expected, headers = trainer_status(project), _headers(bob)
 
     async def scenario():
         socket, status = await _join(project.pk, headers)
@@ -164,7 +166,7 @@ def test_members_receive_events_over_redis(project, bob, settings):
 
 
 def test_it_keeps_projects_apart(project, alice, bob):
-    other = services.create_project(alice, name="Letters", classes=["a", "b"], audit_fraction=0.0)
+    other = create_project(alice, name="Letters", classes=["a", "b"], audit_fraction=0.0)
     bob_headers, alice_headers = _headers(bob), _headers(alice)
 
     async def scenario():

@@ -10,8 +10,14 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from annotator import dashboard, services
+from annotator.access import Conflict, Invalid
+from annotator.dashboard import tables
+from annotator.importing.labels import import_labels
+from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.labeling.corrections import correct_annotation, delete_annotation
 from annotator.models import Annotation, Item, Role
+from annotator.projects.changes import create_project, update_settings
+from annotator.projects.members import add_member
 from tests.conftest import PASSWORD
 
 
@@ -27,12 +33,12 @@ def _items(project, n):
 
 def _annotator(project, username):
     user = get_user_model().objects.create_user(username, password=PASSWORD)
-    services.add_member(project, username, Role.ANNOTATOR)
+    add_member(project, username, Role.ANNOTATOR)
     return user
 
 
 def _answer(project, user, item, label=None, *, ms=None, key=None):
-    return services.submit_annotation(
+    return submit_annotation(
         project, user, item_id=item.pk, label=label, skip=label is None,
         idempotency_key=key or f"{user.pk}-{item.pk}-{random.random()}", duration_ms=ms,
     ).annotation
@@ -42,7 +48,7 @@ def _random_project(project, users, seed, n_items=40):
     """Random answers by `users` (3 labels per image wanted), then undos, corrections,
     deletions and an import of labels for a few untouched images."""
     rng = random.Random(seed)
-    services.update_settings(project, annotations_per_item=3)
+    update_settings(project, annotations_per_item=3)
     items = _items(project, n_items)
     classes = project.class_names()
     for item in items:
@@ -51,23 +57,23 @@ def _random_project(project, users, seed, n_items=40):
             ms = None if rng.random() < 0.1 else rng.randint(200, 9000)
             try:
                 _answer(project, user, item, label, ms=ms)
-            except services.Conflict:  # the image already has its three labels
+            except Conflict:  # the image already has its three labels
                 pass
     for user in users:
         for _ in range(rng.randint(0, 2)):
             try:
-                services.undo_last(project, user)
-            except services.Invalid:
+                undo_last(project, user)
+            except Invalid:
                 pass
     live = list(Annotation.objects.filter(item__project=project, undone=False).order_by("pk"))
     for annotation in rng.sample(live, 6):
         if rng.random() < 0.5:
-            services.delete_annotation(project, annotation.pk, by=users[0])
+            delete_annotation(project, annotation.pk, by=users[0])
         elif not annotation.skipped:
-            services.correct_annotation(project, annotation.pk, rng.choice(classes), by=users[0])
+            correct_annotation(project, annotation.pk, rng.choice(classes), by=users[0])
     untouched = [i for i in items if not Annotation.objects.filter(item=i, undone=False).exists()]
     rows = "".join(f"{item.content_hash},{rng.choice(classes)}\n" for item in untouched[:3])
-    services.import_labels(project, users[0], ("file,class\n" + rows).encode())
+    import_labels(project, users[0], ("file,class\n" + rows).encode())
 
 
 def _reference(project):
@@ -134,7 +140,7 @@ def test_aggregates_match_a_naive_reference(project, alice, bob, seed):
     progress, per_class, annotators, overall = _reference(project)
     assert overall["pairs"] > 0 and any(a["imported"] for a in annotators.values())  # the data exercises them
 
-    summary = dashboard.summary(project)
+    summary = tables.summary(project)
     assert summary["progress"] == progress
     assert summary["per_class"] == per_class
     got = {row.pop("username"): row for row in summary["annotators"]}
@@ -147,7 +153,7 @@ def test_aggregates_match_a_naive_reference(project, alice, bob, seed):
 
 
 def test_median_is_the_middle_time_or_the_mean_of_the_two_middle_times(project, alice, bob):
-    services.update_settings(project, annotations_per_item=2)
+    update_settings(project, annotations_per_item=2)
     items = _items(project, 6)
     for item, ms in zip(items, [400, 100, 300, 200]):
         _answer(project, alice, item, "zero", ms=ms)
@@ -155,12 +161,12 @@ def test_median_is_the_middle_time_or_the_mean_of_the_two_middle_times(project, 
         _answer(project, bob, item, "one", ms=ms)
     _answer(project, bob, items[3], None, ms=1)  # a skip: not a label, so not timed here
     _answer(project, bob, items[4], "two")  # no time sent
-    assert dashboard.median_label_ms(project) == {alice.pk: 250, bob.pk: 3000}
+    assert tables.median_label_ms(project) == {alice.pk: 250, bob.pk: 3000}
 
 
 def test_agreement_counts_pairs_of_annotators_on_the_same_image(project, alice, bob):
     erin = _annotator(project, "erin")
-    services.update_settings(project, annotations_per_item=3)
+    update_settings(project, annotations_per_item=3)
     first, second, third = _items(project, 3)
     _answer(project, alice, first, "zero")
     _answer(project, bob, first, "zero")
@@ -169,15 +175,15 @@ def test_agreement_counts_pairs_of_annotators_on_the_same_image(project, alice, 
     _answer(project, bob, second, "two")
     _answer(project, erin, second, None)  # a skip is not part of any pair
     _answer(project, erin, third, "two")  # alone on its image: no pair
-    pairs = dashboard.agreement_pairs(project)
+    pairs = tables.agreement_pairs(project)
     assert pairs == {alice.pk: (3, 2), bob.pk: (3, 2), erin.pk: (2, 0)}
-    rows, overall = dashboard.annotators(project)
+    rows, overall = tables.annotators(project)
     assert overall == {"pairs": 4, "agreeing": 2, "agreement": 0.5}
     assert {r["username"]: r["agreement"] for r in rows} == {"alice": 2 / 3, "bob": 2 / 3, "erin": 0.0}
 
 
 def test_an_empty_project_has_zeros(project):
-    summary = dashboard.summary(project)
+    summary = tables.summary(project)
     assert summary["progress"] == {
         "items": 0, "labeled": 0, "skipped": 0, "done": 0, "remaining": 0,
         "in_progress": 0, "untouched": 0, "multi_labeled": 0,
@@ -188,10 +194,10 @@ def test_an_empty_project_has_zeros(project):
 
 
 def test_another_projects_answers_do_not_count(project, alice, bob):
-    other = services.create_project(alice, name="Other", classes=["zero", "one"])
+    other = create_project(alice, name="Other", classes=["zero", "one"])
     _answer(other, alice, _items(other, 1)[0], "zero", ms=100)
     _answer(project, alice, _items(project, 2)[0], "one", ms=700)
-    summary = dashboard.summary(project)
+    summary = tables.summary(project)
     assert summary["progress"]["items"] == 2
     assert summary["per_class"] == [("zero", 0), ("one", 1), ("two", 0)]
     assert [(r["username"], r["labels"], r["median_ms"]) for r in summary["annotators"]] == [("alice", 1, 700)]
@@ -206,9 +212,9 @@ def test_the_summary_takes_six_queries_whatever_the_pool_size(project, alice, bo
         for item in _items(project, n):
             _answer(project, alice, item, "one", ms=100)
         with django_assert_num_queries(6):
-            dashboard.summary(project, with_model=False)
+            tables.summary(project, with_model=False)
         with CaptureQueriesContext(connection) as queries:
-            dashboard.summary(project)
+            tables.summary(project)
         with_model.append(len(queries))
     assert with_model[0] == with_model[1] <= 12, with_model
 
@@ -237,7 +243,7 @@ def _page(client, project):
 
 
 def test_owner_sees_progress_classes_annotators_and_exports(client, project, alice, bob):
-    services.update_settings(project, annotations_per_item=2)
+    update_settings(project, annotations_per_item=2)
     first, second, _third = _items(project, 3)
     _answer(project, alice, first, "zero", ms=1500)
     _answer(project, bob, first, "one", ms=2500)

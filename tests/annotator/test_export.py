@@ -17,8 +17,9 @@ from django.core.management import CommandError, call_command
 from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
 
-from annotator import exporting
-from annotator import predictions as model_predictions
+from annotator.exporting import formats
+from annotator.modelloop import predictions
+from annotator.modelloop.steering import reset_model
 from annotator.models import Annotation, Item, LabelClass, ModelVersion, TrainerState
 
 from ..conftest import png_bytes
@@ -27,7 +28,7 @@ from ..conftest import png_bytes
 @pytest.fixture(autouse=True)
 def _fresh_predictions_cache():
     # Cached per ModelVersion pk, which the rolled-back test database hands out again.
-    model_predictions._cache.clear()
+    predictions._cache.clear()
 
 
 def _answer(item, user, label, *, source=Annotation.Source.HUMAN, undone=False, skipped=False):
@@ -101,7 +102,7 @@ def _get(client, user, url):
 
 
 def _export(project, fmt, **options):
-    return b"".join(exporting.build(project, fmt, **options).chunks)
+    return b"".join(formats.build(project, fmt, **options).chunks)
 
 
 # --- CSV and JSON Lines -----------------------------------------------------------------------
@@ -114,7 +115,7 @@ def test_it_exports_one_csv_row_per_labeled_item(client, project, labeled, alice
     assert r["Content-Type"].startswith("text/csv")
     assert 'attachment; filename="digits-labels.csv"' == r["Content-Disposition"]
     rows = _csv_rows(_body(r))
-    assert list(rows[0]) == exporting.COLUMNS
+    assert list(rows[0]) == formats.COLUMNS
     by_item = {int(row["item_id"]): row for row in rows}
     assert set(by_item) == {labeled[0].pk, labeled[1].pk, labeled[3].pk}
     first, tie, imported = by_item[labeled[0].pk], by_item[labeled[1].pk], by_item[labeled[3].pk]
@@ -191,8 +192,8 @@ def test_it_escapes_formulas_in_csv_cells(project, alice, make_items):
     assert (rows[0]["label"], rows[0]["original_name"]) == ("'=cmd()", "'+x")
     assert rows[1]["label"] == "-1"  # a plain number runs nothing
     for value in ("@SUM(A1)", "\tx", "\rx", "-2+3+cmd|' /C calc'!A0"):
-        assert exporting.csv_safe(value) == "'" + value
-    assert exporting.csv_safe("cat") == "cat"
+        assert formats.csv_safe(value) == "'" + value
+    assert formats.csv_safe("cat") == "cat"
     # JSON Lines keeps the names as they are.
     assert json.loads(_export(project, "jsonl").splitlines()[0])["label"] == "=cmd()"
 
@@ -286,7 +287,7 @@ def test_it_names_class_folders_safely(project, make_items, alice, tmp_path):
 
 
 def test_it_names_an_empty_class_folder(project):
-    assert exporting.class_folders(["", "...", "ok"]) == {"": "class", "...": "class-2", "ok": "ok"}
+    assert formats.class_folders(["", "...", "ok"]) == {"": "class", "...": "class-2", "ok": "ok"}
 
 
 def test_the_zip_marks_model_guesses_when_asked(project, labeled, tmp_path):
@@ -336,11 +337,11 @@ def test_it_skips_files_outside_media_root(project, make_items, alice, tmp_path,
 
 def test_the_zip_is_written_piece_by_piece(project, make_items, alice, monkeypatch):
     # 1 KiB pieces: a 3 KiB image leaves the generator in several chunks, none holding the archive.
-    monkeypatch.setattr(exporting, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(formats, "CHUNK_BYTES", 1024)
     items = make_items(3)
     for item in items:
         _answer(item, alice, "zero")
-    chunks = list(exporting.build(project, "imagefolder").chunks)
+    chunks = list(formats.build(project, "imagefolder").chunks)
     total = sum(len(c) for c in chunks)
     assert len(chunks) >= 10
     assert max(len(c) for c in chunks) < 2048 < total
@@ -380,11 +381,10 @@ def test_it_says_when_there_is_no_model(client, project, labeled, alice):
 
 
 def test_a_reset_model_is_no_longer_exported(client, project, labeled, alice):
-    from annotator import steering
 
     _fake_model(project, PROBS)
     assert _get(client, alice, f"/api/projects/{project.pk}/export/?format=model").status_code == 200
-    steering.reset_model(project, by=alice)
+    reset_model(project, by=alice)
     r = _get(client, alice, f"/api/projects/{project.pk}/export/?format=model")
     assert r.status_code == 404 and r.json()["detail"].startswith("No trained model yet")
 

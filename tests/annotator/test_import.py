@@ -12,9 +12,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from PIL import Image, ImageFile
 
-from annotator import importing, services
-from annotator.importing import import_path, import_uploads
+from annotator.importing import archives, images
+from annotator.importing.images import import_path, import_uploads
 from annotator.models import Annotation, Item
+from annotator.projects.changes import create_project
 from tests.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -226,7 +227,7 @@ def test_it_deletes_the_files_when_the_row_cannot_be_written(project, alice, set
     def fail(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importing, "_insert_rows", fail)
+    monkeypatch.setattr(images, "_insert_rows", fail)
     settings.DISPLAY_MAX_SIDE = 100  # two files are written: the original and the display copy
     report = import_uploads(project, [upload("a.png", png_bytes(1, (300, 200)))], user=alice)
     assert report.outcomes[0].status == "rejected"
@@ -257,7 +258,7 @@ def test_it_reports_duplicates_across_batches(project, alice, settings):
 
 
 def test_the_same_image_may_be_in_two_projects(project, alice):
-    other = services.create_project(alice, name="Other", classes=["a", "b"])
+    other = create_project(alice, name="Other", classes=["a", "b"])
     data = png_bytes(7)
     assert import_uploads(project, [upload("a.png", data)], user=alice).imported == 1
     assert import_uploads(other, [upload("a.png", data)], user=alice).imported == 1
@@ -265,7 +266,7 @@ def test_the_same_image_may_be_in_two_projects(project, alice):
 
 def test_a_concurrent_duplicate_is_reported_not_stored(project, alice, settings, monkeypatch):
     data = png_bytes(9)
-    real_existing = importing._Run.existing
+    real_existing = images._Run.existing
     calls = []
 
     def racing(self, digests):
@@ -279,7 +280,7 @@ def test_a_concurrent_duplicate_is_reported_not_stored(project, alice, settings,
             return {}
         return real_existing(self, digests)
 
-    monkeypatch.setattr(importing._Run, "existing", racing)
+    monkeypatch.setattr(images._Run, "existing", racing)
     report = import_uploads(project, [upload("mine.png", data), upload("other.png", png_bytes(10))], user=alice)
     assert [o.status for o in report.outcomes] == ["duplicate", "imported"]
     assert "theirs.png" in report.outcomes[0].reason
@@ -291,14 +292,14 @@ def test_a_duplicate_of_a_rejected_file_is_rejected_too(project, alice, monkeypa
     def fail(*args, **kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(importing, "_insert_rows", fail)
+    monkeypatch.setattr(images, "_insert_rows", fail)
     data = png_bytes(9)
     report = import_uploads(project, [upload("a.png", data), upload("b.png", data)], user=alice)
     assert [o.status for o in report.outcomes] == ["rejected", "rejected"]
 
 
 def test_it_imports_in_batches(project, alice, monkeypatch):
-    monkeypatch.setattr(importing, "BATCH_FILES", 2)
+    monkeypatch.setattr(images, "BATCH_FILES", 2)
     data = png_bytes(1)
     files = [
         upload("a.png", data),
@@ -461,11 +462,11 @@ def test_it_does_not_trust_declared_sizes(project, alice, settings):
     with zipfile.ZipFile(io.BytesIO(bytes(archive))) as opened:
         assert opened.infolist()[1].file_size == 1_000
     reads = []
-    real_read_capped = importing._read_capped
+    real_read_capped = archives._read_capped
     importing_read = lambda handle, cap: reads.append(real_read_capped(handle, cap)) or reads[-1]  # noqa: E731
     settings.IMPORT_MAX_FILE_BYTES = 10 * 1024 * 1024
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(importing, "_read_capped", importing_read)
+        patch.setattr(archives, "_read_capped", importing_read)
         report = import_uploads(project, [upload("liar.zip", bytes(archive))], user=alice)
     assert [o.status for o in report.outcomes] == ["imported", "rejected"]
     assert "could not be unpacked" in report.outcomes[1].reason
@@ -573,7 +574,7 @@ def test_pre_labels_leave_items_open_when_more_answers_are_needed(project, alice
 
 
 def test_the_exact_class_name_wins_over_a_case_insensitive_one(alice, folder):
-    project = services.create_project(alice, name="Cases", classes=["cat", "Cat"])
+    project = create_project(alice, name="Cases", classes=["cat", "Cat"])
     write(folder / "Cat" / "a.png", png_bytes(1))
     write(folder / "CAT" / "b.png", png_bytes(2))  # two case-insensitive matches: ambiguous
     import_path(project, folder, user=alice)
@@ -639,7 +640,7 @@ def test_it_imports_a_single_image_file(project, alice, folder):
 def test_concurrent_imports_get_distinct_pool_indexes(alice):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL) for real row locks between threads")
-    project = services.create_project(alice, name="Race", classes=["a", "b"])
+    project = create_project(alice, name="Race", classes=["a", "b"])
     results, errors = [], []
 
     def worker(offset):
@@ -647,7 +648,7 @@ def test_concurrent_imports_get_distinct_pool_indexes(alice):
             files = [upload(f"{offset}-{i}.png", png_bytes(offset * 100 + i)) for i in range(15)]
             files.append(upload("shared.png", png_bytes(9999)))
             results.append(import_uploads(project, files, user=alice))
-        except Exception as exc:  # surfaced below
+        except Exception as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
         finally:
             connection.close()

@@ -1,4 +1,4 @@
-"""Importing existing labels from a `file,class` CSV (services.import_labels, the API and the
+"""Importing existing labels from a `file,class` CSV (import_labels, the API and the
 settings page): per-row outcomes, idempotency, and whole-file refusals that write nothing."""
 import io
 
@@ -6,9 +6,15 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotator import services
-from annotator.importing import import_uploads
+from annotator.access import Invalid
+from annotator.importing import labels
+from annotator.importing.images import import_uploads
+from annotator.importing.labels import LABEL_IMPORT_STATUSES, import_labels
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.corrections import delete_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, Item, Lease
+from annotator.projects.changes import update_settings
 from tests.conftest import png_bytes
 
 
@@ -23,7 +29,7 @@ def named(project, make_items):
 
 
 def _import(project, user, text):
-    return services.import_labels(project, user, text.encode() if isinstance(text, str) else text)
+    return import_labels(project, user, text.encode() if isinstance(text, str) else text)
 
 
 def _statuses(report):
@@ -51,8 +57,8 @@ def test_importing_the_same_csv_twice_creates_nothing_twice(project, alice, name
 
 
 def test_it_reports_every_kind_of_row(project, alice, bob, named):
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="zero", idempotency_key="k")
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, label="zero", idempotency_key="k")
     labeled = Item.objects.get(pk=lease.item_id).original_name
     free = [i.original_name for i in Item.objects.filter(project=project, label_count=0).order_by("pk")]
     text = (
@@ -74,7 +80,7 @@ def test_it_reports_every_kind_of_row(project, alice, bob, named):
     assert "zero, one, two" in reasons[2]
     assert "Already labeled as 'zero' by bob" in reasons[3]
     assert "Line 2 already labels this image" in reasons[6]
-    assert {k: report[k] for k in services.LABEL_IMPORT_STATUSES} == {
+    assert {k: report[k] for k in LABEL_IMPORT_STATUSES} == {
         "imported": 1, "unknown_file": 1, "unknown_class": 1, "already_labeled": 2, "bad_row": 2,
     }
     assert Annotation.objects.filter(source="import").count() == 1
@@ -101,14 +107,14 @@ def test_an_ambiguous_file_name_asks_for_the_hash(project, alice, named):
 
 
 def test_it_leaves_items_open_when_more_answers_are_needed(project, alice, named):
-    services.update_settings(project, annotations_per_item=2)
+    update_settings(project, annotations_per_item=2)
     _import(project, alice, "file,class\na.png,one\n")
     named[0].refresh_from_db()
     assert (named[0].label_count, named[0].done) == (1, False)
 
 
 def test_it_gives_back_leases_on_items_it_completes(project, alice, bob, named):
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     name = Item.objects.get(pk=lease.item_id).original_name
     _import(project, alice, f"file,class\n{name},one\n")
     assert not Lease.objects.filter(pk=lease.pk).exists()
@@ -116,15 +122,15 @@ def test_it_gives_back_leases_on_items_it_completes(project, alice, bob, named):
 
 def test_a_deleted_import_can_be_imported_again(project, alice, named):
     _import(project, alice, "file,class\na.png,one\n")
-    services.delete_annotation(project, Annotation.objects.get().pk, by=alice)
+    delete_annotation(project, Annotation.objects.get().pk, by=alice)
     report = _import(project, alice, "file,class\na.png,two\n")
     assert report["imported"] == 1
     assert Annotation.objects.get(undone=False).label.name == "two"
 
 
 def test_it_does_not_label_what_the_importer_skipped(project, alice, named):
-    lease = services.lease_next(project, alice)
-    services.submit_annotation(project, alice, item_id=lease.item_id, skip=True, idempotency_key="s")
+    lease = lease_next(project, alice)
+    submit_annotation(project, alice, item_id=lease.item_id, skip=True, idempotency_key="s")
     name = Item.objects.get(pk=lease.item_id).original_name
     report = _import(project, alice, f"file,class\n{name},one\n")
     assert report["rows"][0]["status"] == "already_labeled"
@@ -148,16 +154,16 @@ def test_it_reuses_the_key_of_folder_pre_labels(project, alice):
         ("file,class\na.png,one\n".encode("utf-16"), "not UTF-8"),
         (b"\xff\xfe\x00bad", "not UTF-8"),
         (b"", "empty"),
-        ("\n\n".encode(), "empty"),
-        ("name,label\na.png,one\n".encode(), "header file,class"),
-        ("a.png,one\nb.png,two\n".encode(), "header file,class"),
-        ("file,class\n".encode(), "no rows"),
-        ("file,class\na.png,one\x00\n".encode(), "not a text CSV"),
-        ('file,class\n"a.png,one\n'.encode(), "cannot be read as CSV"),
+        (b"\n\n", "empty"),
+        (b"name,label\na.png,one\n", "header file,class"),
+        (b"a.png,one\nb.png,two\n", "header file,class"),
+        (b"file,class\n", "no rows"),
+        (b"file,class\na.png,one\x00\n", "not a text CSV"),
+        (b'file,class\n"a.png,one\n', "cannot be read as CSV"),
     ],
 )
 def test_a_bad_csv_is_refused_whole(project, alice, named, data, message):
-    with pytest.raises(services.Invalid) as refused:
+    with pytest.raises(Invalid) as refused:
         _import(project, alice, data)
     assert message in refused.value.message
     assert not Annotation.objects.exists()
@@ -169,15 +175,15 @@ def test_a_bad_row_far_down_does_not_refuse_the_file(project, alice, named):
 
 
 def test_a_too_large_csv_is_refused(project, alice, named, monkeypatch):
-    monkeypatch.setattr(services, "LABEL_IMPORT_MAX_BYTES", 30)
-    with pytest.raises(services.Invalid, match="larger than"):
+    monkeypatch.setattr(labels, "LABEL_IMPORT_MAX_BYTES", 30)
+    with pytest.raises(Invalid, match="larger than"):
         _import(project, alice, "file,class\na.png,one\nb.png,two\nc.png,zero\n")
     assert not Annotation.objects.exists()
 
 
 def test_too_many_rows_are_refused(project, alice, named, monkeypatch):
-    monkeypatch.setattr(services, "LABEL_IMPORT_MAX_ROWS", 2)
-    with pytest.raises(services.Invalid, match="more than 2 rows"):
+    monkeypatch.setattr(labels, "LABEL_IMPORT_MAX_ROWS", 2)
+    with pytest.raises(Invalid, match="more than 2 rows"):
         _import(project, alice, "file,class\na.png,one\nb.png,two\nc.png,zero\n")
     assert not Annotation.objects.exists()
 

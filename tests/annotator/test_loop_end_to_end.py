@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotator import services
-from annotator.importing import import_path
+from annotator.importing.images import import_path
+from annotator.modelloop.status import audit_accuracy
+from annotator.modelloop.trainer import Trainer
 from annotator.models import Item, ModelVersion, TrainerState
-from annotator.trainer import Trainer
+from annotator.projects.changes import create_project
 from tests.annotator.trainer_helpers import fast_trainer_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -61,7 +62,7 @@ def test_the_loop_learns_from_an_annotator_over_http(alice, api, settings, tmp_p
                           TRAINER_PRETRAIN_EPOCHS=70, TRAINER_FAST_MIN_INTERVAL_S=0.3,
                           TRAINER_SLOW_EVERY=40, TRAINER_SLOW_BUDGET_S=8.0, TRAINER_SLOW_IDLE_S=0.0)
     folder, truth = mnist_folder(tmp_path)
-    project = services.create_project(alice, name="Digits", classes=[str(d) for d in range(10)], audit_fraction=0.1)
+    project = create_project(alice, name="Digits", classes=[str(d) for d in range(10)], audit_fraction=0.1)
     report = import_path(project, folder, user=alice, folder_labels=False)
     assert report.counts["imported"] == 2000
     names = dict(Item.objects.filter(project=project).values_list("id", "original_name"))
@@ -78,7 +79,7 @@ def test_the_loop_learns_from_an_annotator_over_http(alice, api, settings, tmp_p
         for n in range(100):
             # a human takes seconds per image: the simulated one waits for the model to
             # have seen all but the last few answers before it asks for the next image
-            wait_for(lambda: latest_fast_labels(project) >= n - 3, 60, f"a fast path with {n - 3} labels")
+            wait_for(lambda n=n: latest_fast_labels(project) >= n - 3, 60, f"a fast path with {n - 3} labels")
             reply = client.post(f"/api/projects/{project.pk}/next/", {}, format="json")
             assert reply.status_code == 200, reply.content
             lease = reply.json()
@@ -108,7 +109,7 @@ def test_the_loop_learns_from_an_annotator_over_http(alice, api, settings, tmp_p
         "versions": {k: versions.filter(kind=k, status="ok").count() for k in ("pretrain", "fast", "slow")},
         "failed": list(versions.filter(status="failed").values_list("error", flat=True)),
         "fast_total_s_median": float(np.median([v.durations.get("total_s", 0) for v in versions.filter(kind="fast")])),
-        "audit": services.audit_accuracy(project),
+        "audit": audit_accuracy(project),
     }
     out = Path("test-artifacts")
     out.mkdir(exist_ok=True)

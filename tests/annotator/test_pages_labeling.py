@@ -5,8 +5,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator import services
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, Item, Lease
+from annotator.projects.selectors import user_answer_count
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 
@@ -45,7 +47,7 @@ def test_page_shows_current_item_classes_hotkeys_and_prefetch(bob_client, projec
 
 def test_page_shows_the_model_guess_when_the_lease_has_one(bob_client, project, bob, make_items):
     make_items(2)
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     lease.suggestion = {"label": "two", "confidence": 0.87, "top": [{"label": "two", "confidence": 0.87}, {"label": "one", "confidence": 0.1}]}
     lease.save()
     response = bob_client.get(reverse("label", args=[project.pk]))
@@ -100,7 +102,7 @@ def test_answer_round_trip_with_skip_and_undo(bob_client, project, bob, make_ite
     assert data["next"]["item"] != second
     skip = Annotation.objects.get(annotator=bob, idempotency_key="key-2")
     assert skip.undone
-    assert services.user_answer_count(project, bob) == 1
+    assert user_answer_count(project, bob) == 1
     assert set(Lease.objects.filter(user=bob).values_list("item_id", flat=True)) == {second, data["next"]["item"]}
 
     # Answer it again with a class; the undone row stays as history.
@@ -120,7 +122,7 @@ def test_label_next_skips_the_items_the_page_holds(bob_client, project, make_ite
 
 def test_replaying_an_idempotency_key_makes_one_row(bob_client, project, bob, make_items):
     [item, _] = make_items(2)
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     first = _answer(bob_client, project, lease.item_id, "same-key", label="one")
     again = _answer(bob_client, project, lease.item_id, "same-key", label="one")
     assert first.status_code == again.status_code == 200
@@ -131,11 +133,11 @@ def test_replaying_an_idempotency_key_makes_one_row(bob_client, project, bob, ma
 
 def test_a_taken_item_gives_409_with_the_message(bob_client, project, alice, bob, make_items):
     make_items(3)
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     Lease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    taken = services.lease_next(project, alice)
+    taken = lease_next(project, alice)
     assert taken.item_id == lease.item_id
-    services.submit_annotation(project, alice, item_id=taken.item_id, label="zero", idempotency_key="a1")
+    submit_annotation(project, alice, item_id=taken.item_id, label="zero", idempotency_key="a1")
 
     reply = _answer(bob_client, project, lease.item_id, "bob-1", label="one")
     assert reply.status_code == 409
@@ -147,9 +149,9 @@ def test_a_taken_item_gives_409_with_the_message(bob_client, project, alice, bob
 
 def test_a_plain_form_post_redirects_and_shows_the_refusal(bob_client, project, alice, bob, make_items):
     make_items(2)
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     Lease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    services.submit_annotation(project, alice, item_id=services.lease_next(project, alice).item_id, label="zero", idempotency_key="a1")
+    submit_annotation(project, alice, item_id=lease_next(project, alice).item_id, label="zero", idempotency_key="a1")
     response = bob_client.post(
         reverse("label-answer", args=[project.pk]), {"item": lease.item_id, "label": "two", "idempotency_key": "f1"}, follow=True
     )
@@ -181,7 +183,7 @@ def test_undo_with_nothing_to_undo_says_so(bob_client, project, make_items):
 
 def test_an_unknown_class_is_refused(bob_client, project, bob, make_items):
     make_items(1)
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     reply = _answer(bob_client, project, lease.item_id, "k", label="seven")
     assert reply.status_code == 400
     assert "Unknown class" in reply.json()["error"]

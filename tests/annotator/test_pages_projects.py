@@ -5,16 +5,18 @@ import zipfile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotator import services
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Item, LabelClass, Project, Role
+from annotator.projects.changes import create_project
 from tests.conftest import png_bytes
 
 
 def test_project_list_shows_only_my_projects_with_role_and_counts(client, project, bob, charlie, make_items):
     items = make_items(3)
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="k1")
-    services.create_project(charlie, name="Charlie's secret", classes=["a", "b"])
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="k1")
+    create_project(charlie, name="Charlie's secret", classes=["a", "b"])
     client.force_login(bob)
     response = client.get(reverse("project-list"))
     body = response.content.decode()
@@ -69,8 +71,8 @@ def test_it_shows_errors_for_an_invalid_project(client, charlie):
 
 def test_overview_shows_stats_role_and_start_button(client, project, bob, make_items):
     make_items(4)
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="k1")
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="k1")
     client.force_login(bob)
     response = client.get(reverse("project-detail", args=[project.pk]))
     body = response.content.decode()

@@ -2,8 +2,11 @@
 import pytest
 from django.urls import reverse
 
-from annotator import services
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Membership, Project, Role
+from annotator.projects.changes import create_project
+from annotator.projects.members import add_member
 
 SETTINGS = {"name": "Digits", "strategy": "bald", "query_batch_size": "20", "audit_fraction": "0.3",
             "annotations_per_item": "2"}
@@ -132,8 +135,8 @@ def test_owner_adds_renames_moves_and_removes_classes(client, project, alice):
 
 def test_a_used_class_cannot_be_removed(client, project, alice, bob, make_items):
     make_items(2)
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="k")
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="k")
     client.force_login(alice)
     body = client.get(reverse("project-settings", args=[project.pk])).content.decode()
     assert "cannot be removed; rename it instead" in body
@@ -164,7 +167,7 @@ def test_bad_class_changes_show_the_reason(client, project, alice, name, data, m
 
 
 def test_a_class_of_another_project_is_404(client, project, alice):
-    other = services.create_project(alice, name="Other", classes=["x", "y"])
+    other = create_project(alice, name="Other", classes=["x", "y"])
     client.force_login(alice)
     for name, data in [("class-remove", {}), ("class-rename", {"name": "z"}), ("class-move", {"direction": "up"})]:
         assert client.post(reverse(name, args=[project.pk, other.classes.first().pk]), data).status_code == 404
@@ -216,7 +219,7 @@ def test_adding_a_member_from_the_settings_page_comes_back_to_it(client, project
 
 
 def test_a_member_of_another_project_is_404(client, project, alice):
-    other = services.create_project(alice, name="Other", classes=["x", "y"])
+    other = create_project(alice, name="Other", classes=["x", "y"])
     client.force_login(alice)
     r = client.post(reverse("member-remove", args=[project.pk, _member_pk(other, "alice")]))
     assert r.status_code == 404
@@ -255,7 +258,7 @@ def test_it_redirects_anonymous_to_login(client, project, index):
 
 
 def test_an_owner_who_leaves_goes_to_the_project_list(client, project, alice):
-    services.add_member(project, "bob", Role.OWNER)
+    add_member(project, "bob", Role.OWNER)
     client.force_login(alice)
     r = client.post(reverse("member-remove", args=[project.pk, _member_pk(project, "alice")]), HTTP_HX_REQUEST="true")
     assert r.status_code == 200 and r["HX-Redirect"] == reverse("project-list")
@@ -263,7 +266,7 @@ def test_an_owner_who_leaves_goes_to_the_project_list(client, project, alice):
 
 
 def test_an_owner_who_steps_down_sees_the_members_without_controls(client, project, alice):
-    services.add_member(project, "bob", Role.OWNER)
+    add_member(project, "bob", Role.OWNER)
     client.force_login(alice)
     url = reverse("member-role", args=[project.pk, _member_pk(project, "alice")])
     r = client.post(url, {"role": "viewer"}, HTTP_HX_REQUEST="true")

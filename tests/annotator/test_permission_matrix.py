@@ -23,8 +23,9 @@ A refused request must leave the project as it was (checked on a snapshot of its
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -33,10 +34,21 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from annotator import services
+from annotator.labeling.answers import submit_annotation
 from annotator.models import (
-    Annotation, AnnotationChange, Item, LabelClass, Lease, Membership, ModelVersion, Project, Role, TrainerState,
+    Annotation,
+    AnnotationChange,
+    Item,
+    LabelClass,
+    Lease,
+    Membership,
+    ModelVersion,
+    Project,
+    Role,
+    TrainerState,
 )
+from annotator.projects.changes import create_project
+from annotator.projects.members import add_member
 from tests.conftest import PASSWORD, png_bytes
 
 OK, NO, HIDE, LOGIN = "allowed", "forbidden", "hidden", "login"
@@ -82,7 +94,6 @@ def labels_csv(world):
 
 def checkpoint_file(world):
     """A real checkpoint of our format for a small encoder, so an allowed upload succeeds."""
-    import io
 
     from mlcore.checkpoint import save_checkpoint
     from mlcore.models.encoders import build_encoder
@@ -205,13 +216,13 @@ class Pattern:
     callback: Callable
 
 
-def _walk(patterns, prefix="", namespace="", groups=frozenset()):
+def walk(patterns, prefix="", namespace="", groups=frozenset()):
     for entry in patterns:
         route = prefix + str(entry.pattern)
         found = groups | set(entry.pattern.regex.groupindex)
         if isinstance(entry, URLResolver):
             inner = namespace + (f"{entry.namespace}:" if entry.namespace else "")
-            yield from _walk(entry.url_patterns, route, inner, frozenset(found))
+            yield from walk(entry.url_patterns, route, inner, frozenset(found))
         else:
             key = namespace + entry.name if entry.name else route
             yield Pattern(key, route, frozenset(found - {"format"}), entry.callback)
@@ -221,7 +232,7 @@ def _walk(patterns, prefix="", namespace="", groups=frozenset()):
 def url_patterns():
     """Every pattern by key; format-suffix duplicates share their route's name, so they fold."""
     patterns = {}
-    for pattern in _walk(get_resolver().url_patterns):
+    for pattern in walk(get_resolver().url_patterns):
         patterns.setdefault(pattern.key, pattern)
     return patterns
 
@@ -316,10 +327,10 @@ def world(project, alice, bob, charlie, dave, make_items, tmp_path):
     member routes change, so no persona acts on itself), an answer each from alice and bob
     (so both can undo), an open item, an unused class and a model version."""
     get_user_model().objects.create_user("erin", "erin@example.com", PASSWORD)
-    erin = services.add_member(project, "erin", Role.ANNOTATOR)
+    erin = add_member(project, "erin", Role.ANNOTATOR)
     labeled, bobs, still_open = make_items(3)
-    services.submit_annotation(project, alice, item_id=labeled.pk, label="zero", idempotency_key="alice-1")
-    answer = services.submit_annotation(project, bob, item_id=bobs.pk, label="one", idempotency_key="bob-1")
+    submit_annotation(project, alice, item_id=labeled.pk, label="zero", idempotency_key="alice-1")
+    answer = submit_annotation(project, bob, item_id=bobs.pk, label="one", idempotency_key="bob-1")
     version = ModelVersion.objects.create(project=project, number=1, kind="fast", labels_used=2, pool_size=3)
     return World(
         project=project,
@@ -407,7 +418,7 @@ def _object_rows():
 def test_objects_of_another_project_are_hidden(world, row):
     """An owner of project B cannot reach project A's answers, versions, members, classes or
     images by putting their ids under B's URL."""
-    other = services.create_project(world.users["outsider"], name="Other", classes=["zero", "one", "two"])
+    other = create_project(world.users["outsider"], name="Other", classes=["zero", "one", "two"])
     before = _snapshot(world.project)
     request, response = _request(world, row, "outsider", project=other)
     got, code, text = _outcome(response), response.status_code, _body_text(response)

@@ -4,57 +4,62 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotator import services
+from annotator.access import LABELING_ROLES, Conflict, Forbidden, Invalid, project_for
+from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, Lease
+from annotator.projects.changes import create_project
+from annotator.projects.members import add_member
+from annotator.projects.selectors import project_stats
 
 
 def test_it_returns_the_current_lease_until_answered(project, bob, make_items):
     make_items(5)
-    first = services.lease_next(project, bob)
-    again = services.lease_next(project, bob)
+    first = lease_next(project, bob)
+    again = lease_next(project, bob)
     assert first.pk == again.pk
-    services.submit_annotation(project, bob, item_id=first.item_id, label="one", idempotency_key="k1")
-    after = services.lease_next(project, bob)
+    submit_annotation(project, bob, item_id=first.item_id, label="one", idempotency_key="k1")
+    after = lease_next(project, bob)
     assert after.item_id != first.item_id
 
 
 def test_it_serves_in_priority_order(project, bob, make_items):
     items = make_items(4)
     best = min(items, key=lambda i: i.priority)
-    assert services.lease_next(project, bob).item_id == best.pk
+    assert lease_next(project, bob).item_id == best.pk
 
 
 def test_two_annotators_never_hold_the_same_item(project, alice, bob, make_items):
     make_items(2)
-    a = services.lease_next(project, alice)
-    b = services.lease_next(project, bob)
+    a = lease_next(project, alice)
+    b = lease_next(project, bob)
     assert a.item_id != b.item_id
     # Pool exhausted for a third holder while both leases are live.
-    assert services.lease_next(project, alice, exclude=[a.item_id]) is None
+    assert lease_next(project, alice, exclude=[a.item_id]) is None
 
 
 def test_prefetch_gives_a_second_item_and_no_third(project, bob, make_items):
     make_items(5)
-    current = services.lease_next(project, bob)
-    prefetched = services.lease_next(project, bob, exclude=[current.item_id])
+    current = lease_next(project, bob)
+    prefetched = lease_next(project, bob, exclude=[current.item_id])
     assert prefetched.item_id != current.item_id
-    assert services.lease_next(project, bob, exclude=[current.item_id, prefetched.item_id]) is None
+    assert lease_next(project, bob, exclude=[current.item_id, prefetched.item_id]) is None
     assert Lease.objects.filter(user=bob).count() == 2
 
 
 def test_an_expired_lease_comes_back_to_others(project, alice, bob, make_items):
     make_items(1)
-    lease = services.lease_next(project, bob)
-    assert services.lease_next(project, alice) is None
+    lease = lease_next(project, bob)
+    assert lease_next(project, alice) is None
     Lease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert services.lease_next(project, alice).item_id == lease.item_id
+    assert lease_next(project, alice).item_id == lease.item_id
 
 
 def test_a_replayed_submit_makes_one_annotation(project, bob, make_items):
     make_items(2)
-    lease = services.lease_next(project, bob)
-    first = services.submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="same")
-    replay = services.submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="same")
+    lease = lease_next(project, bob)
+    first = submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="same")
+    replay = submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="same")
     assert first.created and not replay.created
     assert first.annotation.pk == replay.annotation.pk
     assert Annotation.objects.filter(annotator=bob).count() == 1
@@ -62,17 +67,17 @@ def test_a_replayed_submit_makes_one_annotation(project, bob, make_items):
 
 def test_the_same_key_with_another_body_is_a_conflict(project, bob, make_items):
     make_items(2)
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="same")
-    with pytest.raises(services.Conflict):
-        services.submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="same")
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="same")
+    with pytest.raises(Conflict):
+        submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="same")
 
 
 def test_a_late_submit_is_accepted_while_the_item_is_open(project, bob, make_items):
     make_items(1)
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     Lease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
-    result = services.submit_annotation(project, bob, item_id=lease.item_id, label="zero", idempotency_key="late")
+    result = submit_annotation(project, bob, item_id=lease.item_id, label="zero", idempotency_key="late")
     assert result.created
     lease.item.refresh_from_db()
     assert lease.item.done and lease.item.label_count == 1
@@ -80,48 +85,48 @@ def test_a_late_submit_is_accepted_while_the_item_is_open(project, bob, make_ite
 
 def test_a_late_submit_on_a_taken_item_is_refused(project, alice, bob, make_items):
     make_items(1)
-    lease = services.lease_next(project, bob)
+    lease = lease_next(project, bob)
     Lease.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
-    taken = services.lease_next(project, alice)
-    services.submit_annotation(project, alice, item_id=taken.item_id, label="one", idempotency_key="a1")
-    with pytest.raises(services.Conflict, match="not saved"):
-        services.submit_annotation(project, bob, item_id=lease.item_id, label="zero", idempotency_key="late")
+    taken = lease_next(project, alice)
+    submit_annotation(project, alice, item_id=taken.item_id, label="one", idempotency_key="a1")
+    with pytest.raises(Conflict, match="not saved"):
+        submit_annotation(project, bob, item_id=lease.item_id, label="zero", idempotency_key="late")
     assert not Annotation.objects.filter(annotator=bob).exists()
 
 
 def test_undo_reopens_the_item_as_current(project, bob, make_items):
     make_items(3)
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="u1")
-    services.lease_next(project, bob)
-    undone = services.undo_last(project, bob)
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="u1")
+    lease_next(project, bob)
+    undone = undo_last(project, bob)
     assert undone.undone
-    assert services.lease_next(project, bob).item_id == lease.item_id
+    assert lease_next(project, bob).item_id == lease.item_id
     lease.item.refresh_from_db()
     assert lease.item.label_count == 0 and not lease.item.done
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="u2")
+    submit_annotation(project, bob, item_id=lease.item_id, label="two", idempotency_key="u2")
     assert Annotation.objects.get(item=lease.item, undone=False).label.name == "two"
 
 
 def test_a_skip_leaves_the_item_open_for_others(project, alice, bob, make_items):
     make_items(1)
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, skip=True, idempotency_key="s1")
-    assert services.lease_next(project, bob) is None
-    assert services.lease_next(project, alice).item_id == lease.item_id
-    assert services.project_stats(project)["skipped"] == 1
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, skip=True, idempotency_key="s1")
+    assert lease_next(project, bob) is None
+    assert lease_next(project, alice).item_id == lease.item_id
+    assert project_stats(project)["skipped"] == 1
 
 
 def test_overlap_lets_k_annotators_label_one_item_never_the_same_twice(project, alice, bob, make_items):
     project.annotations_per_item = 2
     project.save()
     make_items(1)
-    a = services.lease_next(project, alice)
-    b = services.lease_next(project, bob)
+    a = lease_next(project, alice)
+    b = lease_next(project, bob)
     assert a.item_id == b.item_id
-    services.submit_annotation(project, alice, item_id=a.item_id, label="one", idempotency_key="o1")
-    assert services.lease_next(project, alice) is None
-    services.submit_annotation(project, bob, item_id=b.item_id, label="one", idempotency_key="o2")
+    submit_annotation(project, alice, item_id=a.item_id, label="one", idempotency_key="o1")
+    assert lease_next(project, alice) is None
+    submit_annotation(project, bob, item_id=b.item_id, label="one", idempotency_key="o2")
     a.item.refresh_from_db()
     assert a.item.done and a.item.label_count == 2
 
@@ -129,9 +134,9 @@ def test_overlap_lets_k_annotators_label_one_item_never_the_same_twice(project, 
 def test_stats_count_live_answers(project, alice, bob, make_items):
     make_items(3)
     for user, label, key in [(bob, "one", "b1"), (alice, "two", "a1")]:
-        lease = services.lease_next(project, user)
-        services.submit_annotation(project, user, item_id=lease.item_id, label=label, idempotency_key=key)
-    stats = services.project_stats(project)
+        lease = lease_next(project, user)
+        submit_annotation(project, user, item_id=lease.item_id, label=label, idempotency_key=key)
+    stats = project_stats(project)
     assert stats == {
         "items": 3,
         "labeled": 2,
@@ -145,21 +150,21 @@ def test_outsiders_get_404_and_viewers_cannot_label(project, charlie, dave):
     from django.http import Http404
 
     with pytest.raises(Http404):
-        services.get_project_for_user(charlie, project.pk)
-    with pytest.raises(services.Forbidden):
-        services.get_project_for_user(dave, project.pk, roles=services.LABELING_ROLES)
+        project_for(charlie, project.pk)
+    with pytest.raises(Forbidden):
+        project_for(dave, project.pk, roles=LABELING_ROLES)
 
 
 def test_the_only_owner_cannot_be_demoted(project):
-    with pytest.raises(services.Invalid, match="only owner"):
-        services.add_member(project, "alice", "annotator")
-    services.add_member(project, "bob", "owner")
-    services.add_member(project, "alice", "annotator")
+    with pytest.raises(Invalid, match="only owner"):
+        add_member(project, "alice", "annotator")
+    add_member(project, "bob", "owner")
+    add_member(project, "alice", "annotator")
     assert project.role_of(project.memberships.get(user__username="alice").user) == "annotator"
 
 
 def test_hotkeys_are_the_class_names_when_they_are_single_keys(alice):
-    digits = services.create_project(alice, name="MNIST", classes=[str(d) for d in range(10)])
+    digits = create_project(alice, name="MNIST", classes=[str(d) for d in range(10)])
     assert [c.hotkey for c in digits.ordered_classes()] == [str(d) for d in range(10)]
-    animals = services.create_project(alice, name="Pets", classes=["cat", "dog", "s"])
+    animals = create_project(alice, name="Pets", classes=["cat", "dog", "s"])
     assert [c.hotkey for c in animals.ordered_classes()] == ["1", "2", "3"]

@@ -2,8 +2,10 @@
 role, remove a member; a project always keeps an owner."""
 import pytest
 
-from annotator import services
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, Lease, Membership, Role
+from annotator.projects.members import add_member
 
 
 def _url(project, username):
@@ -30,7 +32,7 @@ def test_the_only_owner_cannot_be_demoted(project, api, alice):
 
 
 def test_an_owner_steps_down_when_another_owner_remains(project, api, alice):
-    services.add_member(project, "bob", Role.OWNER)
+    add_member(project, "bob", Role.OWNER)
     assert api(alice).patch(_url(project, "alice"), {"role": "annotator"}, format="json").status_code == 200
     assert _role(project, "alice") == Role.ANNOTATOR
 
@@ -53,9 +55,9 @@ def test_changing_a_non_member_is_404(project, api, alice, charlie):
 
 def test_owner_removes_a_member_whose_answers_stay(project, api, alice, bob, make_items):
     make_items(3)
-    lease = services.lease_next(project, bob)
-    services.submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="k")
-    services.lease_next(project, bob)
+    lease = lease_next(project, bob)
+    submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key="k")
+    lease_next(project, bob)
     assert Lease.objects.filter(user=bob).exists()
     r = api(alice).delete(_url(project, "bob"))
     assert r.status_code == 204
@@ -73,7 +75,7 @@ def test_the_only_owner_cannot_be_removed(project, api, alice):
 
 
 def test_an_owner_may_leave_when_another_owner_remains(project, api, alice):
-    services.add_member(project, "dave", Role.OWNER)
+    add_member(project, "dave", Role.OWNER)
     assert api(alice).delete(_url(project, "alice")).status_code == 204
     assert _role(project, "alice") is None and _role(project, "dave") == Role.OWNER
 
@@ -100,6 +102,6 @@ def test_it_rejects_anonymous(project, api):
 
 def test_usernames_with_dots_and_at_signs_work(project, api, alice, django_user_model):
     django_user_model.objects.create_user("eve.smith@example.com", password="x")
-    services.add_member(project, "eve.smith@example.com", Role.VIEWER)
+    add_member(project, "eve.smith@example.com", Role.VIEWER)
     assert api(alice).delete(_url(project, "eve.smith@example.com")).status_code == 204
     assert _role(project, "eve.smith@example.com") is None

@@ -12,10 +12,19 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotator import predictions, services, steering
+from annotator.modelloop import predictions
+from annotator.modelloop.status import trainer_status
+from annotator.modelloop.steering import reset_model, set_paused
 from annotator.models import (
-    Annotation, AnnotationChange, Item, ModelVersion, Project, QueueEntry, TrainerState,
+    Annotation,
+    AnnotationChange,
+    Item,
+    ModelVersion,
+    Project,
+    QueueEntry,
+    TrainerState,
 )
+from annotator.projects.changes import create_project
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -139,7 +148,7 @@ def test_owner_pauses_and_resumes_on_the_settings_page(client, project, alice):
     assert r.status_code == 302 and r["Location"] == reverse("project-settings", args=[project.pk]) + "#model"
     assert _fresh(project).training_paused is True
     assert _state(project).phase == TrainerState.Phase.PAUSED
-    status = services.trainer_status(project)  # no trainer holds a lease: still "paused", not "waiting"
+    status = trainer_status(project)  # no trainer holds a lease: still "paused", not "waiting"
     assert (status["phase"], status["phase_label"]) == ("paused", "Paused")
     assert "paused" in status["detail"]
     assert "Training paused." in client.get(reverse("project-settings", args=[project.pk])).content.decode()
@@ -147,7 +156,7 @@ def test_owner_pauses_and_resumes_on_the_settings_page(client, project, alice):
     assert client.post(url, {"paused": "0"}).status_code == 302
     assert _fresh(project).training_paused is False
     assert _state(project).phase == TrainerState.Phase.WAITING
-    assert services.trainer_status(project)["phase"] == "waiting"
+    assert trainer_status(project)["phase"] == "waiting"
 
 
 def test_pausing_twice_is_harmless(client, project, alice):
@@ -173,7 +182,7 @@ def test_owner_pauses_with_htmx_and_gets_the_model_region(client, project, alice
 
 @pytest.mark.parametrize("who", ["bob", "dave"])
 def test_members_who_are_not_owners_see_the_model_without_controls(client, project, who, request):
-    steering.set_paused(project, True)
+    set_paused(project, True)
     client.force_login(request.getfixturevalue(who))
     body = client.get(reverse("project-settings", args=[project.pk])).content.decode()
     assert 'id="model"' in body and "<strong>Paused</strong>" in body
@@ -188,15 +197,15 @@ def test_a_paused_project_shows_paused_even_while_a_trainer_holds_it(project):
         "owner": "trainer-1", "lease_expires_at": timezone.now() + timezone.timedelta(minutes=5),
         "phase": TrainerState.Phase.TRAINING, "progress": 0.5,
     })
-    steering.set_paused(project, True)
+    set_paused(project, True)
     state = _state(project)
     assert (state.phase, state.progress) == ("paused", None)
-    assert services.trainer_status(project)["phase"] == "paused"
+    assert trainer_status(project)["phase"] == "paused"
 
 
 def test_resuming_leaves_a_failed_phase_alone(project):
     TrainerState.objects.update_or_create(project=project, defaults={"phase": TrainerState.Phase.FAILED})
-    steering.set_paused(project, False)
+    set_paused(project, False)
     assert _state(project).phase == "failed"
 
 
@@ -208,13 +217,13 @@ def test_the_settings_api_shows_and_sets_training_paused(project, api, alice, bo
     r = api(alice).patch(url, {"training_paused": True}, format="json")
     assert r.status_code == 200 and r.json()["training_paused"] is True
     assert _fresh(project).training_paused is True
-    assert services.trainer_status(project)["phase"] == "paused"
+    assert trainer_status(project)["phase"] == "paused"
     assert api(bob).get(url).json()["training_paused"] is True
     assert api(alice).get(_api(project, "status/")).json()["phase"] == "paused"
 
 
 def test_the_settings_api_resumes_together_with_other_fields(project, api, alice):
-    steering.set_paused(project, True)
+    set_paused(project, True)
     r = api(alice).patch(_api(project, "settings/"), {"training_paused": False, "strategy": "margin",
                                                        "query_batch_size": 5}, format="json")
     assert r.status_code == 200
@@ -304,15 +313,15 @@ def test_reset_through_the_api(project, api, alice, trained, stored_checkpoint, 
 
 
 def test_a_reset_keeps_a_paused_project_paused(project, alice):
-    steering.set_paused(project, True)
-    steering.reset_model(project, by=alice)
+    set_paused(project, True)
+    reset_model(project, by=alice)
     assert _fresh(project).training_paused is True
-    assert _state(project).phase == "paused" and services.trainer_status(project)["phase"] == "paused"
+    assert _state(project).phase == "paused" and trainer_status(project)["phase"] == "paused"
 
 
 def test_a_stale_version_is_not_shown_as_the_model_after_a_reset(project, api, alice, trained):
     """The dashboard ignores a version of an older generation."""
-    steering.reset_model(project, by=alice)
+    reset_model(project, by=alice)
     TrainerState.objects.filter(project=project).update(current_version=ModelVersion.objects.get(project=project))
     assert api(alice).get(_api(project, "dashboard/")).json()["model"]["version"] is None
 
@@ -566,7 +575,7 @@ def test_an_item_without_a_live_label_is_a_conflict(project, api, alice, answere
 
 
 def test_an_item_of_another_project_is_not_found(project, api, alice, answered, make_items, client):
-    other = services.create_project(alice, name="Other", classes=["zero", "one", "two"])
+    other = create_project(alice, name="Other", classes=["zero", "one", "two"])
     foreign = make_items(1, target=other)[0]
     _answer(foreign, alice, "one", "f0")
     assert _review_api(api(alice), project, foreign, {"label": "two"}).status_code == 404

@@ -4,9 +4,14 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from annotator import mlbridge, predictions, services
+from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.labeling.leasing import lease_next
+from annotator.modelloop import arrays, errors, predictions, results
+from annotator.modelloop.status import audit_accuracy, trainer_status
+from annotator.modelloop.trainer import Trainer
 from annotator.models import Annotation, Item, LabelClass, Lease, ModelVersion, QueueEntry, TrainerState
-from annotator.trainer import Trainer
+from annotator.projects.changes import create_project
+from annotator.projects.members import add_member
 from mlcore.checkpoint import load_checkpoint
 from tests.annotator.trainer_helpers import SHAPES, add_shape_items, fast_trainer_settings
 
@@ -14,8 +19,8 @@ from tests.annotator.trainer_helpers import SHAPES, add_shape_items, fast_traine
 @pytest.fixture
 def shapes(alice, bob, settings):
     fast_trainer_settings(settings)
-    project = services.create_project(alice, name="Shapes", classes=SHAPES, audit_fraction=0.0)
-    services.add_member(project, "bob", "annotator")
+    project = create_project(alice, name="Shapes", classes=SHAPES, audit_fraction=0.0)
+    add_member(project, "bob", "annotator")
     items, truth = add_shape_items(project, 60)
     project.truth = {item.pk: kind for item, kind in zip(items, truth)}
     return project
@@ -23,8 +28,8 @@ def shapes(alice, bob, settings):
 
 def label_served(project, user, n, prefix="k"):
     for i in range(n):
-        lease = services.lease_next(project, user)
-        services.submit_annotation(project, user, item_id=lease.item_id, label=project.truth[lease.item_id],
+        lease = lease_next(project, user)
+        submit_annotation(project, user, item_id=lease.item_id, label=project.truth[lease.item_id],
                                    idempotency_key=f"{prefix}{i}")
 
 
@@ -55,13 +60,13 @@ def test_served_items_follow_the_queue_and_carry_the_guess(shapes, bob):
     trainer.run_once()
     trainer.run_once()
     first = QueueEntry.objects.filter(project=shapes).order_by("rank").first()
-    assert services.lease_next(shapes, bob).item_id == first.item_id
+    assert lease_next(shapes, bob).item_id == first.item_id
     Lease.objects.all().delete()
     label_served(shapes, bob, 6)
     trainer.run_once()
     version = fast_versions(shapes).order_by("-number").first()
     assert version.labels_used == 6
-    lease = services.lease_next(shapes, bob)
+    lease = lease_next(shapes, bob)
     assert lease.model_version == version
     assert set(lease.suggestion) == {"label", "confidence", "top"}
     assert lease.suggestion["label"] in SHAPES and len(lease.suggestion["top"]) == 3
@@ -69,7 +74,7 @@ def test_served_items_follow_the_queue_and_carry_the_guess(shapes, bob):
     row = probs[lease.item.pool_index]
     assert lease.suggestion["label"] == SHAPES[int(row.argmax())]
     assert lease.suggestion["confidence"] == pytest.approx(float(row.max()), abs=1e-4)
-    answer = services.submit_annotation(shapes, bob, item_id=lease.item_id, label="bar", idempotency_key="x")
+    answer = submit_annotation(shapes, bob, item_id=lease.item_id, label="bar", idempotency_key="x")
     assert answer.annotation.model_version == version
 
 
@@ -90,7 +95,7 @@ def test_an_undo_is_seen_by_the_next_fast_path(shapes, bob):
     trainer.run_once()
     label_served(shapes, bob, 3)
     trainer.run_once()
-    services.undo_last(shapes, bob)
+    undo_last(shapes, bob)
     trainer.run_once()
     assert fast_versions(shapes).order_by("-number").first().labels_used == 2
 
@@ -128,8 +133,8 @@ def test_a_trainer_that_lost_its_lease_writes_nothing(shapes):
     TrainerState.objects.filter(project=shapes).update(owner="other", lease_expires_at=timezone.now())
     model = trainer.held[shapes.pk].model
     labels = -np.ones(model.size, dtype=np.int64)
-    with pytest.raises(mlbridge.LostLease):
-        mlbridge.commit_version(shapes, "t1", kind="fast", model=model, labels=labels, durations={}, metrics={},
+    with pytest.raises(errors.LostLease):
+        results.commit_version(shapes, "t1", kind="fast", model=model, labels=labels, durations={}, metrics={},
                                 queue=[0, 1])
     assert not QueueEntry.objects.exists()
     trainer.heartbeat()
@@ -155,7 +160,7 @@ def test_a_failing_run_is_recorded_backs_off_and_stops(shapes, bob, settings, mo
     def broken(*args, **kwargs):
         raise RuntimeError("propagation exploded")
 
-    monkeypatch.setattr(mlbridge, "fast_path", broken)
+    monkeypatch.setattr(results, "fast_path", broken)
     trainer.run_once()
     failed = ModelVersion.objects.get(project=shapes, status="failed")
     assert "propagation exploded" in failed.error and failed.number is None
@@ -166,7 +171,7 @@ def test_a_failing_run_is_recorded_backs_off_and_stops(shapes, bob, settings, mo
     trainer.run_once()
     state.refresh_from_db()
     assert state.failures == 2 and state.phase == "failed"
-    assert "propagation exploded" in services.trainer_status(shapes)["error"]
+    assert "propagation exploded" in trainer_status(shapes)["error"]
     TrainerState.objects.filter(project=shapes).update(retry_at=timezone.now())
     assert trainer.run_once() is False  # stopped: waits for new data
     monkeypatch.undo()
@@ -226,7 +231,7 @@ def test_audit_accuracy_matches_a_naive_count(shapes, bob):
                                   suggestion={"label": guess, "confidence": 0.5, "top": []})
         if i % 3 != 0:
             outcomes.append(guess_right)
-    result = services.audit_accuracy(shapes)
+    result = audit_accuracy(shapes)
     n, k = len(outcomes), sum(outcomes)
     assert result["n"] == n and result["correct"] == k
     # naive Wilson interval, written out
@@ -237,7 +242,7 @@ def test_audit_accuracy_matches_a_naive_count(shapes, bob):
 
 
 def test_status_says_when_no_trainer_runs(shapes):
-    status = services.trainer_status(shapes)
+    status = trainer_status(shapes)
     assert status["phase"] == "waiting" and "No trainer" in status["detail"]
 
 
@@ -249,8 +254,8 @@ def test_the_labels_array_takes_the_majority_and_soft_votes(shapes, bob, alice, 
     for user, label in ((alice, "square"), (bob, "bar")):
         Annotation.objects.create(item=items[1], annotator=user, label=cls[label], idempotency_key=f"t-{user}")
     pool_index = np.array(sorted(Item.objects.filter(project=shapes).values_list("pool_index", flat=True)))
-    ids, _names = mlbridge.ordered_class_ids(shapes)
-    labels, soft = mlbridge.label_arrays(shapes, pool_index, ids)
+    ids, _names = arrays.ordered_class_ids(shapes)
+    labels, soft = arrays.label_arrays(shapes, pool_index, ids)
     assert labels[0] == SHAPES.index("column")
     assert labels[1] == SHAPES.index("square")  # a tie goes to the earliest answer
     assert (labels[2:] == -1).all()
@@ -265,10 +270,10 @@ def test_a_new_batch_skips_items_annotators_hold(shapes, alice, bob):
     trainer.run_once()
     label_served(shapes, alice, 3)  # the cold-start batch is answered
     trainer.run_once()
-    first = services.lease_next(shapes, bob)
-    prefetched = services.lease_next(shapes, bob, exclude=[first.item_id])
-    held = {first.item_id, prefetched.item_id, services.lease_next(shapes, alice).item_id}
-    assert mlbridge.queue_is_spent(shapes, shapes.strategy)  # every queued item is held now
+    first = lease_next(shapes, bob)
+    prefetched = lease_next(shapes, bob, exclude=[first.item_id])
+    held = {first.item_id, prefetched.item_id, lease_next(shapes, alice).item_id}
+    assert results.queue_is_spent(shapes, shapes.strategy)  # every queued item is held now
     label_served(shapes, alice, 1, prefix="more")  # alice answers her held item
     trainer.run_once()
     queue = set(QueueEntry.objects.filter(project=shapes).values_list("item_id", flat=True))

@@ -6,9 +6,9 @@ import time
 import pytest
 from django.db import connection
 
-from annotator import services
+from annotator.modelloop.trainer import Trainer
 from annotator.models import TrainerState
-from annotator.trainer import Trainer
+from annotator.projects.changes import create_project
 from tests.annotator.trainer_helpers import SHAPES, add_shape_items
 
 pytestmark = [
@@ -21,7 +21,7 @@ pytestmark = [
 def make_projects(alice, n):
     projects = []
     for i in range(n):
-        project = services.create_project(alice, name=f"P{i}", classes=SHAPES)
+        project = create_project(alice, name=f"P{i}", classes=SHAPES)
         add_shape_items(project, 1, seed=i)
         projects.append(project)
     return projects

@@ -5,10 +5,15 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from annotator import mlbridge, predictions, services, steering
+from annotator.access import Invalid
+from annotator.modelloop import errors, predictions, results
+from annotator.modelloop.status import trainer_status
+from annotator.modelloop.steering import reset_model, set_paused, upload_checkpoint
+from annotator.modelloop.trainer import Trainer
 from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
-from annotator.trainer import Trainer
-from tests.annotator.test_trainer import fast_versions, label_served, shapes  # noqa: F401 - fixture
+from annotator.projects.changes import create_project
+from mlcore.checkpoint import load_checkpoint
+from tests.annotator.test_trainer import fast_versions, label_served, shapes  # noqa: F401, F811 - fixtures
 from tests.annotator.trainer_helpers import SHAPES
 
 
@@ -21,14 +26,14 @@ def test_a_paused_project_runs_nothing_until_resumed(shapes, alice, bob):
     trainer.run_once()
     trainer.run_once()
     label_served(shapes, bob, 6)
-    steering.set_paused(shapes, True)
+    set_paused(shapes, True)
     count = ModelVersion.objects.count()
     for _ in range(3):
         trainer.run_once()
     assert ModelVersion.objects.count() == count
     state = TrainerState.objects.get(project=shapes)
-    assert state.phase == "paused" and services.trainer_status(shapes)["phase"] == "paused"
-    steering.set_paused(shapes, False)
+    assert state.phase == "paused" and trainer_status(shapes)["phase"] == "paused"
+    set_paused(shapes, False)
     trainer.run_once()
     newest = fast_versions(shapes).order_by("-number").first()
     assert newest.labels_used == 6  # the labels given while paused are learned on resume
@@ -42,7 +47,7 @@ def test_a_reset_drops_the_model_and_starts_a_new_generation(shapes, alice, bob)
     label_served(shapes, bob, 6)
     trainer.run_once()
     old = list(ModelVersion.objects.filter(project=shapes).values_list("pk", flat=True))
-    steering.reset_model(shapes, by=alice)
+    reset_model(shapes, by=alice)
     assert not QueueEntry.objects.filter(project=shapes).exists()
     assert predictions.current(shapes) is None
     trainer.run_once()  # pretrains again: it must not resume the old generation's checkpoint
@@ -64,10 +69,10 @@ def test_a_result_for_a_reset_model_is_not_written(shapes, alice, bob):
     trainer.run_once()
     trainer.run_once()
     loop = trainer.held[shapes.pk]
-    steering.reset_model(shapes, by=alice)
+    reset_model(shapes, by=alice)
     labels = np.full(loop.model.size, -1)
-    with pytest.raises(mlbridge.Superseded):
-        mlbridge.commit_version(shapes, trainer.name, kind=ModelVersion.Kind.FAST, model=loop.model, labels=labels,
+    with pytest.raises(errors.Superseded):
+        results.commit_version(shapes, trainer.name, kind=ModelVersion.Kind.FAST, model=loop.model, labels=labels,
                                 durations={}, metrics={}, generation=loop.generation)
     assert TrainerState.objects.get(project=shapes).current_version is None
 
@@ -82,11 +87,11 @@ def test_it_starts_from_an_uploaded_checkpoint_without_pretraining(shapes, alice
     trainer.run_once()
     data = _exported_checkpoint(shapes)
     trainer.release()
-    other = services.create_project(alice, name="Shapes again", classes=SHAPES, audit_fraction=0.0)
+    other = create_project(alice, name="Shapes again", classes=SHAPES, audit_fraction=0.0)
     from tests.annotator.trainer_helpers import add_shape_items
 
     add_shape_items(other, 40, seed=5)
-    report = steering.upload_checkpoint(other, SimpleUploadedFile("shapes.pt", data), by=alice)
+    report = upload_checkpoint(other, SimpleUploadedFile("shapes.pt", data), by=alice)
     assert report["matched"] == report["total"] > 0 and report["classes"] == SHAPES
     settings.TRAINER_PRETRAIN_BUDGET_S = 600  # pretraining would take this long: it must not run
     trainer2 = Trainer("t2", slugs=[other.slug], publish=lambda *a: None)
@@ -97,7 +102,7 @@ def test_it_starts_from_an_uploaded_checkpoint_without_pretraining(shapes, alice
     model = trainer2.held[other.pk].model
     import torch
 
-    source = mlbridge.load_checkpoint(str(predictions.artifact_path(Project.objects.get(pk=other.pk).init_checkpoint)))
+    source = load_checkpoint(str(predictions.artifact_path(Project.objects.get(pk=other.pk).init_checkpoint)))
     for name, tensor in source["state"]["encoder"].items():
         assert torch.equal(model.learner.encoder.state_dict()[name].cpu(), tensor)
 
@@ -137,7 +142,7 @@ def test_pool_summary_matches_a_direct_count():
     probs = rng.dirichlet(np.ones(4), size=50).astype(np.float32)
     labels = np.full(50, -1)
     labels[:7] = 1
-    summary = mlbridge.pool_summary(probs, labels)
+    summary = results.pool_summary(probs, labels)
     open_probs = probs[7:]
     entropy = -(open_probs * np.log(open_probs)).sum(1) / np.log(4)
     expected = [int(((entropy >= i / 20) & ((entropy < (i + 1) / 20) | (i == 19))).sum()) for i in range(20)]
@@ -155,8 +160,8 @@ def test_a_checkpoint_declaring_an_absurd_encoder_is_refused_before_it_is_built(
     cfg.encoder.widths = (16, 32, 10**7)  # would allocate gigabytes if built
     path = tmp_path / "huge.pt"
     save_checkpoint(str(path), cfg, {"encoder": {}}, {}, {})
-    with pytest.raises(services.Invalid, match="does not build"):
-        steering.upload_checkpoint(project, SimpleUploadedFile("huge.pt", path.read_bytes()), by=alice)
+    with pytest.raises(Invalid, match="does not build"):
+        upload_checkpoint(project, SimpleUploadedFile("huge.pt", path.read_bytes()), by=alice)
     project.refresh_from_db()
     assert project.model_generation == 0 and not project.init_checkpoint
 

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from annotator.trainer import Trainer
-from tests.browser.helpers import serve_asgi
+from annotator.modelloop.trainer import Trainer
 from tests.annotator.trainer_helpers import SHAPES, png, shape_image
+from tests.browser.helpers import serve_asgi
 from tests.conftest import PASSWORD
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from annotator.live import events
+from annotator.modelloop import predictions
 from tests.conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,7 +49,6 @@ def serve_asgi(app=None):
     import uvicorn
     from channels.layers import channel_layers
 
-    from annotator import events, predictions
     from annotator.asgi import application
 
     channel_layers.backends.clear()  # a fresh in-memory layer, bound to this server's loop

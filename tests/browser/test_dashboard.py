@@ -7,8 +7,12 @@ import random
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotator import services
+from annotator.access import Conflict
+from annotator.dashboard import tables
+from annotator.labeling.answers import submit_annotation
 from annotator.models import Item, Role
+from annotator.projects.changes import update_settings
+from annotator.projects.members import add_member
 from tests.browser.helpers import ARTIFACTS, BROWSER_MARKS, log_in
 from tests.conftest import PASSWORD
 
@@ -25,8 +29,8 @@ pytestmark = BROWSER_MARKS
 def labeled_project(project, alice, bob):
     """60 images, two labels wanted per image; alice, bob and erin answer some of them."""
     erin = get_user_model().objects.create_user("erin", password=PASSWORD)
-    services.add_member(project, "erin", Role.ANNOTATOR)
-    services.update_settings(project, annotations_per_item=2)
+    add_member(project, "erin", Role.ANNOTATOR)
+    update_settings(project, annotations_per_item=2)
     items = Item.objects.bulk_create(
         Item(project=project, image=f"items/dummy-{i}.png", content_hash=f"{i:064x}", width=32, height=24, pool_index=i)
         for i in range(60)
@@ -40,17 +44,16 @@ def labeled_project(project, alice, bob):
             if rng.random() < skip_rate:
                 label = None
             try:
-                services.submit_annotation(project, user, item_id=item.pk, label=label, skip=label is None,
+                submit_annotation(project, user, item_id=item.pk, label=label, skip=label is None,
                                            idempotency_key=f"{user.pk}-{item.pk}", duration_ms=rng.randint(600, 6000))
-            except services.Conflict:
+            except Conflict:
                 pass
 
 
 def test_owner_reads_the_dashboard(browser, live_server, project, alice, bob):
     labeled_project(project, alice, bob)
-    from annotator import dashboard
 
-    summary = dashboard.summary(project)
+    summary = tables.summary(project)
     progress = summary["progress"]
 
     page = log_in(browser, live_server, "alice", f"/projects/{project.pk}/")
@@ -98,8 +101,8 @@ def model_history(project, bob):
     and a current version whose held-out arrays doubt two labels."""
     import numpy as np
 
+    from annotator.modelloop.predictions import artifact_path
     from annotator.models import Annotation, ModelVersion, TrainerState
-    from annotator.predictions import artifact_path
     from tests.annotator.trainer_helpers import add_shape_items
 
     items, _kinds = add_shape_items(project, 45)
@@ -107,7 +110,7 @@ def model_history(project, bob):
     truth = {item.pk: names[i % 3] for i, item in enumerate(items)}
     labeled = items[:36]
     for item in labeled:
-        services.submit_annotation(project, bob, item_id=item.pk, label=truth[item.pk],
+        submit_annotation(project, bob, item_id=item.pk, label=truth[item.pk],
                                    idempotency_key=f"m-{item.pk}", duration_ms=1500)
     versions = [ModelVersion.objects.create(project=project, number=n, kind="fast", labels_used=6 * n, classes=names,
                                             metrics={"cv_accuracy": 0.4 + 0.09 * n}) for n in range(1, 7)]

@@ -9,13 +9,15 @@ import re
 import statistics
 from datetime import timedelta
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
-from annotator import importing, services
+from annotator.importing import images
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, Lease
+from annotator.projects.selectors import project_stats, user_answer_count
 from tests.browser.helpers import ARTIFACTS, BROWSER_MARKS, log_in
 from tests.conftest import png_bytes
 
@@ -96,10 +98,10 @@ def press_and_time(page, key):
 
 def test_keyboard_labeling_undo_skip_and_refusal(browser, live_server, project, alice, bob):
     uploads = [SimpleUploadedFile(f"picture-{n:02}.png", picture(n), "image/png") for n in range(12)]
-    report = importing.import_uploads(project, uploads, user=alice)
+    report = images.import_uploads(project, uploads, user=alice)
     assert report.imported == 12
     # The first item bob gets carries a model guess, as the model loop will set it.
-    first = services.lease_next(project, bob)
+    first = lease_next(project, bob)
     first.suggestion = {"label": "two", "confidence": 0.87, "top": [{"label": "two", "confidence": 0.87}, {"label": "one", "confidence": 0.09}, {"label": "zero", "confidence": 0.04}]}
     first.save(update_fields=["suggestion"])
 
@@ -151,8 +153,8 @@ def test_keyboard_labeling_undo_skip_and_refusal(browser, live_server, project, 
     assert [i for i, a in live.items() if a.skipped] == [skipped]
     undone = Annotation.objects.get(annotator=bob, undone=True)
     assert (undone.item_id, undone.label.name) == (last_item, "zero")
-    assert services.user_answer_count(project, bob) == 6
-    stats = services.project_stats(project)
+    assert user_answer_count(project, bob) == 6
+    stats = project_stats(project)
     assert (stats["labeled"], stats["skipped"], stats["per_annotator"]) == (5, 1, {"bob": 5})
     assert all(a.duration_ms is not None for a in live.values())
     assert page.inner_text("#progress-mine") == "6"
@@ -173,7 +175,7 @@ def test_keyboard_labeling_undo_skip_and_refusal(browser, live_server, project, 
     # 4. A refused answer stays on screen: bob's lease expires and alice labels the item first.
     taken = shown_item(page)
     Lease.objects.filter(user=bob, item_id=taken).update(expires_at=timezone.now() - timedelta(seconds=1))
-    services.submit_annotation(project, alice, item_id=taken, label="one", idempotency_key="alice-first")
+    submit_annotation(project, alice, item_id=taken, label="one", idempotency_key="alice-first")
     page.keyboard.press("2")
     banner = page.wait_for_selector(".banner-error")
     assert "Not saved" in banner.inner_text() and "“one”" in banner.inner_text()
@@ -227,8 +229,8 @@ def test_empty_pool_says_to_import(browser, live_server, project, alice):
 def test_overview_import_through_the_form(browser, live_server, project, alice, bob, make_items):
     for n, label in enumerate(["zero", "two", "two"]):
         make_items(1)
-        lease = services.lease_next(project, bob)
-        services.submit_annotation(project, bob, item_id=lease.item_id, label=label, idempotency_key=f"k{n}")
+        lease = lease_next(project, bob)
+        submit_annotation(project, bob, item_id=lease.item_id, label=label, idempotency_key=f"k{n}")
     page = log_in(browser, live_server, "alice", f"/projects/{project.pk}/")
     page.set_input_files(
         "input[type=file]",

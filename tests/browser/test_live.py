@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from annotator import events, predictions, services
+from annotator.live import events
+from annotator.modelloop import predictions
+from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Lease, ModelVersion, QueueEntry, TrainerState
 from tests.browser.helpers import ARTIFACTS, ASGI_MARKS, FAST_LIVE, serve_asgi
 from tests.conftest import PASSWORD
@@ -176,7 +178,7 @@ def test_indicator_shows_status_and_follows_events(browser, asgi_server, project
     # A status event from the trainer changes the indicator without a reload.
     version = make_version(project, 3, list(project.items.all()))
     set_trainer(project, TrainerState.Phase.UP_TO_DATE, version=version)
-    status = services.trainer_status(project)
+    status = trainer_status(project)
     status["accuracy"] = {"n": 40, "correct": 36, "estimate": 0.9, "low": 0.77, "high": 0.96}
     asgi_server.publish(project, events.status_event(status))
     page.wait_for_function("() => document.querySelector('[data-trainer-status]').dataset.phase === 'up-to-date'")
@@ -193,7 +195,7 @@ def test_indicator_shows_status_and_follows_events(browser, asgi_server, project
 
     # Training with no known progress: an indeterminate bar, no percentage.
     set_trainer(project, TrainerState.Phase.TRAINING, version=version)
-    asgi_server.publish(project, events.status_event(services.trainer_status(project)))
+    asgi_server.publish(project, events.status_event(trainer_status(project)))
     page.wait_for_function("() => document.querySelector('[data-trainer-status]').dataset.phase === 'training'")
     assert page.is_visible("[data-ts=progress].is-indeterminate")
     assert page.get_attribute("[data-ts=progress]", "aria-valuenow") is None

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mlcore import checkpoint
 from mlcore.checkpoint import load_checkpoint, save_checkpoint
 from mlcore.config import EncoderConfig, LearnerConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_roundtrip_config_state_arrays(tmp_path):

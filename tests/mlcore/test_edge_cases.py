@@ -18,6 +18,7 @@ def _unit(n, d=8, seed=0):
 
 def test_invalid_torch_device_is_a_clear_error(monkeypatch):
     import torch
+
     from mlcore.device import get_device
     monkeypatch.setenv("TORCH_DEVICE", "foo")
     with pytest.raises(ValueError, match="TORCH_DEVICE"):

@@ -2,9 +2,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlcore.propagation import (affinity, certainty_weights, class_weights, knn_graph,
-                                knn_predict, label_matrix, normalize_graph, probabilities,
-                                propagate)
+from mlcore.propagation import (
+    affinity,
+    certainty_weights,
+    class_weights,
+    knn_graph,
+    knn_predict,
+    label_matrix,
+    normalize_graph,
+    probabilities,
+    propagate,
+)
 
 
 def test_propagation_equals_closed_form():

@@ -23,10 +23,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotator import dashboard, services
+from annotator.dashboard import tables
+from annotator.modelloop.predictions import HELDOUT_ITEMS_FILE, HELDOUT_LABELS_FILE, HELDOUT_PROBS_FILE, artifact_path
+from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Item, ModelVersion, Role, TrainerState
-from annotator.predictions import (HELDOUT_ITEMS_FILE, HELDOUT_LABELS_FILE, HELDOUT_PROBS_FILE,
-                                   artifact_path)
+from annotator.projects.changes import create_project
+from annotator.projects.members import add_member
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BATCH = 5000
@@ -79,10 +81,10 @@ class Command(BaseCommand):
         User = get_user_model()
         owner = User.objects.create_user(f"bench-{token}-owner")
         users = [User.objects.create_user(f"bench-{token}-{i}") for i in range(n_annotators)]
-        project = services.create_project(owner, name=f"Dashboard benchmark {token}", classes=CLASSES,
+        project = create_project(owner, name=f"Dashboard benchmark {token}", classes=CLASSES,
                                           audit_fraction=0.0, annotations_per_item=per_item)
         for user in users:
-            services.add_member(project, user.get_username(), Role.ANNOTATOR)
+            add_member(project, user.get_username(), Role.ANNOTATOR)
         answers = self._plan(rng, n_items, n_answers, len(users), per_item)
         labels = np.bincount([i for i, _u, label, _ms in answers if label is not None], minlength=n_items)
         created = Item.objects.bulk_create(
@@ -173,7 +175,7 @@ class Command(BaseCommand):
         return answers
 
     def _describe(self, project):
-        p = dashboard.progress(project)
+        p = tables.progress(project)
         answers = Annotation.objects.filter(item__project=project).count()
         audits = Annotation.objects.filter(item__project=project, is_audit=True).count()
         versions = ModelVersion.objects.filter(project=project).count()
@@ -193,16 +195,16 @@ class Command(BaseCommand):
                 raise CommandError(f"The dashboard answered {response.status_code} instead of 200.")
 
         steps = [
-            ("progress", lambda: dashboard.progress(project)),
-            ("per_class", lambda: dashboard.per_class(project)),
-            ("answer_counts", lambda: dashboard.answer_counts(project)),
-            ("median_label_ms", lambda: dashboard.median_label_ms(project)),
-            ("agreement_pairs", lambda: dashboard.agreement_pairs(project)),
-            ("summary (all six)", lambda: dashboard.summary(project, with_model=False)),
-            ("audit_curve", lambda: dashboard.audit_curve(project)),
-            ("cv_curve", lambda: dashboard.cv_curve(project)),
-            ("model_summary", lambda: dashboard.model_summary(project)),
-            ("trainer_status", lambda: services.trainer_status(project)),  # the page's live indicator
+            ("progress", lambda: tables.progress(project)),
+            ("per_class", lambda: tables.per_class(project)),
+            ("answer_counts", lambda: tables.answer_counts(project)),
+            ("median_label_ms", lambda: tables.median_label_ms(project)),
+            ("agreement_pairs", lambda: tables.agreement_pairs(project)),
+            ("summary (all six)", lambda: tables.summary(project, with_model=False)),
+            ("audit_curve", lambda: tables.audit_curve(project)),
+            ("cv_curve", lambda: tables.cv_curve(project)),
+            ("model_summary", lambda: tables.model_summary(project)),
+            ("trainer_status", lambda: trainer_status(project)),  # the page's live indicator
             ("page GET (test client)", page),
         ]
         header = f"{'step':<24} {'queries':>7} {'median ms':>10} {'min ms':>8} {'max ms':>8}"

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotator import exporting
+from annotator.exporting import formats
 from annotator.management.progress import tqdm_progress
 from annotator.models import Project
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("slug", metavar="project-slug", help="The project's slug (see its settings page).")
-        parser.add_argument("--format", dest="fmt", choices=exporting.FORMATS, default="csv", help="Default: csv.")
+        parser.add_argument("--format", dest="fmt", choices=formats.FORMATS, default="csv", help="Default: csv.")
         parser.add_argument("-o", "--output", help="The file to write. Default: a name like <slug>-labels.csv here.")
         parser.add_argument(
             "--with-predictions",
@@ -31,8 +31,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--min-confidence",
-            default=str(exporting.DEFAULT_MIN_CONFIDENCE),
-            help=f"With --with-predictions: the least confidence, 0 to 1 (default {exporting.DEFAULT_MIN_CONFIDENCE}).",
+            default=str(formats.DEFAULT_MIN_CONFIDENCE),
+            help=f"With --with-predictions: the least confidence, 0 to 1 (default {formats.DEFAULT_MIN_CONFIDENCE}).",
         )
 
     def handle(self, *args, slug, fmt, output, with_predictions, min_confidence, **options):
@@ -43,9 +43,9 @@ class Command(BaseCommand):
             raise CommandError(f"There is no project with the slug {slug!r}.{hint}")
         with tqdm(desc="Exporting", file=options.get("stderr") or sys.stderr) as bar:
             try:
-                export = exporting.build(project, fmt, with_predictions=with_predictions,
+                export = formats.build(project, fmt, with_predictions=with_predictions,
                                          min_confidence=min_confidence, progress=tqdm_progress(bar))
-            except exporting.ExportError as exc:
+            except formats.ExportError as exc:
                 raise CommandError(exc.message) from exc
             bar.unit = export.unit
             bar.total = export.total

@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotator.importing import DUPLICATE, REJECTED, import_path
+from annotator.importing.images import import_path
+from annotator.importing.report import DUPLICATE, REJECTED
 from annotator.management.progress import tqdm_progress
 from annotator.models import Membership, Project, Role
 

@@ -10,9 +10,10 @@ from django.core.management.base import BaseCommand, CommandError
 from PIL import Image
 from tqdm import tqdm
 
-from annotator import services
-from annotator.importing import import_path
+from annotator.importing.images import import_path
 from annotator.models import Project, Role
+from annotator.projects.changes import create_project
+from annotator.projects.members import add_member
 
 DEMO_SLUG = "mnist-demo"
 DEMO_USERS = [("owner", Role.OWNER), ("annotator", Role.ANNOTATOR)]
@@ -28,13 +29,13 @@ class Command(BaseCommand):
         users = self._users()
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
-            project = services.create_project(
+            project = create_project(
                 users["owner"], name="MNIST demo", classes=[str(d) for d in range(10)]
             )
             project.slug = DEMO_SLUG
             project.save(update_fields=["slug"])
         for username, role in DEMO_USERS:
-            services.add_member(project, username, role)
+            add_member(project, username, role)
         folder = self._write_pngs(count)
         if project.items.count() < count:
             report = import_path(project, folder, user=users["owner"], progress=_bar("Importing"), folder_labels=False)

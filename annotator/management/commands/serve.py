@@ -20,7 +20,7 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotator import events
+from annotator.live import events
 
 log = logging.getLogger(__name__)
 CHILD_RESTART_DELAY_S = 5
@@ -33,7 +33,7 @@ def _child_main(event_queue, stop_event, parent):
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     django.setup()
-    from annotator.trainer import Trainer
+    from annotator.modelloop.trainer import Trainer
 
     event_queue.cancel_join_thread()  # exiting never waits for a dead server to read events
     trainer = Trainer(publish=lambda pk, message: event_queue.put((pk, message)))
@@ -102,7 +102,7 @@ class ChildTrainer:
 
 class ThreadTrainer:
     def __init__(self, publish):
-        from annotator.trainer import Trainer
+        from annotator.modelloop.trainer import Trainer
 
         self.trainer = Trainer(publish=publish)
         self.thread = threading.Thread(target=self.trainer.run, name="trainer", daemon=True)

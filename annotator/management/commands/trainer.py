@@ -8,7 +8,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.trainer import Trainer
+from annotator.modelloop.trainer import Trainer
 
 
 class Command(BaseCommand):

@@ -15,63 +15,18 @@ The body is streamed (annotator.exporting produces it chunk by chunk). Under ASG
 synchronous iterator would be read whole into memory by Django before the first byte is
 sent, so there each chunk is pulled in the request's sync thread from an async iterator.
 """
-from asgiref.sync import sync_to_async
-from django.contrib.auth.views import redirect_to_login
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpResponse, StreamingHttpResponse
-from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from . import exporting, services
-from .api.exceptions import ServiceErrorsMixin
-from .api.serializers import ErrorSerializer
-from .api.views import PROJECT_ID
-
-
-def _export(request, project):
-    """The streaming download, or ExportError before any byte is produced."""
-    params = request.GET
-    export = exporting.build(
-        project,
-        params.get("format", ""),
-        with_predictions=exporting.parse_flag(params.get("predictions"), "predictions"),
-        min_confidence=params.get("min_confidence"),
-    )
-    chunks = export.chunks
-    if isinstance(request, ASGIRequest):
-        chunks = _pulled_in_sync_thread(chunks)
-    response = StreamingHttpResponse(chunks, content_type=export.content_type)
-    response["Content-Disposition"] = content_disposition_header(True, export.filename)
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-async def _pulled_in_sync_thread(chunks):
-    """An async iterator over a sync generator that reads the database: one chunk at a
-    time, in the thread that serves the request's sync code."""
-    step = sync_to_async(next, thread_sensitive=True)
-    try:
-        while (chunk := await step(chunks, None)) is not None:
-            yield chunk
-    finally:
-        await sync_to_async(chunks.close, thread_sensitive=True)()
-
-
-@require_GET
-def project_export(request, pk):
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    project = services.get_project_for_user(request.user, pk)
-    try:
-        return _export(request, project)
-    except exporting.ExportError as exc:
-        return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")
+from annotator.access import project_for
+from annotator.api.exceptions import ServiceErrorsMixin
+from annotator.api.serializers import ErrorSerializer
+from annotator.api.views import PROJECT_ID
+from annotator.exporting import formats
+from annotator.exporting.download import streaming_response
 
 
 class _AnyAccept(BaseContentNegotiation):
@@ -105,11 +60,11 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
         tags=["export"],
         parameters=[
             PROJECT_ID,
-            OpenApiParameter("format", str, enum=list(exporting.FORMATS), default="csv",
+            OpenApiParameter("format", str, enum=list(formats.FORMATS), default="csv",
                              description="What to download."),
             OpenApiParameter("predictions", bool, default=False,
                              description="Also export unlabeled items by the model's guess (label formats)."),
-            OpenApiParameter("min_confidence", float, default=exporting.DEFAULT_MIN_CONFIDENCE,
+            OpenApiParameter("min_confidence", float, default=formats.DEFAULT_MIN_CONFIDENCE,
                              description="With predictions: the least confidence (0 to 1) of an exported guess."),
         ],
         responses={
@@ -125,5 +80,5 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
         },
     )
     def get(self, request, pk):
-        project = services.get_project_for_user(request.user, pk)
-        return _export(request._request, project)
+        project = project_for(request.user, pk)
+        return streaming_response(request._request, project)

@@ -16,7 +16,8 @@ import numpy as np
 from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, Window
 from django.db.models.functions import RowNumber
 
-from .models import Annotation, Item, LabelClass
+from annotator.modelloop import predictions
+from annotator.models import Annotation, Item, LabelClass
 
 
 def _live_answers(project):
@@ -192,7 +193,7 @@ CONFUSED_PAIRS_SHOWN = 5
 
 
 def current_version(project):
-    from .models import TrainerState
+    from annotator.models import TrainerState
 
     state = TrainerState.objects.filter(project=project).select_related("current_version").first()
     return state.current_version if state else None
@@ -202,7 +203,7 @@ def _audit_bins(rows):
     """Merge (labels, n, correct) rows, sorted by labels, into at most CURVE_MAX_BINS bins of
     at least CURVE_MIN_PER_BIN answers (the last bin takes the remainder), each with its
     Wilson 95% interval; x is the bin's answer-weighted mean number of labels."""
-    from .services import wilson_interval
+    from annotator.modelloop.status import wilson_interval
 
     total = sum(n for _l, n, _c in rows)
     if not total:
@@ -247,7 +248,7 @@ def audit_curve(project):
 
 
 def _versions(project):
-    from .models import ModelVersion
+    from annotator.models import ModelVersion
 
     return ModelVersion.objects.filter(project=project, status=ModelVersion.Status.OK,
                                        generation=project.model_generation)
@@ -260,7 +261,7 @@ def cv_curve(project):
     from django.db.models import Max
     from django.db.models.fields.json import KeyTextTransform
 
-    from .models import ModelVersion
+    from annotator.models import ModelVersion
 
     fast = _versions(project).filter(kind=ModelVersion.Kind.FAST)
     newest = fast.values("labels_used").annotate(last=Max("number")).order_by().values("last")
@@ -281,7 +282,7 @@ def slow_runs(project):
     """Fine-tunings of this generation: where they happened on the label axis, adopted or not."""
     from django.db.models.fields.json import KeyTextTransform
 
-    from .models import ModelVersion
+    from annotator.models import ModelVersion
 
     rows = (
         _versions(project).filter(kind=ModelVersion.Kind.SLOW)
@@ -409,8 +410,6 @@ def model_summary(project, per_class_rows=None, *, min_confidence=None):
     """Everything the dashboard shows about the model; cheap enough for every page view
     (a handful of aggregate queries, one small JSON read, one held-out array)."""
     from django.conf import settings
-
-    from . import predictions
 
     if min_confidence is None:
         min_confidence = settings.SUSPECT_MIN_CONFIDENCE

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from . import events, services
-from .models import Annotation, AnnotationChange, Item, Project, QueueEntry, TrainerState
-from .predictions import artifact_path
+from annotator.access import Invalid
+from annotator.db import lock_project_row
+from annotator.live import events
+from annotator.modelloop.predictions import artifact_path
+from annotator.modelloop.status import trainer_status
+from annotator.models import Project, QueueEntry, TrainerState
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 def _publish(project):
     """Tell open pages at once; a publishing failure must not undo the owner's change."""
     try:
-        events.publish(project.pk, events.status_event(services.trainer_status(project)))
+        events.publish(project.pk, events.status_event(trainer_status(project)))
     except Exception:  # noqa: BLE001 - no channel layer (a management command), Redis down
         log.warning("Could not publish the status of project %s", project.pk, exc_info=True)
 
@@ -56,7 +58,7 @@ def reset_model(project, *, by, clear_checkpoint=False):
     guesses until the new model's first fast path. Labels are untouched; old versions stay
     listed (with their generation) but no longer serve, export or resume."""
     with transaction.atomic():
-        services._lock_project_row(project)
+        lock_project_row(project)
         fresh = Project.objects.get(pk=project.pk)
         fresh.model_generation += 1
         fields = ["model_generation"]
@@ -102,13 +104,13 @@ def upload_checkpoint(project, upload, *, by):
     name = Path(upload.name or "checkpoint.pt").name
     limit = settings.CHECKPOINT_UPLOAD_MAX_MB * 1024 * 1024
     if upload.size is not None and upload.size > limit:
-        raise services.Invalid(f"{name} is over {settings.CHECKPOINT_UPLOAD_MAX_MB} MB ({upload.size:,} bytes); "
+        raise Invalid(f"{name} is over {settings.CHECKPOINT_UPLOAD_MAX_MB} MB ({upload.size:,} bytes); "
                                f"checkpoints up to {settings.CHECKPOINT_UPLOAD_MAX_MB} MB are accepted "
                                "(CHECKPOINT_UPLOAD_MAX_MB).")
     if upload.size == 0:
-        raise services.Invalid(f"{name} is empty.")
+        raise Invalid(f"{name} is empty.")
     if not name.lower().endswith(CHECKPOINT_SUFFIXES):
-        raise services.Invalid(f"{name} does not look like a PyTorch checkpoint: expected a file ending in "
+        raise Invalid(f"{name} does not look like a PyTorch checkpoint: expected a file ending in "
                                f"{', '.join(CHECKPOINT_SUFFIXES)}.")
     relative = f"projects/{project.pk}/uploads/{uuid.uuid4().hex}.pt"
     target = artifact_path(relative)
@@ -120,19 +122,19 @@ def upload_checkpoint(project, upload, *, by):
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        from . import mlbridge  # torch: only for this rare owner action, never on the labeling path
+        from annotator.modelloop import bridge  # torch: only for this rare owner action, never on the labeling path
 
         try:
-            report = mlbridge.check_init_checkpoint(project, tmp)
+            report = bridge.check_init_checkpoint(project, tmp)
         except ValueError as exc:
-            raise services.Invalid(f"{name}: {exc}") from None
+            raise Invalid(f"{name}: {exc}") from None
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     try:
         with transaction.atomic():
-            services._lock_project_row(project)
+            lock_project_row(project)
             old = Project.objects.filter(pk=project.pk).values_list("init_checkpoint", flat=True).first()
             Project.objects.filter(pk=project.pk).update(init_checkpoint=relative, init_checkpoint_name=name[:255])
             project.init_checkpoint, project.init_checkpoint_name = relative, name[:255]
@@ -146,33 +148,3 @@ def upload_checkpoint(project, upload, *, by):
             "architecture": report["encoder"].arch, "classes": report["classes"]}
 
 
-def review_item(project, item_id, *, by, label=None):
-    """An owner settles a suspect label: `label` None keeps the labels as they are, a class
-    name relabels every live label of the item to it (each change in the answer's history).
-    Either way the item is marked reviewed and leaves the suspect list."""
-    with transaction.atomic():
-        item = Item.objects.select_for_update().filter(project=project, pk=item_id).first()
-        if item is None:
-            raise services.NotFound(f"Item {item_id} is not in this project.")
-        live = list(
-            Annotation.objects.select_for_update(of=("self",)).select_related("label")
-            .filter(item=item, undone=False, skipped=False)
-        )
-        if not live:
-            raise services.Conflict("This image has no live label to review (its labels were deleted or undone).")
-        changed = 0
-        if label is not None:
-            new = services.find_class(project, label)
-            for annotation in live:
-                if annotation.label_id == new.pk:
-                    continue
-                old = annotation.label.name
-                annotation.label = new
-                annotation.save(update_fields=["label"])
-                AnnotationChange.objects.create(annotation=annotation, changed_by=by,
-                                                action=AnnotationChange.Action.CORRECT,
-                                                old_label=old, new_label=new.name)
-                changed += 1
-        item.reviewed_at, item.reviewed_by = timezone.now(), by
-        item.save(update_fields=["reviewed_at", "reviewed_by"])
-    return {"item": item.pk, "changed": changed, "label": new.name if label is not None else None}

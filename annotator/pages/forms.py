@@ -1,7 +1,7 @@
 """Forms of the HTML pages. Validation that touches several models stays in services."""
 from django import forms
 
-from .models import Role, Strategy
+from annotator.models import Role, Strategy
 
 
 class ProjectForm(forms.Form):

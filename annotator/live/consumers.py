@@ -9,8 +9,9 @@ import json
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import events, services
-from .models import Membership
+from annotator.live import events
+from annotator.modelloop.status import trainer_status
+from annotator.models import Membership
 
 
 @database_sync_to_async
@@ -41,7 +42,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def send_status(self):
-        status = await database_sync_to_async(services.trainer_status)(self.project)
+        status = await database_sync_to_async(trainer_status)(self.project)
         await self.send_json({"type": "status", "status": status})
 
     async def trainer_status(self, event):

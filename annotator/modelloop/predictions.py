@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from .models import ModelVersion, TrainerState
+from annotator.models import ModelVersion, TrainerState
 
 PROBS_FILE = "probs.npy"  # (N, C) float32, rows in pool_index order
 POOL_INDEX_FILE = "pool_index.npy"  # (N,) int64, sorted

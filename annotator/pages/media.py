@@ -4,8 +4,8 @@ from django.views.decorators.http import require_GET
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from .models import Item
-from .services import get_project_for_user
+from annotator.access import project_for
+from annotator.models import Item
 
 
 def _user(request):
@@ -21,7 +21,7 @@ def _user(request):
 
 @require_GET
 def item_image(request, pk, item_pk):
-    project = get_project_for_user(_user(request), pk)
+    project = project_for(_user(request), pk)
     item = Item.objects.filter(project=project, pk=item_pk).first()
     if item is None:
         raise Http404("No such item.")

@@ -45,10 +45,10 @@ import re
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import numpy as np
 from django.conf import settings
@@ -57,10 +57,10 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from PIL import Image
 
-from . import predictions as model_predictions
-from .models import Annotation, Item, ModelVersion
-from .predictions import POOL_INDEX_FILE, artifact_path
-from .services import ServiceError
+from annotator.access import ServiceError
+from annotator.modelloop import predictions
+from annotator.modelloop.predictions import POOL_INDEX_FILE, artifact_path
+from annotator.models import Annotation, Item, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def build(project, fmt, *, with_predictions=False, min_confidence=DEFAULT_MIN_CO
         return _model_export(project, progress)
     if fmt == "embeddings":
         return _embeddings_export(project, progress)
-    preds = model_predictions.current(project)
+    preds = predictions.current(project)
     rows, total = label_rows(project, preds, with_predictions=with_predictions, min_confidence=min_confidence,
                              progress=progress)
     if fmt == "csv":

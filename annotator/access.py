@@ -1,0 +1,76 @@
+"""Who may do what in a project, and the refusals every service raises.
+
+`project_for(user, pk, roles=...)` is the one lookup that pages, API views, images,
+downloads and websockets start with: outsiders (and anonymous users) get 404, so they learn
+nothing about other projects; members whose role does not allow the action get Forbidden,
+a 403 with a sentence that says whom to ask.
+"""
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from annotator.models import Membership, Project, Role
+
+LABELING_ROLES = (Role.OWNER, Role.ANNOTATOR)
+OWNER_ROLES = (Role.OWNER,)
+DASHBOARD_ROLES = (Role.OWNER, Role.VIEWER)
+
+OWNERS_ONLY = "Only project owners can do this. Ask an owner of this project."
+
+# Row ids are 64-bit; a larger number names no row (and SQLite refuses it in a query).
+MAX_ID = 2**63 - 1
+
+
+class ServiceError(Exception):
+    """A refusal with a sentence meant for the user; `status` is its HTTP status."""
+
+    status = 400
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(ServiceError):
+    status = 400
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Forbidden(ServiceError, PermissionDenied):
+    """Also a PermissionDenied, so pages answer it with the 403 page and its sentence."""
+
+    status = 403
+
+
+def project_for(user, pk, *, roles=None, refusal=None):
+    """The project if `user` is a member (Http404 otherwise); Forbidden, with `refusal` or a
+    sentence naming the roles, if the member's role is not in `roles`. The project carries
+    the caller's role as `current_role`."""
+    if not user.is_authenticated or not is_row_id(pk):
+        raise Http404("No such project.")
+    membership = Membership.objects.select_related("project").filter(project_id=pk, user=user).first()
+    if membership is None:
+        raise Http404("No such project.")
+    if roles is not None and membership.role not in roles:
+        raise Forbidden(refusal or f"Your role in this project is {membership.role}; this needs {' or '.join(roles)}.")
+    project = membership.project
+    project.current_role = membership.role
+    return project
+
+
+def is_row_id(value):
+    """Whether `value` (an int or a string from a URL) can be the id of a row."""
+    try:
+        return 1 <= int(value) <= MAX_ID
+    except (TypeError, ValueError):
+        return False
+
+
+def projects_for_user(user):
+    return Project.objects.filter(memberships__user=user)

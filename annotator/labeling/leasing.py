@@ -1,0 +1,132 @@
+"""Leasing the next item to an annotator.
+
+Concurrency: on PostgreSQL the candidate item row is locked with SELECT ... FOR UPDATE SKIP
+LOCKED and availability is re-checked in a fresh statement while the lock is held, so two
+annotators never lease the same item; on SQLite every transaction is IMMEDIATE (one writer
+at a time), which gives the same guarantee."""
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotator.modelloop import predictions
+from annotator.models import Annotation, Item, Lease, Membership
+
+# The current item and one prefetched item.
+MAX_LEASES_PER_USER = 2
+
+
+def _uses_row_locks():
+    return connection.features.has_select_for_update_skip_locked
+
+
+def _available_items(project, user, now):
+    """Items the user may be served: open, not answered by the user, not held by the user,
+    and with a free slot (labels + others' live leases < annotations per item)."""
+    k = project.annotations_per_item
+    qs = Item.objects.filter(project=project, done=False).exclude(
+        Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user, undone=False))
+    ).exclude(Exists(Lease.objects.filter(item=OuterRef("pk"), user=user)))
+    live_leases = Lease.objects.filter(item=OuterRef("pk"), expires_at__gt=now)
+    if k == 1:
+        return qs.exclude(Exists(live_leases))
+    # A scalar subquery, not a JOIN + GROUP BY: PostgreSQL refuses FOR UPDATE with aggregates.
+    held = live_leases.values("item").annotate(n=Count("id")).values("n")
+    return qs.annotate(held=Coalesce(Subquery(held), 0)).filter(label_count__lt=k - F("held"))
+
+
+def _still_available(item, project, user, now):
+    """Fresh-statement re-check made while the item row is locked."""
+    item.refresh_from_db(fields=["label_count", "done"])
+    if item.done:
+        return False
+    if Annotation.objects.filter(item=item, annotator=user, undone=False).exists():
+        return False
+    if Lease.objects.filter(item=item, user=user).exists():  # leased by the user's other tab meanwhile
+        return False
+    held = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
+    return item.label_count + held < project.annotations_per_item
+
+
+def _claim_item(project, user, now, *, audit):
+    """Audit draws are uniform among the available items; otherwise the model's ranked queue
+    comes first, then the rest in `priority` order."""
+    if audit:
+        return _claim_in_order(project, user, now, lambda qs: qs.order_by("?"))
+    return _claim_in_order(
+        project, user, now, lambda qs: qs.filter(queue_entry__isnull=False).order_by("queue_entry__rank")
+    ) or _claim_in_order(project, user, now, lambda qs: qs.order_by("priority", "pool_index"))
+
+
+def _claim_in_order(project, user, now, ordered):
+    tried = set()
+    for _ in range(10):
+        qs = ordered(_available_items(project, user, now).exclude(pk__in=tried))
+        if _uses_row_locks():
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        candidates = list(qs[:3])
+        for item in candidates:
+            if _still_available(item, project, user, now):
+                return item
+            tried.add(item.pk)
+        if len(candidates) < 3:
+            return None
+    return None
+
+
+def lease_next(project, user, *, exclude=(), release=()):
+    """The user's current lease (oldest live one not in `exclude`), refreshed; else a new
+    lease on the best available item; None when nothing is available to this user.
+    Leases on the items in `release` are given back first (a prefetched item the page
+    drops because a new queue arrived)."""
+    now = timezone.now()
+    expires = now + timedelta(seconds=settings.LEASE_SECONDS)
+    with transaction.atomic():
+        # One lease request per user and project at a time (two tabs), so the cap holds.
+        list(Membership.objects.select_for_update().filter(project=project, user=user).values_list("pk"))
+        if release:
+            Lease.objects.filter(project=project, user=user, item_id__in=list(release)).delete()
+        held = list(
+            Lease.objects.filter(project=project, user=user, expires_at__gt=now)
+            .select_related("item")
+            .order_by("created_at", "id")
+        )
+        for lease in held:
+            if lease.item_id in exclude:
+                continue
+            if lease.item.done:
+                lease.delete()
+                continue
+            lease.expires_at = expires
+            # An UPDATE, not save(): the user's other tab may have answered (deleted) it meanwhile.
+            if Lease.objects.filter(pk=lease.pk).update(expires_at=expires):
+                return lease
+        if sum(1 for lease in held if lease.item_id in exclude) >= MAX_LEASES_PER_USER:
+            return None
+        Lease.objects.filter(project=project, expires_at__lte=now).delete()
+        audit = random.random() < project.audit_fraction
+        item = _claim_item(project, user, now, audit=audit)
+        if item is None and audit:
+            item = _claim_item(project, user, now, audit=False)
+        if item is None:
+            return None
+        # The guess is fixed when the item is served: for audit items it is the honest
+        # measure of the live model (the human has not answered yet).
+        current = predictions.current(project)
+        return Lease.objects.create(
+            project=project,
+            item=item,
+            user=user,
+            expires_at=expires,
+            is_audit=audit,
+            suggestion=current.suggestion(item) if current else None,
+            model_version=current.version if current else None,
+        )
+
+
+def release_leases(project, user):
+    Lease.objects.filter(project=project, user=user).delete()

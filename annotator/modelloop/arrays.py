@@ -1,0 +1,108 @@
+"""A project's rows as arrays for the learner: the pool images in pool_index order, labels
+and soft labels from the live answers, and a cheap signature that says when they changed."""
+import logging
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Max
+from PIL import Image, ImageOps
+
+from annotator.models import Annotation, Item
+
+log = logging.getLogger(__name__)
+
+GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F", "P"}  # P checked per image below
+
+
+def pool_rows(project):
+    """(item ids, pool indices, image paths) of the whole pool, in pool_index order."""
+    rows = list(Item.objects.filter(project=project).order_by("pool_index").values_list("id", "pool_index", "image"))
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    pool_index = np.array([r[1] for r in rows], dtype=np.int64)
+    paths = [r[2] for r in rows]
+    return ids, pool_index, paths
+
+
+def _media_path(name):
+    path = (Path(settings.MEDIA_ROOT) / name).resolve()
+    if not path.is_relative_to(Path(settings.MEDIA_ROOT).resolve()):
+        raise ValueError(f"Refusing to read {name!r}: it is outside MEDIA_ROOT.")
+    return path
+
+
+def image_shape(paths, sample=64):
+    """(side, channels) for the learner: the median short side (capped) and 1 channel when
+    every sampled image is grayscale."""
+    step = max(1, len(paths) // sample)
+    sides, gray = [], True
+    for name in paths[::step][:sample]:
+        with Image.open(_media_path(name)) as im:
+            sides.append(min(im.size))
+            if im.mode == "P":
+                gray = gray and im.convert("RGB").getextrema() == im.convert("L").convert("RGB").getextrema()
+            else:
+                gray = gray and im.mode in GRAYSCALE_MODES
+    side = int(np.median(sides)) if sides else 28
+    return max(8, min(side, settings.TRAINER_MAX_IMAGE_SIDE)), 1 if gray else 3
+
+
+def load_images(paths, side, channels):
+    """uint8 (N, side, side) or (N, side, side, 3); unreadable files become black images
+    (logged) so that one damaged file cannot stop the loop."""
+    shape = (len(paths), side, side) if channels == 1 else (len(paths), side, side, 3)
+    out = np.zeros(shape, dtype=np.uint8)
+    for i, name in enumerate(paths):
+        try:
+            with Image.open(_media_path(name)) as im:
+                im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
+                out[i] = np.asarray(im.resize((side, side), Image.BILINEAR, reducing_gap=2.0))
+        except (OSError, ValueError) as exc:
+            log.warning("Image %s could not be read for training: %s", name, exc)
+    return out
+
+
+def label_arrays(project, pool_index, classes):
+    """labels (N,) int with -1 = unlabeled (majority of live answers, ties to the earliest)
+    and soft labels (N, C) (vote shares) when some item has several answers, else None."""
+    column = {label_id: j for j, label_id in enumerate(classes)}
+    rows = (
+        Annotation.objects.filter(item__project=project, undone=False, skipped=False)
+        .order_by("created_at", "id")
+        .values_list("item__pool_index", "label_id")
+    )
+    votes = np.zeros((len(pool_index), max(1, len(classes))), dtype=np.float32)
+    first = np.full(len(pool_index), -1, dtype=np.int64)
+    for p, label_id in rows:
+        r = np.searchsorted(pool_index, p)
+        j = column.get(label_id)
+        if j is None or r >= len(pool_index) or pool_index[r] != p:
+            continue
+        votes[r, j] += 1
+        if first[r] < 0:
+            first[r] = j
+    counts = votes.sum(1)
+    labels = np.where(counts > 0, votes.argmax(1), -1)
+    tie = (counts > 0) & ((votes == votes.max(1, keepdims=True)).sum(1) > 1)
+    labels[tie] = first[tie]
+    soft = None
+    if (counts > 1).any():
+        soft = np.divide(votes, np.maximum(counts, 1)[:, None])
+    return labels.astype(np.int64), soft
+
+
+def answers_signature(project):
+    """A cheap fingerprint of the project's answers (one aggregate query): it changes with
+    a new answer, an undo, a deletion or a correction, so the loop reads every answer only
+    when something changed."""
+    from django.db.models import Count, Q, Sum
+
+    return tuple(Annotation.objects.filter(item__project=project).aggregate(
+        n=Count("id"), top=Max("id"), live=Count("id", filter=Q(undone=False)),
+        labels=Sum("label_id", filter=Q(undone=False)),
+    ).values())
+
+
+def ordered_class_ids(project):
+    classes = project.ordered_classes()
+    return [c.pk for c in classes], [c.name for c in classes]

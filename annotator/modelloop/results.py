@@ -1,0 +1,250 @@
+"""A step's results into the database: artifact files first (atomically), then in one
+transaction the model version row, the ranked queue and the trainer state, fenced on the
+trainer's lease and the model generation. A kill at any moment leaves the previous version
+and queue in place, never half of a new one. Also the fast path that produces them."""
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+
+from annotator.modelloop.errors import LostLease, Superseded
+from annotator.modelloop.predictions import (
+    HELDOUT_ITEMS_FILE,
+    HELDOUT_LABELS_FILE,
+    HELDOUT_PROBS_FILE,
+    POOL_INDEX_FILE,
+    PROBS_FILE,
+    artifact_path,
+)
+from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
+from mlcore.checkpoint import atomic_write
+from mlcore.fast import apply_temperature, fit_temperature, heldout_probabilities, heldout_scores
+from mlcore.propagation import certainty_weights
+
+
+def save_array(path, array):
+    """np.save through a temporary file, fsync and rename: readers see all or nothing."""
+    atomic_write(str(path), lambda fh: np.save(fh, array))
+
+
+def new_artifact_dir(project, kind):
+    return f"projects/{project.pk}/{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def queue_is_spent(project, strategy):
+    """A new batch is ranked when every item of the current one is labeled or held by an
+    annotator (so the next batch is ready when they finish), or when the strategy changed.
+    Between batches the fast path only refreshes the guesses: re-ranking a diverse batch
+    after every label defeats its diversity (measured on 2,000 digits: the first 10 items
+    served covered 8 classes as one batch, 6-7 when re-ranked after every 1-5 labels)."""
+    from django.db.models import Exists, OuterRef
+    from django.utils import timezone
+
+    from annotator.models import Lease
+
+    queue = QueueEntry.objects.filter(project=project)
+    first = queue.select_related("version").first()
+    if first is None or first.version.strategy != strategy:
+        return True
+    leased = Lease.objects.filter(item=OuterRef("item"), expires_at__gt=timezone.now())
+    return not queue.filter(item__done=False).exclude(Exists(leased)).exists()
+
+
+def held_rows(project, model):
+    """Pool rows of items an annotator holds right now (on screen or prefetched)."""
+    from django.utils import timezone
+
+    from annotator.models import Lease
+
+    held = np.fromiter(
+        Lease.objects.filter(project=project, expires_at__gt=timezone.now()).values_list("item__pool_index", flat=True),
+        dtype=np.int64,
+    )
+    rows = np.searchsorted(model.pool_index, held)
+    ok = rows < len(model.pool_index)
+    return rows[ok][model.pool_index[rows[ok]] == held[ok]]
+
+
+def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=()):
+    """Propagation -> probabilities for the pool -> (when `rerank`) a ranked, diverse
+    batch. Pure compute; returns queue None when not re-ranked. Items in `held` (rows
+    annotators hold now) are ranked as if answered: they are not asked twice, and for the
+    cold start their clusters count as covered."""
+    learner = model.learner
+    durations = {}
+    n_labels = int((labels >= 0).sum())
+    t = time.perf_counter()
+    probs = learner.fast_update(labels, soft) if n_labels else None
+    durations["propagate_s"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    queue = None
+    if rerank:
+        asked = labels
+        if n_labels and len(held):
+            # any class marks "answered" for ranking; propagation above used the true labels
+            asked = labels.copy()
+            asked[np.asarray(held)[asked[held] < 0]] = 0
+        queue = learner.rank(batch, asked, strategy=strategy) if (asked < 0).any() else np.zeros(0, np.int64)
+    durations["rank_s"] = round(time.perf_counter() - t, 4)
+    metrics = {"classes_labeled": int(len(np.unique(labels[labels >= 0])))}
+    heldout = None
+    if probs is not None:
+        if n_labels >= max(10, 2 * probs.shape[1]) and metrics["classes_labeled"] >= 2:
+            t = time.perf_counter()
+            rows, heldout_probs = heldout_probabilities(learner.graph, labels, learner.cfg.num_classes,
+                                                        learner.cfg.propagation, seed=learner.cfg.seed)
+            metrics["cv_accuracy"] = round(heldout_scores(labels[rows], heldout_probs)[0], 4)
+            # What annotators and the dashboard see is calibrated on the held-out labels; the
+            # learner's own probabilities (ranking, fine-tuning) stay as they are.
+            if n_labels >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1]:
+                temperature = fit_temperature(heldout_probs, labels[rows], high=1.0)
+                metrics["temperature"] = round(temperature, 4)
+                heldout_probs = apply_temperature(heldout_probs, temperature)
+                probs = probs.copy()
+                open_rows = labels < 0
+                probs[open_rows] = apply_temperature(probs[open_rows], temperature)
+            durations["cv_s"] = round(time.perf_counter() - t, 4)
+            heldout = (rows, heldout_probs)
+        metrics["mean_confidence"] = round(float(probs.max(1).mean()), 4)
+        metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
+        metrics.update(pool_summary(probs, labels))
+    return probs, queue, durations, metrics, heldout
+
+
+UNCERTAINTY_BINS = 20
+
+
+# Calibration of the served probabilities (temperature scaling on the held-out labels), from
+# this many labels per class on, and only ever sharpening (T <= 1). Measured on the demo's
+# 5,000 digits (random label subsets of the loop's labels; unlabeled items scored): raw
+# propagation is right 92-96% of the time at a mean top probability of 0.37; calibrated, ECE
+# fell from 0.54-0.58 to 0.17 (60 labels), 0.08 (100) and 0.05 (250). With 3 labels per
+# class the 5-fold held-out set loses whole classes and asked for T = 20 (flattening what was
+# 80% right), hence the floor and the bound.
+CALIBRATION_LABELS_PER_CLASS = 5
+
+
+def pool_summary(probs, labels):
+    """What the dashboard charts of the unlabeled pool: a histogram of the uncertainty
+    (entropy / log C, 0 = sure, 1 = uniform) and the guessed class counts, both over the
+    unlabeled items only (labeled ones are clamped to their answers). Small enough to live
+    in the version's metrics, so the dashboard reads no array for them."""
+    open_rows = labels < 0
+    p = probs[open_rows]
+    uncertainty = 1.0 - certainty_weights(p) if len(p) else np.zeros(0, np.float32)
+    counts, _edges = np.histogram(uncertainty, bins=UNCERTAINTY_BINS, range=(0.0, 1.0))
+    return {
+        "unlabeled": int(open_rows.sum()),
+        "uncertainty_hist": counts.tolist(),
+        "uncertainty_mean": round(float(uncertainty.mean()), 4) if len(p) else None,
+        "predicted_unlabeled": np.bincount(p.argmax(1), minlength=probs.shape[1]).tolist() if len(p) else
+        [0] * probs.shape[1],
+    }
+
+
+def write_probabilities(project, model, probs, labels=None, heldout=None):
+    """A new version folder: pool index, probabilities, and the held-out probabilities of
+    the labeled items (item ids, the label they were checked against, (L, C) float32) that
+    the dashboard's confusions and suspect labels read."""
+    folder = new_artifact_dir(project, "fast")
+    base = artifact_path(folder)
+    save_array(base / POOL_INDEX_FILE, model.pool_index)
+    if probs is not None:
+        save_array(base / PROBS_FILE, probs.astype(np.float32))
+    if heldout is not None and labels is not None:
+        rows, heldout_probs = heldout
+        save_array(base / HELDOUT_ITEMS_FILE, model.item_ids[rows].astype(np.int64))
+        save_array(base / HELDOUT_LABELS_FILE, labels[rows].astype(np.int64))
+        save_array(base / HELDOUT_PROBS_FILE, heldout_probs.astype(np.float32))
+    return folder
+
+
+def commit_version(project, trainer, *, kind, model, labels, durations, metrics, artifact_dir="", checkpoint="",
+                   queue=None, strategy="", make_current=True, phase=TrainerState.Phase.UP_TO_DATE, detail="",
+                   generation=None):
+    """One transaction: the version row, the queue swap and the trainer state, if this
+    trainer still owns the project (fencing: a trainer that lost its lease writes nothing)
+    and the model is still of the project's generation (a reset meanwhile: nothing either)."""
+    with transaction.atomic():
+        state = TrainerState.objects.select_for_update().get(project=project)
+        if state.owner != trainer:
+            raise LostLease(f"project {project.pk} is now owned by {state.owner or 'nobody'}")
+        now = Project.objects.filter(pk=project.pk).values_list("model_generation", "training_paused").first()
+        if generation is not None and (now is None or now[0] != generation):
+            raise Superseded(f"project {project.pk}: the model was reset")
+        if now is not None and now[1] and kind != ModelVersion.Kind.PRETRAIN:
+            raise Superseded(f"project {project.pk}: training is paused")
+        number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+        version = ModelVersion.objects.create(
+            project=project, number=number, kind=kind, labels_used=int((labels >= 0).sum()),
+            pool_size=model.size, generation=project.model_generation if generation is None else generation, classes=list(model.class_names), strategy=strategy,
+            device=str(model.learner.device), durations=durations, metrics=metrics,
+            artifact_dir=artifact_dir, checkpoint=checkpoint, trainer=trainer,
+        )
+        if queue is not None:
+            QueueEntry.objects.filter(project=project).delete()
+            QueueEntry.objects.bulk_create(
+                QueueEntry(project=project, item_id=int(model.item_ids[i]), rank=r, version=version)
+                for r, i in enumerate(queue)
+            )
+        if make_current:
+            state.current_version = version
+        state.phase, state.detail, state.progress = phase, detail, None
+        state.failures, state.retry_at, state.last_error = 0, None, ""
+        state.device = str(model.learner.device)
+        state.save()
+    return version
+
+
+def record_failure(project, trainer, kind, error, *, max_failures, backoff_s):
+    """A failed run: its row (with the error) and a backoff, so a broken project is retried
+    a few times and then waits for new data instead of looping."""
+    with transaction.atomic():
+        state = TrainerState.objects.select_for_update().get(project=project)
+        if state.owner != trainer:
+            return None
+        ModelVersion.objects.create(project=project, kind=kind, status=ModelVersion.Status.FAILED,
+                                    error=error[-4000:], trainer=trainer)
+        state.failures += 1
+        state.last_error = error[-2000:]
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        delay = min(3600, backoff_s * 2 ** (state.failures - 1))
+        state.retry_at = timezone.now() + timedelta(seconds=delay)
+        if state.failures >= max_failures:
+            state.phase = TrainerState.Phase.FAILED
+            state.detail = f"Stopped after {state.failures} failed runs; it retries when labels or images change."
+        else:
+            state.detail = f"A {kind} run failed; retrying in {delay:.0f} s."
+        state.save()
+        return state
+
+
+def prune_artifacts(project, keep):
+    """Drop the probability files of old fast versions (their rows stay, without files) and
+    folders no version row points at (a trainer killed between writing and committing)."""
+    import shutil
+
+    root = artifact_path(f"projects/{project.pk}")
+    if not root.exists():
+        return
+    live = ModelVersion.objects.filter(project=project, status=ModelVersion.Status.OK)
+    current = TrainerState.objects.filter(project=project).values_list("current_version_id", flat=True).first()
+    old_fast = list(
+        live.filter(kind=ModelVersion.Kind.FAST).exclude(artifact_dir="").exclude(pk=current)
+        .order_by("-number").values_list("pk", "artifact_dir")[keep:]
+    )
+    for pk, folder in old_fast:
+        shutil.rmtree(artifact_path(folder), ignore_errors=True)
+        ModelVersion.objects.filter(pk=pk).update(artifact_dir="")
+    referenced = {Path(a).name for a in live.exclude(artifact_dir="").values_list("artifact_dir", flat=True)}
+    referenced |= {Path(c).parent.name for c in live.exclude(checkpoint="").values_list("checkpoint", flat=True)}
+    cutoff = time.time() - 600  # a folder being written right now is younger than this
+    for child in root.iterdir():
+        if child.is_dir() and child.name not in referenced and child.stat().st_mtime < cutoff:
+            shutil.rmtree(child, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""Creating a project and changing its settings (name, strategy, batch size, audit fraction,
+answers per item) and its class list in one transaction."""
+from django.db import transaction
+
+from annotator.access import Invalid
+from annotator.db import lock_project_row
+from annotator.models import Item, LabelClass, Membership, Project, Role, default_hotkeys
+from annotator.projects.classes import check_class_names, set_classes
+
+
+@transaction.atomic
+def create_project(owner, *, name, classes, **options):
+    names = [c.strip() for c in classes]
+    if not name.strip():
+        raise Invalid("A project needs a name.")
+    check_class_names(names)
+    project = Project(name=name.strip(), slug=Project.unique_slug(name), created_by=owner, **options)
+    project.full_clean()
+    project.save()
+    LabelClass.objects.bulk_create(
+        LabelClass(project=project, name=n, order=i, hotkey=key)
+        for i, (n, key) in enumerate(zip(names, default_hotkeys(names)))
+    )
+    Membership.objects.create(project=project, user=owner, role=Role.OWNER)
+    return project
+
+
+SETTINGS_FIELDS = ("name", "strategy", "query_batch_size", "audit_fraction", "annotations_per_item")
+
+
+@transaction.atomic
+def update_settings(project, **changes):
+    """Change any of SETTINGS_FIELDS. A new answers-per-item count re-decides which items
+    are done, so raising it puts partly labeled items back in the queue."""
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise Invalid(f"Unknown settings: {', '.join(sorted(unknown))}. Settings are {', '.join(SETTINGS_FIELDS)}.")
+    if "name" in changes:
+        changes["name"] = (changes["name"] or "").strip()
+        if not changes["name"]:
+            raise Invalid("A project needs a name.")
+    lock_project_row(project)
+    for field, value in changes.items():
+        setattr(project, field, value)
+    project.full_clean()
+    project.save(update_fields=list(changes) or None)
+    if "annotations_per_item" in changes:
+        k = project.annotations_per_item
+        items = Item.objects.filter(project=project)
+        items.filter(done=True, label_count__lt=k).update(done=False)
+        items.filter(done=False, label_count__gte=k).update(done=True)
+    return project
+
+
+@transaction.atomic
+def change_project(project, *, classes=None, **changes):
+    """Settings and the class list (as set_classes takes it) together: both change or neither."""
+    if changes:
+        update_settings(project, **changes)
+    if classes is not None:
+        set_classes(project, classes)
+    return project
