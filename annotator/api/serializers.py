@@ -6,6 +6,7 @@ from rest_framework import serializers
 from annotator.access import MAX_ID
 from annotator.importing import report
 from annotator.importing.labels import LABEL_IMPORT_STATUSES
+from annotator.labeling.serializers import SuggestionSerializer
 from annotator.models import Annotation, Membership, ModelVersion, Project, Role, Strategy
 from annotator.projects.classes import MAX_CLASSES
 from annotator.projects.selectors import ITEM_STATES
@@ -136,101 +137,7 @@ class ImportReportSerializer(serializers.Serializer):
 # --- leasing -------------------------------------------------------------------------------
 
 
-class LeaseQuerySerializer(serializers.Serializer):
-    exclude = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
-        required=False,
-        default=list,
-        max_length=100,
-        help_text=(
-            "Item ids the caller already holds on screen; asks for another item (a prefetch). "
-            "A caller holds at most two items at once."
-        ),
-    )
-    release = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
-        required=False,
-        default=list,
-        max_length=100,
-        help_text=(
-            "Item ids whose leases the caller gives back first, e.g. a prefetched item dropped "
-            "because the model published a new queue."
-        ),
-    )
-
-
-class ScoredClassSerializer(serializers.Serializer):
-    label = serializers.CharField()
-    confidence = serializers.FloatField()
-
-
-class SuggestionSerializer(serializers.Serializer):
-    label = serializers.CharField(help_text="The model's guess, a class name.")
-    confidence = serializers.FloatField()
-    top = ScoredClassSerializer(many=True, help_text="The best-scored classes, best first.")
-
-
-class LeasedItemSerializer(serializers.Serializer):
-    """An item leased to the caller (`id` is the item id to answer with)."""
-
-    id = serializers.IntegerField(source="item.id")
-    image_url = serializers.SerializerMethodField()
-    width = serializers.IntegerField(source="item.width")
-    height = serializers.IntegerField(source="item.height")
-    suggestion = serializers.SerializerMethodField(help_text="The model's guess, or null before a model exists.")
-    audit = serializers.BooleanField(source="is_audit", help_text="Drawn at random to measure the model.")
-    lease_expires = serializers.DateTimeField(source="expires_at")
-
-    def get_image_url(self, lease) -> str:
-        url = lease.item.image_url()
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
-
-    @extend_schema_field(SuggestionSerializer(allow_null=True))
-    def get_suggestion(self, lease):
-        return lease.suggestion
-
-
 # --- answers -------------------------------------------------------------------------------
-
-
-class AnswerSerializer(serializers.Serializer):
-    item = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The id from /next/.")
-    label = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, help_text="A class name; leave out when skipping."
-    )
-    skip = serializers.BooleanField(required=False, default=False)
-    idempotency_key = serializers.CharField(
-        max_length=100,
-        help_text="A fresh random string per answer; resend the same key only to retry the same answer.",
-        error_messages={
-            "required": "Send an idempotency_key: a fresh random string per answer, reused only for retries.",
-            "blank": "Send an idempotency_key: a fresh random string per answer, reused only for retries.",
-        },
-    )
-    duration_ms = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        min_value=0,
-        max_value=2**31 - 1,
-        help_text="Time spent on the item, in milliseconds.",
-    )
-
-
-class AnnotationSerializer(serializers.ModelSerializer):
-    item = serializers.IntegerField(source="item_id", read_only=True)
-    label = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
-    annotator = serializers.CharField(source="annotator.username", read_only=True)
-    suggestion = serializers.SerializerMethodField(help_text="The model's guess shown with the item, if any.")
-
-    class Meta:
-        model = Annotation
-        fields = ["id", "item", "label", "skipped", "annotator", "created_at", "is_audit", "suggestion"]
-        read_only_fields = fields
-
-    @extend_schema_field(SuggestionSerializer(allow_null=True))
-    def get_suggestion(self, annotation):
-        return annotation.suggestion
 
 
 # --- statistics ----------------------------------------------------------------------------

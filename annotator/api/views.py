@@ -25,6 +25,7 @@ from annotator.api.exceptions import ServiceErrorsMixin
 from annotator.dashboard import tables
 from annotator.importing.images import import_uploads
 from annotator.importing.labels import import_labels
+from annotator.labeling import serializers as labeling_s
 from annotator.labeling.answers import submit_annotation, undo_last
 from annotator.labeling.corrections import correct_annotation, delete_annotation, review_item
 from annotator.labeling.leasing import lease_next
@@ -234,9 +235,9 @@ class ProjectViewSet(
             "available item. With `exclude`, returns another item than those (a prefetch); a caller "
             "holds at most two items. 204 when no item is available to the caller."
         ),
-        request=s.LeaseQuerySerializer,
+        request=labeling_s.LeaseQuerySerializer,
         responses={
-            200: s.LeasedItemSerializer,
+            200: labeling_s.LeasedItemSerializer,
             204: OpenApiResponse(description="No item is available to the caller right now."),
             **BODY_REFUSALS,
         },
@@ -244,13 +245,13 @@ class ProjectViewSet(
     @action(detail=True, methods=["post"], url_path="next", url_name="next")
     def next_item(self, request, pk=None):
         project = _project(request, pk, roles=LABELING_ROLES)
-        serializer = s.LeaseQuerySerializer(data=request.data)
+        serializer = labeling_s.LeaseQuerySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         lease = lease_next(project, request.user, exclude=set(data["exclude"]), release=set(data["release"]))
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.LeasedItemSerializer(lease, context={"request": request}).data)
+        return Response(labeling_s.LeasedItemSerializer(lease, context={"request": request}).data)
 
     # --- answers ------------------------------------------------------------------------
 
@@ -262,10 +263,10 @@ class ProjectViewSet(
             "Exactly once per idempotency key: a retry with the same key and body returns the "
             "stored answer with 200."
         ),
-        request=s.AnswerSerializer,
+        request=labeling_s.AnswerSerializer,
         responses={
-            201: OpenApiResponse(s.AnnotationSerializer, description="The answer was stored."),
-            200: OpenApiResponse(s.AnnotationSerializer, description="A retry: the answer stored earlier."),
+            201: OpenApiResponse(labeling_s.AnnotationSerializer, description="The answer was stored."),
+            200: OpenApiResponse(labeling_s.AnnotationSerializer, description="A retry: the answer stored earlier."),
             **BODY_REFUSALS,
             409: OpenApiResponse(
                 ERROR,
@@ -279,7 +280,7 @@ class ProjectViewSet(
     @action(detail=True, methods=["post"], pagination_class=Pages)
     def annotations(self, request, pk=None):
         project = _project(request, pk, roles=LABELING_ROLES)
-        serializer = s.AnswerSerializer(data=request.data)
+        serializer = labeling_s.AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         result = submit_annotation(
@@ -292,7 +293,7 @@ class ProjectViewSet(
             duration_ms=data.get("duration_ms"),
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(s.AnnotationSerializer(result.annotation).data, status=code)
+        return Response(labeling_s.AnnotationSerializer(result.annotation).data, status=code)
 
     @extend_schema(
         summary="Undo the caller's last answer in the project",
@@ -300,13 +301,13 @@ class ProjectViewSet(
         parameters=[PROJECT_ID],
         description="The item becomes the caller's current item again (served by /next/).",
         request=None,
-        responses={200: s.AnnotationSerializer, 400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+        responses={200: labeling_s.AnnotationSerializer, 400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     @action(detail=True, methods=["post"], url_path="annotations/undo", url_name="annotations-undo")
     def undo(self, request, pk=None):
         project = _project(request, pk, roles=LABELING_ROLES)
         annotation = undo_last(project, request.user)
-        return Response(s.AnnotationSerializer(annotation).data)
+        return Response(labeling_s.AnnotationSerializer(annotation).data)
 
     # --- statistics ---------------------------------------------------------------------
 

@@ -10,31 +10,8 @@ from annotator.modelloop import arrays, errors, predictions, results
 from annotator.modelloop.status import audit_accuracy, trainer_status
 from annotator.modelloop.trainer import Trainer
 from annotator.models import Annotation, Item, LabelClass, Lease, ModelVersion, QueueEntry, TrainerState
-from annotator.projects.changes import create_project
-from annotator.projects.members import add_member
 from mlcore.checkpoint import load_checkpoint
-from tests.annotator.trainer_helpers import SHAPES, add_shape_items, fast_trainer_settings
-
-
-@pytest.fixture
-def shapes(alice, bob, settings):
-    fast_trainer_settings(settings)
-    project = create_project(alice, name="Shapes", classes=SHAPES, audit_fraction=0.0)
-    add_member(project, "bob", "annotator")
-    items, truth = add_shape_items(project, 60)
-    project.truth = {item.pk: kind for item, kind in zip(items, truth)}
-    return project
-
-
-def label_served(project, user, n, prefix="k"):
-    for i in range(n):
-        lease = lease_next(project, user)
-        submit_annotation(project, user, item_id=lease.item_id, label=project.truth[lease.item_id],
-                                   idempotency_key=f"{prefix}{i}")
-
-
-def fast_versions(project):
-    return ModelVersion.objects.filter(project=project, kind="fast", status="ok")
+from tests.annotator.trainer_helpers import SHAPES, add_shape_items, fast_versions, label_served
 
 
 def test_it_pretrains_then_publishes_a_cold_start_queue(shapes):

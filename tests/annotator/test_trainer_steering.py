@@ -13,8 +13,7 @@ from annotator.modelloop.trainer import Trainer
 from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
 from annotator.projects.changes import create_project
 from mlcore.checkpoint import load_checkpoint
-from tests.annotator.test_trainer import fast_versions, label_served, shapes  # noqa: F401, F811 - fixtures
-from tests.annotator.trainer_helpers import SHAPES
+from tests.annotator.trainer_helpers import SHAPES, fast_versions, label_served
 
 
 def quiet_trainer(name="t1"):

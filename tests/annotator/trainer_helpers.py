@@ -5,7 +5,9 @@ import numpy as np
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from annotator.models import Item
+from annotator.labeling.answers import submit_annotation
+from annotator.labeling.leasing import lease_next
+from annotator.models import Item, ModelVersion
 
 SHAPES = ["bar", "column", "square"]
 
@@ -55,3 +57,14 @@ def fast_trainer_settings(settings, **extra):
     settings.TRAINER_POLL_SECONDS = 0.05
     for key, value in extra.items():
         setattr(settings, key, value)
+
+
+def label_served(project, user, n, prefix="k"):
+    for i in range(n):
+        lease = lease_next(project, user)
+        submit_annotation(project, user, item_id=lease.item_id, label=project.truth[lease.item_id],
+                                   idempotency_key=f"{prefix}{i}")
+
+
+def fast_versions(project):
+    return ModelVersion.objects.filter(project=project, kind="fast", status="ok")
