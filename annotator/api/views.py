@@ -22,7 +22,8 @@ from rest_framework.throttling import AnonRateThrottle
 from annotator.access import LABELING_ROLES, Invalid, NotFound, is_row_id, project_for, projects_for_user
 from annotator.api import serializers as s
 from annotator.api.exceptions import ServiceErrorsMixin
-from annotator.dashboard import tables
+from annotator.dashboard import model_side
+from annotator.dashboard.summary import dashboard_summary
 from annotator.importing.images import import_uploads
 from annotator.importing.labels import import_labels
 from annotator.labeling import serializers as labeling_s
@@ -606,12 +607,12 @@ class ProjectViewSet(
     @action(detail=True, methods=["get"], url_path="dashboard", url_name="dashboard")
     def dashboard(self, request, pk=None):
         project = _project(request, pk, roles=DASHBOARD_ROLES)
-        summary = tables.summary(project)
+        summary = dashboard_summary(project)
         body = {
             **summary,
             "per_class": [{"name": name, "labels": n} for name, n in summary["per_class"]],
             "annotators": [{k: v for k, v in row.items()} for row in summary["annotators"]],
-            "fields": tables.fields(summary["model"]),
+            "fields": model_side.fields(summary["model"]),
         }
         return Response(body)
 

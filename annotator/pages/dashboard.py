@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotator.access import OWNER_ROLES, OWNERS_ONLY, NotFound, ServiceError, project_for
-from annotator.dashboard import tables
+from annotator.dashboard import model_side
+from annotator.dashboard.summary import dashboard_summary
 from annotator.labeling.corrections import review_item
 from annotator.modelloop.status import trainer_status
 from annotator.models import Role
@@ -61,13 +62,13 @@ EXPORT_LINKS = [
 def project_dashboard(request, pk):
     """Progress, classes, annotators and exports; read-only, so viewers see all of it."""
     project = project_for(request.user, pk, roles=DASHBOARD_ROLES, refusal=DASHBOARD_REFUSAL)
-    summary = tables.summary(project)
+    summary = dashboard_summary(project)
     model = summary["model"]
     context = {
         "project": project,
         "model": model,
         "chart_data": {"model": _chart_payload(model)},
-        "dash_fields": tables.fields(model),
+        "dash_fields": model_side.fields(model),
         "is_owner": project.current_role == Role.OWNER,
         "classes": project.ordered_classes(),
         "progress": summary["progress"],

@@ -11,7 +11,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from annotator.access import Conflict, Invalid
-from annotator.dashboard import tables
+from annotator.dashboard import progress
+from annotator.dashboard.summary import dashboard_summary
 from annotator.importing.labels import import_labels
 from annotator.labeling.answers import submit_annotation, undo_last
 from annotator.labeling.corrections import correct_annotation, delete_annotation
@@ -140,7 +141,7 @@ def test_aggregates_match_a_naive_reference(project, alice, bob, seed):
     progress, per_class, annotators, overall = _reference(project)
     assert overall["pairs"] > 0 and any(a["imported"] for a in annotators.values())  # the data exercises them
 
-    summary = tables.summary(project)
+    summary = dashboard_summary(project)
     assert summary["progress"] == progress
     assert summary["per_class"] == per_class
     got = {row.pop("username"): row for row in summary["annotators"]}
@@ -161,7 +162,7 @@ def test_median_is_the_middle_time_or_the_mean_of_the_two_middle_times(project, 
         _answer(project, bob, item, "one", ms=ms)
     _answer(project, bob, items[3], None, ms=1)  # a skip: not a label, so not timed here
     _answer(project, bob, items[4], "two")  # no time sent
-    assert tables.median_label_ms(project) == {alice.pk: 250, bob.pk: 3000}
+    assert progress.median_label_ms(project) == {alice.pk: 250, bob.pk: 3000}
 
 
 def test_agreement_counts_pairs_of_annotators_on_the_same_image(project, alice, bob):
@@ -175,15 +176,15 @@ def test_agreement_counts_pairs_of_annotators_on_the_same_image(project, alice, 
     _answer(project, bob, second, "two")
     _answer(project, erin, second, None)  # a skip is not part of any pair
     _answer(project, erin, third, "two")  # alone on its image: no pair
-    pairs = tables.agreement_pairs(project)
+    pairs = progress.agreement_pairs(project)
     assert pairs == {alice.pk: (3, 2), bob.pk: (3, 2), erin.pk: (2, 0)}
-    rows, overall = tables.annotators(project)
+    rows, overall = progress.annotators(project)
     assert overall == {"pairs": 4, "agreeing": 2, "agreement": 0.5}
     assert {r["username"]: r["agreement"] for r in rows} == {"alice": 2 / 3, "bob": 2 / 3, "erin": 0.0}
 
 
 def test_an_empty_project_has_zeros(project):
-    summary = tables.summary(project)
+    summary = dashboard_summary(project)
     assert summary["progress"] == {
         "items": 0, "labeled": 0, "skipped": 0, "done": 0, "remaining": 0,
         "in_progress": 0, "untouched": 0, "multi_labeled": 0,
@@ -197,7 +198,7 @@ def test_another_projects_answers_do_not_count(project, alice, bob):
     other = create_project(alice, name="Other", classes=["zero", "one"])
     _answer(other, alice, _items(other, 1)[0], "zero", ms=100)
     _answer(project, alice, _items(project, 2)[0], "one", ms=700)
-    summary = tables.summary(project)
+    summary = dashboard_summary(project)
     assert summary["progress"]["items"] == 2
     assert summary["per_class"] == [("zero", 0), ("one", 1), ("two", 0)]
     assert [(r["username"], r["labels"], r["median_ms"]) for r in summary["annotators"]] == [("alice", 1, 700)]
@@ -212,9 +213,9 @@ def test_the_summary_takes_six_queries_whatever_the_pool_size(project, alice, bo
         for item in _items(project, n):
             _answer(project, alice, item, "one", ms=100)
         with django_assert_num_queries(6):
-            tables.summary(project, with_model=False)
+            dashboard_summary(project, with_model=False)
         with CaptureQueriesContext(connection) as queries:
-            tables.summary(project)
+            dashboard_summary(project)
         with_model.append(len(queries))
     assert with_model[0] == with_model[1] <= 12, with_model
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from annotator.dashboard import tables
+from annotator.dashboard import model_side
 from annotator.labeling.corrections import review_item
 from annotator.modelloop import predictions
 from annotator.modelloop.predictions import artifact_path
@@ -36,7 +36,7 @@ def _audit(project, user, item, version, guess, label):
 def _naive_bins(rows):
     """Reference: answers in label order, cut greedily at total/bins, the rest in the last bin."""
     total = sum(n for _l, n, _c in rows)
-    bins = min(tables.CURVE_MAX_BINS, max(1, total // tables.CURVE_MIN_PER_BIN))
+    bins = min(model_side.CURVE_MAX_BINS, max(1, total // model_side.CURVE_MIN_PER_BIN))
     out, current = [], []
     for labels, n, correct in rows:
         current.append((labels, n, correct))
@@ -62,7 +62,7 @@ def test_audit_bins_match_the_reference(seed):
         labels += rng.randint(1, 20)
         n = rng.randint(1, 9)
         rows.append((labels, n, rng.randint(0, n)))
-    got = [(p["labels"], p["n"], p["correct"], p["low"], p["high"]) for p in tables._audit_bins(rows)]
+    got = [(p["labels"], p["n"], p["correct"], p["low"], p["high"]) for p in model_side._audit_bins(rows)]
     assert got == _naive_bins(rows)
     assert sum(p[1] for p in got) == sum(r[1] for r in rows)
 
@@ -77,13 +77,13 @@ def test_the_audit_curve_counts_guesses_per_model(project, alice, bob):
     for i, item in enumerate(items[12:24]):
         _audit(project, bob, item, v2, "two", "two" if i < 11 else "one")  # 11/12
     _answer(project, bob, items[24], "one")  # not an audit answer: ignored
-    points = tables.audit_curve(project)
+    points = model_side.audit_curve(project)
     assert [(p["labels"], p["n"], p["correct"]) for p in points] == [(5.0, 12, 6), (20.0, 12, 11)]
     assert points[0]["low"] < 0.5 < points[0]["high"]
     # After a reset, the old generation's answers leave the curve.
     reset_model(project, by=alice)
     _audit(project, bob, items[25], old, "one", "one")
-    assert tables.audit_curve(project) == []
+    assert model_side.audit_curve(project) == []
 
 
 def test_the_cv_curve_takes_the_newest_version_per_label_count(project):
@@ -93,9 +93,9 @@ def test_the_cv_curve_takes_the_newest_version_per_label_count(project):
     _version(project, 4, 15, metrics={})
     _version(project, 5, 20, metrics={"cv_accuracy": 0.8})
     _version(project, 6, 25, kind="slow", metrics={"accepted": True, "adopted": True})
-    assert tables.cv_curve(project) == [
+    assert model_side.cv_curve(project) == [
         {"labels": 10, "version": 3, "accuracy": 0.6}, {"labels": 20, "version": 5, "accuracy": 0.8}]
-    assert tables.slow_runs(project) == [{"labels": 25, "version": 6, "adopted": True}]
+    assert model_side.slow_runs(project) == [{"labels": 25, "version": 6, "adopted": True}]
 
 
 def _heldout(project, items, labels, probs, number=9, metrics=None):
@@ -118,7 +118,7 @@ def test_confused_pairs_match_a_naive_count(project):
     probs = rng.dirichlet(np.ones(3), size=80)
     version = _heldout(project, items, labels, probs)
 
-    pairs = tables.confused_pairs(predictions.heldout(version), limit=10)
+    pairs = model_side.confused_pairs(predictions.heldout(version), limit=10)
     guess = probs.argmax(1)
     names = project.class_names()
     naive = Counter()
@@ -146,7 +146,7 @@ def test_suspects_are_confident_disagreements_not_yet_reviewed(project, alice, b
         [0.0, 0.0, 1.0],
     ]
     _heldout(project, items, [0, 1, 2, 0, 1, 2], probs)
-    model = tables.model_summary(project, min_confidence=0.8)
+    model = model_side.model_summary(project, min_confidence=0.8)
     assert [row["item"] for row in model["suspects"]] == [items[3].pk, items[4].pk, items[0].pk]
     assert model["suspects_flagged"] == 3
     first = model["suspects"][0]
@@ -155,7 +155,7 @@ def test_suspects_are_confident_disagreements_not_yet_reviewed(project, alice, b
     review_item(project, items[4].pk, by=alice)  # kept
     review_item(project, items[0].pk, by=alice, label="one")  # corrected
     Annotation.objects.filter(item=items[3]).update(label=project.classes.get(name="two"))  # agrees now
-    assert tables.model_summary(project, min_confidence=0.8)["suspects"] == []
+    assert model_side.model_summary(project, min_confidence=0.8)["suspects"] == []
 
 
 def test_the_dashboard_shows_the_model_section(client, project, alice, bob, dave):
@@ -198,6 +198,6 @@ def test_a_version_without_heldout_files_shows_no_suspects(project, bob):
     _answer(project, bob, items[0], "one")
     version = _version(project, 1, 1, folder=f"projects/{project.pk}/gone")
     TrainerState.objects.create(project=project, current_version=version)
-    model = tables.model_summary(project)
+    model = model_side.model_summary(project)
     assert model["suspects"] == [] and model["confused"] == [] and model["heldout_labels"] == 0
     assert model["uncertainty"] is None and model["classes"]["predicted"] is None

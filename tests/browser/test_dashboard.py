@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from annotator.access import Conflict
-from annotator.dashboard import tables
+from annotator.dashboard.summary import dashboard_summary
 from annotator.labeling.answers import submit_annotation
 from annotator.models import Item, Role
 from annotator.projects.changes import update_settings
@@ -53,7 +53,7 @@ def labeled_project(project, alice, bob):
 def test_owner_reads_the_dashboard(browser, live_server, project, alice, bob):
     labeled_project(project, alice, bob)
 
-    summary = tables.summary(project)
+    summary = dashboard_summary(project)
     progress = summary["progress"]
 
     page = log_in(browser, live_server, "alice", f"/projects/{project.pk}/")

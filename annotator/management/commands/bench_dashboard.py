@@ -23,7 +23,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotator.dashboard import tables
+from annotator.dashboard import model_side, progress
+from annotator.dashboard.summary import dashboard_summary
 from annotator.modelloop.predictions import HELDOUT_ITEMS_FILE, HELDOUT_LABELS_FILE, HELDOUT_PROBS_FILE, artifact_path
 from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Item, ModelVersion, Role, TrainerState
@@ -175,7 +176,7 @@ class Command(BaseCommand):
         return answers
 
     def _describe(self, project):
-        p = tables.progress(project)
+        p = progress.progress(project)
         answers = Annotation.objects.filter(item__project=project).count()
         audits = Annotation.objects.filter(item__project=project, is_audit=True).count()
         versions = ModelVersion.objects.filter(project=project).count()
@@ -195,15 +196,15 @@ class Command(BaseCommand):
                 raise CommandError(f"The dashboard answered {response.status_code} instead of 200.")
 
         steps = [
-            ("progress", lambda: tables.progress(project)),
-            ("per_class", lambda: tables.per_class(project)),
-            ("answer_counts", lambda: tables.answer_counts(project)),
-            ("median_label_ms", lambda: tables.median_label_ms(project)),
-            ("agreement_pairs", lambda: tables.agreement_pairs(project)),
-            ("summary (all six)", lambda: tables.summary(project, with_model=False)),
-            ("audit_curve", lambda: tables.audit_curve(project)),
-            ("cv_curve", lambda: tables.cv_curve(project)),
-            ("model_summary", lambda: tables.model_summary(project)),
+            ("progress", lambda: progress.progress(project)),
+            ("per_class", lambda: progress.per_class(project)),
+            ("answer_counts", lambda: progress.answer_counts(project)),
+            ("median_label_ms", lambda: progress.median_label_ms(project)),
+            ("agreement_pairs", lambda: progress.agreement_pairs(project)),
+            ("summary (all six)", lambda: dashboard_summary(project, with_model=False)),
+            ("audit_curve", lambda: model_side.audit_curve(project)),
+            ("cv_curve", lambda: model_side.cv_curve(project)),
+            ("model_summary", lambda: model_side.model_summary(project)),
             ("trainer_status", lambda: trainer_status(project)),  # the page's live indicator
             ("page GET (test client)", page),
         ]
