@@ -1,5 +1,6 @@
-"""Refusals from annotator.services become HTTP responses: the status of the ServiceError
-subclass, and its sentence as `{"detail": message}`.
+"""Refusals of the services (annotator.access's ServiceError, raised by projects, labeling,
+importing, modelloop...) become HTTP responses: the status of the ServiceError subclass, and
+its sentence as `{"detail": message}`.
 
 Registered per view (ServiceErrorsMixin) so the project settings keep DRF's default handler.
 """

@@ -3,9 +3,10 @@ sent to the sign-in page) and `GET /api/projects/<pk>/export/` for API clients (
 session; anonymous callers get 401). Every member may export (owners, annotators and
 viewers: the labels are their own work); outsiders get 404.
 
-Query parameters: `format` = csv | jsonl | imagefolder | model | embeddings (default csv),
-`predictions=1` with `min_confidence` (0-1, default 0.9) for the label formats. DRF's own
-`?format=` switch is off (URL_FORMAT_OVERRIDE = None), so the parameter is ours.
+Query parameters: `format` = a name in annotator.exporting.registry (default csv; the
+schema's enum, file types and responses come from there), `predictions=1` with
+`min_confidence` (0-1, default 0.9) for the label formats. DRF's own `?format=` switch is
+off (URL_FORMAT_OVERRIDE = None), so the parameter is ours.
 
 The API view is a DRF APIView (token or session auth, 401 for anonymous callers, and its
 place in the OpenAPI schema) that returns a plain StreamingHttpResponse; DRF's content
@@ -23,10 +24,10 @@ from rest_framework.views import APIView
 
 from annotator.access import project_for
 from annotator.api.exceptions import ServiceErrorsMixin
-from annotator.api.serializers import ErrorSerializer
-from annotator.api.views import PROJECT_ID
+from annotator.api.schema import PROJECT_ID, ErrorSerializer
 from annotator.exporting import formats
 from annotator.exporting.download import streaming_response
+from annotator.exporting.registry import DEFAULT_FORMAT, REGISTRY
 
 
 class _AnyAccept(BaseContentNegotiation):
@@ -36,11 +37,25 @@ class _AnyAccept(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-DOWNLOAD = OpenApiResponse(
-    OpenApiTypes.BINARY,
-    description="The file, as an attachment: text/csv (csv), application/x-ndjson (jsonl), application/zip "
-    "(imagefolder), application/octet-stream (model: .pt, embeddings: .npz).",
-)
+def _media_types():
+    """{media type: the formats sent as it}, in the registry's order."""
+    by_type = {}
+    for export_format in REGISTRY.values():
+        by_type.setdefault(export_format.media_type, []).append(export_format)
+    return by_type
+
+
+def _download_description():
+    """Which format comes as which type: "text/csv (csv), ..., application/octet-stream (model: .pt,
+    embeddings: .npz)"; formats that share a type are told apart by their file suffix."""
+    parts = []
+    for media_type, shared in _media_types().items():
+        names = shared[0].name if len(shared) == 1 else ", ".join(f"{f.name}: {f.suffix}" for f in shared)
+        parts.append(f"{media_type} ({names})")
+    return f"The file, as an attachment: {', '.join(parts)}."
+
+
+DOWNLOAD = OpenApiResponse(OpenApiTypes.BINARY, description=_download_description())
 
 
 class ProjectExportView(ServiceErrorsMixin, APIView):
@@ -60,7 +75,7 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
         tags=["export"],
         parameters=[
             PROJECT_ID,
-            OpenApiParameter("format", str, enum=list(formats.FORMATS), default="csv",
+            OpenApiParameter("format", str, enum=list(REGISTRY), default=DEFAULT_FORMAT,
                              description="What to download."),
             OpenApiParameter("predictions", bool, default=False,
                              description="Also export unlabeled items by the model's guess (label formats)."),
@@ -68,10 +83,7 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
                              description="With predictions: the least confidence (0 to 1) of an exported guess."),
         ],
         responses={
-            (200, "text/csv"): DOWNLOAD,
-            (200, "application/x-ndjson"): DOWNLOAD,
-            (200, "application/zip"): DOWNLOAD,
-            (200, "application/octet-stream"): DOWNLOAD,
+            **{(200, media_type): DOWNLOAD for media_type in _media_types()},
             400: OpenApiResponse(ErrorSerializer,
                                  description="Unknown format or a bad option; the message says what to change."),
             401: OpenApiResponse(ErrorSerializer, description="Not signed in."),

@@ -1,21 +1,60 @@
-"""URLs under /api/ (namespace "api"): token, projects and their verbs, schema and docs, and
-a JSON 404 for every other path that ends with a slash (paths without one still get
-APPEND_SLASH's redirect first)."""
+"""URLs under /api/ (namespace "api"): the token, the projects and everything under them (one
+viewset per resource), schema and docs, and a JSON 404 for every other path that ends with a
+slash (paths without one still get APPEND_SLASH's redirect first)."""
+from django.http import JsonResponse
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from annotator.api import views
+from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
+from annotator.api.auth import TokenView
 
 app_name = "api"
 
-router = SimpleRouter()
-router.register("projects", views.ProjectViewSet, basename="project")
+
+class SharedBasenameRouter(SimpleRouter):
+    """A SimpleRouter that lets several viewsets share one basename.
+
+    Every viewset under `projects` is registered with basename "project", so the URL names
+    stay "project-detail", "project-members", "project-next"... whichever viewset serves
+    them. SimpleRouter refuses a basename twice; here it may repeat. Two viewsets must not
+    serve the same path (the first registered would answer every method): each resource's
+    paths live in one viewset.
+    """
+
+    def is_already_registered(self, new_basename):
+        return False
+
+
+router = SharedBasenameRouter()
+for viewset in (
+    projects.ProjectViewSet,
+    members.MemberViewSet,
+    imports.ImportViewSet,
+    leasing.LeaseViewSet,
+    annotations.AnnotationViewSet,
+    items.ItemViewSet,
+    project_settings.SettingsViewSet,
+    model.ModelViewSet,
+    dashboard.DashboardViewSet,
+):
+    router.register("projects", viewset, basename="project")
+
+
+@csrf_exempt
+def no_such_endpoint(request, path):
+    """Any other URL under /api/: a JSON 404 like the API's own, not Django's HTML page (a path
+    parameter the routes refuse, such as a project id that is not a number, ends here too)."""
+    return JsonResponse(
+        {"detail": "There is no such API endpoint or object. The endpoints are listed at /api/docs/."}, status=404
+    )
+
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/token/", TokenView.as_view(), name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,
-    re_path(r"^(?P<path>[\s\S]*/)$", views.no_such_endpoint, name="no-such-endpoint"),
+    re_path(r"^(?P<path>[\s\S]*/)$", no_such_endpoint, name="no-such-endpoint"),
 ]

@@ -98,7 +98,7 @@ def test_password_guessing_is_throttled(alice, settings):
 
     cache.clear()
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth-token": "3/min"}}
-    from annotator.api.views import TokenAttemptThrottle
+    from annotator.api.auth import TokenAttemptThrottle
 
     TokenAttemptThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
     try:

@@ -1,0 +1,76 @@
+"""The model's side: live status, versions, and the bodies that reset it or load a checkpoint."""
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotator.models import ModelVersion
+
+
+class AccuracySerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Audit answers that had a model guess.")
+    correct = serializers.IntegerField()
+    estimate = serializers.FloatField(allow_null=True, help_text="Share of audit guesses that were right.")
+    low = serializers.FloatField(allow_null=True, help_text="95% Wilson interval, lower end.")
+    high = serializers.FloatField(allow_null=True, help_text="95% Wilson interval, upper end.")
+
+
+class TrainerStatusSerializer(serializers.Serializer):
+    phase = serializers.ChoiceField(choices=["waiting", "pretraining", "training", "up-to-date", "paused", "failed"])
+    phase_label = serializers.CharField()
+    progress = serializers.FloatField(allow_null=True, help_text="0-1 within the current phase, when known.")
+    detail = serializers.CharField(allow_blank=True)
+    version = serializers.IntegerField(allow_null=True, help_text="Number of the model version serving guesses.")
+    version_kind = serializers.CharField(allow_null=True)
+    labels_used = serializers.IntegerField(help_text="Human labels the current version learned from.")
+    device = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+    accuracy = AccuracySerializer(help_text="Accuracy of the model's guesses on audit items (drawn at random).")
+    updated_at = serializers.DateTimeField()
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    current = serializers.SerializerMethodField(help_text="This version makes the guesses shown now.")
+    audit_accuracy = serializers.SerializerMethodField(
+        help_text="Accuracy of this version's guesses on audit items (drawn at random)."
+    )
+    durations = serializers.DictField(child=serializers.FloatField(), help_text="Seconds per step.")
+    metrics = serializers.DictField(help_text="What the trainer measured (losses, validation scores...).")
+    classes = serializers.ListField(child=serializers.CharField(), help_text="Class names of the probability columns.")
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "number", "kind", "status", "labels_used", "pool_size", "generation", "classes", "strategy", "device",
+            "durations", "metrics", "error", "created_at", "current", "audit_accuracy",
+        ]
+        read_only_fields = fields
+
+    def get_current(self, version) -> bool:
+        return version.pk == self.context.get("current_id")
+
+    @extend_schema_field(AccuracySerializer)
+    def get_audit_accuracy(self, version):
+        empty = {"n": 0, "correct": 0, "estimate": None, "low": None, "high": None}
+        return self.context.get("accuracies", {}).get(version.pk, empty)
+
+
+class ModelResetSerializer(serializers.Serializer):
+    clear_checkpoint = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Also forget the uploaded checkpoint, so the model starts over with contrastive pretraining.",
+    )
+
+
+class CheckpointUploadSerializer(serializers.Serializer):
+    checkpoint = serializers.FileField(
+        help_text="A .pt/.pth/.ckpt/.bin file: a model exported from a project of this app, or a PyTorch state "
+        "dict of the same encoder. Loaded with weights_only=True."
+    )
+
+
+class CheckpointReportSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    matched = serializers.IntegerField(help_text="Encoder tensors the checkpoint provides.")
+    total = serializers.IntegerField(help_text="Tensors of the project's encoder.")
+    architecture = serializers.CharField()
+    classes = serializers.ListField(child=serializers.CharField(), allow_null=True,
+                                    help_text="The classes it was trained with, when it says.")
