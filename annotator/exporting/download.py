@@ -1,9 +1,9 @@
 """The streamed download of an export, shared by the page (`/projects/<pk>/export/`) and the
 API (`GET /api/projects/<pk>/export/`).
 
-The body is produced chunk by chunk (annotator.exporting.formats). Under ASGI a synchronous
-iterator would be read whole into memory by Django before the first byte is sent, so there
-each chunk is pulled in the request's sync thread from an async iterator.
+The body is produced chunk by chunk (by the format's module; see annotator.exporting.registry).
+Under ASGI a synchronous iterator would be read whole into memory by Django before the first
+byte is sent, so there each chunk is pulled in the request's sync thread from an async iterator.
 """
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest

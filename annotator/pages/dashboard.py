@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from annotator.access import OWNER_ROLES, OWNERS_ONLY, NotFound, ServiceError, project_for
 from annotator.dashboard import model_side
 from annotator.dashboard.summary import dashboard_summary
+from annotator.exporting.registry import LABELS, REGISTRY
 from annotator.labeling.corrections import review_item
 from annotator.modelloop.status import trainer_status
 from annotator.models import Role
@@ -49,13 +50,10 @@ DASHBOARD_REFUSAL = (
 )
 
 
-EXPORT_LINKS = [
-    ("csv", "Labels", "CSV"),
-    ("jsonl", "Labels", "JSON Lines"),
-    ("imagefolder", "Images in class folders", "zip"),
-    ("model", "Model checkpoint", ".pt, once the model has trained"),
-    ("embeddings", "Embeddings", ".npz, once the model has trained"),
-]
+# (format, link text, note beside it) for every export format; the label formats again
+# (format, name) for the form that adds the model's guesses.
+EXPORT_LINKS = [(f.name, f.title, f.note) for f in REGISTRY.values()]
+GUESS_FORMATS = [(f.name, f.choice or f.note) for f in REGISTRY.values() if f.kind == LABELS]
 
 
 @login_required
@@ -78,6 +76,7 @@ def project_dashboard(request, pk):
         "agreement": summary["agreement"],
         "percent_done": _percent_done(summary["progress"]),
         "export_links": EXPORT_LINKS,
+        "guess_formats": GUESS_FORMATS,
         "trainer_status": trainer_status(project),
     }
     return render(request, "annotator/project_dashboard.html", context)

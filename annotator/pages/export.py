@@ -5,8 +5,8 @@ from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from annotator.access import project_for
-from annotator.exporting import formats
 from annotator.exporting.download import streaming_response
+from annotator.exporting.registry import ExportError
 
 
 @require_GET
@@ -16,5 +16,5 @@ def project_export(request, pk):
     project = project_for(request.user, pk)
     try:
         return streaming_response(request, project)
-    except formats.ExportError as exc:
+    except ExportError as exc:
         return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
 
-from annotator.exporting import formats
+from annotator.exporting import formats, imagefolder, labels, zipstream
 from annotator.modelloop import predictions
 from annotator.modelloop.steering import reset_model
 from annotator.models import Annotation, Item, LabelClass, ModelVersion, TrainerState
@@ -115,7 +115,7 @@ def test_it_exports_one_csv_row_per_labeled_item(client, project, labeled, alice
     assert r["Content-Type"].startswith("text/csv")
     assert 'attachment; filename="digits-labels.csv"' == r["Content-Disposition"]
     rows = _csv_rows(_body(r))
-    assert list(rows[0]) == formats.COLUMNS
+    assert list(rows[0]) == labels.COLUMNS
     by_item = {int(row["item_id"]): row for row in rows}
     assert set(by_item) == {labeled[0].pk, labeled[1].pk, labeled[3].pk}
     first, tie, imported = by_item[labeled[0].pk], by_item[labeled[1].pk], by_item[labeled[3].pk]
@@ -192,8 +192,8 @@ def test_it_escapes_formulas_in_csv_cells(project, alice, make_items):
     assert (rows[0]["label"], rows[0]["original_name"]) == ("'=cmd()", "'+x")
     assert rows[1]["label"] == "-1"  # a plain number runs nothing
     for value in ("@SUM(A1)", "\tx", "\rx", "-2+3+cmd|' /C calc'!A0"):
-        assert formats.csv_safe(value) == "'" + value
-    assert formats.csv_safe("cat") == "cat"
+        assert labels.csv_safe(value) == "'" + value
+    assert labels.csv_safe("cat") == "cat"
     # JSON Lines keeps the names as they are.
     assert json.loads(_export(project, "jsonl").splitlines()[0])["label"] == "=cmd()"
 
@@ -287,7 +287,7 @@ def test_it_names_class_folders_safely(project, make_items, alice, tmp_path):
 
 
 def test_it_names_an_empty_class_folder(project):
-    assert formats.class_folders(["", "...", "ok"]) == {"": "class", "...": "class-2", "ok": "ok"}
+    assert imagefolder.class_folders(["", "...", "ok"]) == {"": "class", "...": "class-2", "ok": "ok"}
 
 
 def test_the_zip_marks_model_guesses_when_asked(project, labeled, tmp_path):
@@ -337,7 +337,7 @@ def test_it_skips_files_outside_media_root(project, make_items, alice, tmp_path,
 
 def test_the_zip_is_written_piece_by_piece(project, make_items, alice, monkeypatch):
     # 1 KiB pieces: a 3 KiB image leaves the generator in several chunks, none holding the archive.
-    monkeypatch.setattr(formats, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(zipstream, "CHUNK_BYTES", 1024)
     items = make_items(3)
     for item in items:
         _answer(item, alice, "zero")

@@ -1,5 +1,5 @@
-"""`manage.py export <project-slug> --format csv|jsonl|imagefolder|model|embeddings -o FILE`:
-the same export as the project page and the API, written to a file on this server."""
+"""`manage.py export <project-slug> --format FORMAT -o FILE`: the same export as the project
+page and the API, written to a file on this server (formats: annotator.exporting.registry)."""
 import os
 import sys
 import tempfile
@@ -9,19 +9,21 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotator.exporting import formats
+from annotator.exporting.registry import DEFAULT_FORMAT, REGISTRY
 from annotator.management.progress import tqdm_progress
 from annotator.models import Project
 
 
 class Command(BaseCommand):
-    help = (
-        "Export a project: its labels (csv, jsonl), an ImageFolder zip of the labeled images (imagefolder), "
-        "the latest trained model (model) or the pool embeddings (embeddings)."
-    )
+    help = "Export a project: its labels, images, model or embeddings, as --format says."
 
     def add_arguments(self, parser):
         parser.add_argument("slug", metavar="project-slug", help="The project's slug (see its settings page).")
-        parser.add_argument("--format", dest="fmt", choices=formats.FORMATS, default="csv", help="Default: csv.")
+        parser.add_argument(
+            "--format", dest="fmt", choices=list(REGISTRY), default=DEFAULT_FORMAT,
+            help="; ".join(f"{f.name}: {f.title} ({f.note})" for f in REGISTRY.values())
+            + f". Default: {DEFAULT_FORMAT}.",
+        )
         parser.add_argument("-o", "--output", help="The file to write. Default: a name like <slug>-labels.csv here.")
         parser.add_argument(
             "--with-predictions",
