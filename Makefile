@@ -1,5 +1,6 @@
 # The two commands: `make demo` (install, migrate, load the demo, serve on 127.0.0.1:8000)
-# and `make test` (install, then run the whole suite).
+# and `make test` (install, then run the whole suite). `make test-fast`: without the slow and
+# browser tests; `make lint`: ruff.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ DATA_DIR ?= $(CURDIR)/data
 PYTEST_ARGS ?=
 export DATA_DIR
 
-.PHONY: install demo serve test chromium clean-demo
+.PHONY: install demo serve test test-fast lint chromium clean-demo
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +44,9 @@ chromium:
 
 test: install chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from mlcore.acquisition.rank import STRATEGY_NAMES
 from mlcore.config import LearnerConfig
 from mlcore.data import channels_of, load_dataset
 from mlcore.device import get_device, seed_everything, set_cpu_threads
@@ -195,8 +196,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--test-size", type=int, help="default: the whole test set")
     ap.add_argument("--budget", type=int, help="total human labels, initial ones included")
     ap.add_argument("--batch", type=int)
-    ap.add_argument("--strategy", default="auto",
-                    choices=["auto", "random", "entropy", "margin", "least-confidence", "bald"])
+    ap.add_argument("--strategy", default="auto", choices=STRATEGY_NAMES)
     ap.add_argument("--compare", default="", help="comma-separated extra strategies, same model")
     ap.add_argument("--initial", default="none", help="none | balanced:K")
     ap.add_argument("--seed", type=int, default=0)

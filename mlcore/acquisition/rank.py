@@ -13,12 +13,14 @@ from mlcore.config import AcquisitionConfig
 # ``auto`` = cold start (mlcore.acquisition.coldstart) while nothing is labelled, then
 # this strategy; chosen from the benchmark measurements in mlcore/README.md.
 AUTO_STRATEGY = "margin"
+# Every name a caller may ask for; the app's Strategy choices must equal this (tested).
+STRATEGY_NAMES = ("auto", *STRATEGIES)
 
 
 def resolve(strategy: str) -> str:
     name = AUTO_STRATEGY if strategy == "auto" else strategy
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from auto, {', '.join(STRATEGIES)}")
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_NAMES)}")
     return name
 
 
