@@ -1,7 +1,7 @@
 """Live events: the message types sent to a project's websocket group, in one place.
 
 The trainer (or anything else that changes what a browser shows) calls `publish`; the
-consumer (`annotator.consumers`) forwards each message to the sockets of the project's
+consumer (`annotator.live.consumers`) forwards each message to the sockets of the project's
 members as JSON: ``{"type": "status", "status": {...}}`` or ``{"type": "queue", "version": n}``.
 
 Where the events go is set once per process with `set_publisher`: by default straight to

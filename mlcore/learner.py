@@ -17,6 +17,7 @@ Changing the learner from outside (the web app) goes through methods, never attr
     clone = learner.clone()                      # fine-tune the clone in a thread ...
     clone.finetune(labels); learner.adopt(clone) # ... then take its encoder and graph
     learner.has_encoder, learner.num_classes     # read-only
+    learner.embeddings                           # read-only (N, D), None before pretraining
 
 Labels are int arrays (N,) with -1 = unlabelled; optional soft labels (N, C) with
 zero rows for "none". Every method takes arrays and returns arrays.
@@ -88,6 +89,12 @@ class ActiveLearner:
     @property
     def num_classes(self) -> int:
         return self.cfg.num_classes
+
+    @property
+    def embeddings(self) -> np.ndarray | None:
+        """Unit embeddings (N, D) of the pool, None before pretraining. The learner's own
+        array (not a copy): read it, never write into it."""
+        return self.emb
 
     # --- encoder ----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import json
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from annotator.live import events
+from annotator import events
 from annotator.modelloop.status import trainer_status
 from annotator.models import Membership
 

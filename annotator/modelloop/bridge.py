@@ -1,10 +1,13 @@
-"""The bridge: the one module that imports both Django and mlcore.
+"""The bridge: where the app meets mlcore (with `modelloop.results`, the only modules of
+the app that import it).
 
-It turns a project's items and answers into arrays (images in pool_index order, labels,
-soft labels) and writes results back: artifact files first (atomically), then in one
-transaction the model version row, the ranked queue and the trainer state. A kill at any
-moment therefore leaves the previous version and queue in place, never half of a new one.
-The trainer loop (`annotator.trainer`) decides *when* to call these functions.
+It builds, resumes, grows and checkpoints a project's `ActiveLearner`, through its public
+methods only (`with_pool`, `set_num_classes`, `save`, ...: never its attributes), from
+the arrays `modelloop.arrays` makes of the database (images in pool_index order, labels,
+soft labels). Results go back through `modelloop.results`: artifact files first
+(atomically), then in one transaction the model version row, the ranked queue and the
+trainer state. The project loop (`modelloop.project_loop`, driven by `modelloop.trainer`)
+decides *when* to call these functions.
 """
 import copy
 import logging
@@ -20,7 +23,7 @@ from annotator.modelloop.predictions import (
 )
 from annotator.modelloop.results import new_artifact_dir, save_array
 from annotator.models import Item
-from mlcore.checkpoint import load_checkpoint, save_checkpoint
+from mlcore.checkpoint import load_checkpoint
 from mlcore.learner import ActiveLearner, encoder_weights
 from mlcore.presets import recommended_config
 
@@ -36,12 +39,6 @@ MIN_POOL = 20  # fewer images than this: nothing to learn from yet
 # typical points against 20-60% with margin picks, so annotators can accept guesses with
 # one key for the first 10 labels per class.
 TYPICAL_LABELS_PER_CLASS = 10
-
-
-# --- arrays from the database ------------------------------------------------------------
-
-
-# --- atomic files ---------------------------------------------------------------------------
 
 
 # --- the learner of one project ------------------------------------------------------------
@@ -69,6 +66,14 @@ class ProjectModel:
         return len(self.pool_index)
 
 
+def resolve_device(name=None):
+    """The torch device for a name ("cpu", "cuda:1"; None: TORCH_DEVICE, else CUDA when
+    present). ValueError with the reason for a bad name or a missing GPU."""
+    from mlcore.device import get_device
+
+    return get_device(name)
+
+
 def new_config(num_classes, side, channels, device):
     cfg = recommended_config(num_classes, side, channels, gpu=device.type == "cuda", seed=settings.TRAINER_SEED)
     cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes
@@ -89,9 +94,7 @@ def build(project, device=None):
         channels = encoder_cfg.in_channels
     images = load_images(paths, side, channels)
     class_ids, class_names = ordered_class_ids(project)
-    from mlcore.device import get_device
-
-    cfg = new_config(len(class_ids), side, channels, get_device(device))
+    cfg = new_config(len(class_ids), side, channels, resolve_device(device))
     if encoder_cfg is not None:
         cfg.encoder = encoder_cfg
     learner = ActiveLearner(cfg, images, device)
@@ -120,9 +123,7 @@ def check_init_checkpoint(project, path, shape=None):
                 raise ValueError("Import images first: the encoder's input size depends on them.")
             shape = image_shape(paths)
         side, channels = shape
-        from mlcore.device import get_device
-
-        encoder_cfg = new_config(max(1, project.classes.count()), side, channels, get_device("cpu")).encoder
+        encoder_cfg = new_config(max(1, project.classes.count()), side, channels, resolve_device("cpu")).encoder
     _check_encoder_config(encoder_cfg)
     try:
         encoder = build_encoder(encoder_cfg)
@@ -190,23 +191,16 @@ def resume(project, version, device=None):
 
 def grow(model, item_ids, pool_index, images):
     """New images were imported: embed the whole pool with the current encoder, new graph."""
-    old = model.learner
-    learner = ActiveLearner(old.cfg, images, old.device)
-    learner.encoder, learner.head, learner.proj = old.encoder, old.head, old.proj
-    learner.version = old.version + 1
-    learner._refresh()  # embeddings + kNN graph of the grown pool
+    learner = model.learner.with_pool(images)  # same encoder; embeddings + kNN graph of the grown pool
     model.learner, model.item_ids, model.pool_index, model.images = learner, item_ids, pool_index, images
 
 
 def sync_classes(model, class_ids, class_names):
     """Classes added, removed or reordered: the encoder stays, the class-specific parts go."""
-    if class_ids == model.class_ids and model.learner.cfg.num_classes == len(class_ids):
+    if class_ids == model.class_ids and model.learner.num_classes == len(class_ids):
         model.class_names = class_names
         return
-    model.learner.cfg = copy.deepcopy(model.learner.cfg)
-    model.learner.cfg.num_classes = len(class_ids)
-    model.learner.cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * len(class_ids)
-    model.learner.head, model.learner.last = None, None
+    model.learner.set_num_classes(len(class_ids), cold_start_until=TYPICAL_LABELS_PER_CLASS * len(class_ids))
     model.class_ids, model.class_names = class_ids, class_names
 
 
@@ -237,20 +231,17 @@ def refresh_pool(project, model):
 
 
 def checkpoint_files(project, model, kind, labels):
-    """Checkpoint + embeddings + pool index in a new folder; returns its relative path."""
+    """Checkpoint + embeddings + pool index in a new folder; returns its relative path.
+    The checkpoint's meta carries what `resume` reads back ("side", "channels", "classes",
+    "pool_index_file"; the learner adds its "version")."""
     folder = new_artifact_dir(project, kind)
     base = artifact_path(folder)
     learner = model.learner
     save_array(base / POOL_INDEX_FILE, model.pool_index)
-    save_array(base / EMBEDDINGS_FILE, learner.emb.astype(np.float32))
-    state = {"encoder": learner.encoder.state_dict()}
-    if learner.head is not None:
-        state["head"] = learner.head.state_dict()
-    arrays = {"emb": learner.emb, "graph_idx": learner.graph.idx, "graph_sims": learner.graph.sims,
-              "labels": labels}
-    meta = {"version": learner.version, "classes": list(model.class_names), "side": model.side,
-            "channels": model.channels, "pool_index_file": POOL_INDEX_FILE}
-    save_checkpoint(str(base / CHECKPOINT_FILE), learner.cfg, state, arrays, meta)
+    save_array(base / EMBEDDINGS_FILE, learner.embeddings.astype(np.float32))
+    meta = {"classes": list(model.class_names), "side": model.side, "channels": model.channels,
+            "pool_index_file": POOL_INDEX_FILE}
+    learner.save(str(base / CHECKPOINT_FILE), labels=labels, meta=meta)
     return f"{folder}/{CHECKPOINT_FILE}"
 
 

@@ -1,6 +1,7 @@
-"""One project's model inside a trainer: when to run the cold start, the fast path and the
-background fine-tuning, and what to do with their results."""
-import copy
+"""One project's model inside a trainer (`modelloop.trainer`): when to run the cold start,
+the fast path and the background fine-tuning, and what to do with their results. The
+learner is driven through its public methods only (`clone`, `adopt`, `has_encoder`, ...);
+`modelloop.bridge` and `modelloop.results` do the rest."""
 import logging
 import threading
 import time
@@ -11,7 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from annotator.live import events
+from annotator import events
 from annotator.modelloop import arrays, bridge, results
 from annotator.modelloop.errors import Interrupted, Superseded
 from annotator.models import Item, ModelVersion, Project, TrainerState
@@ -75,7 +76,7 @@ class ProjectLoop:
         project = Project.objects.filter(pk=self.project_id).first()
         if project is None:
             return
-        kind = ModelVersion.Kind.PRETRAIN if self.model is None or self.model.learner.encoder is None else ModelVersion.Kind.FAST
+        kind = ModelVersion.Kind.PRETRAIN if self.model is None or not self.model.learner.has_encoder else ModelVersion.Kind.FAST
         results.record_failure(project, self.trainer.name, kind, error,
                                 max_failures=settings.TRAINER_MAX_FAILURES, backoff_s=5)
         self.data_signature = self._signature(project)
@@ -264,11 +265,7 @@ class ProjectLoop:
 
     def start_slow(self, project, labels, soft):
         """Fine-tune a copy of the model in a thread; the fast path goes on meanwhile."""
-        learner = self.model.learner
-        clone = copy.copy(learner)
-        clone.encoder, clone.head, clone.proj = (copy.deepcopy(learner.encoder), copy.deepcopy(learner.head),
-                                                copy.deepcopy(learner.proj))
-        clone._spectral = {}
+        clone = self.model.learner.clone()  # own encoder, head and projection; the rest shared
         self.slow = Future()
         self.slow_cancel = threading.Event()
         self.slow_labels = labels.copy()
@@ -313,11 +310,7 @@ class ProjectLoop:
         metrics = {"accepted": bool(clone.accepted)}
         labels = self.slow_labels
         if clone.accepted and np.array_equal(self.slow_pool, self.model.pool_index):
-            learner = self.model.learner
-            learner.encoder, learner.head, learner.proj = clone.encoder, clone.head, clone.proj
-            learner.emb, learner.graph = clone.emb, clone.graph
-            learner.version = max(learner.version, clone.version) + 1
-            learner.last = None
+            self.model.learner.adopt(clone)  # the pool is the one the clone was fine-tuned on
             checkpoint = bridge.checkpoint_files(project, self.model, "slow", labels)
             self.model.base_checkpoint = checkpoint
             folder = checkpoint.rsplit("/", 1)[0]

@@ -1,7 +1,8 @@
 """A step's results into the database: artifact files first (atomically), then in one
 transaction the model version row, the ranked queue and the trainer state, fenced on the
 trainer's lease and the model generation. A kill at any moment leaves the previous version
-and queue in place, never half of a new one. Also the fast path that produces them."""
+and queue in place, never half of a new one. Also the fast path that produces them, on the
+learner's public methods (`fast_update`, `rank`, `heldout_probabilities`)."""
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +22,7 @@ from annotator.modelloop.predictions import (
 )
 from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
 from mlcore.checkpoint import atomic_write
-from mlcore.fast import apply_temperature, fit_temperature, heldout_probabilities, heldout_scores
+from mlcore.fast import apply_temperature, fit_temperature, heldout_scores
 from mlcore.propagation import certainty_weights
 
 
@@ -94,8 +95,7 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     if probs is not None:
         if n_labels >= max(10, 2 * probs.shape[1]) and metrics["classes_labeled"] >= 2:
             t = time.perf_counter()
-            rows, heldout_probs = heldout_probabilities(learner.graph, labels, learner.cfg.num_classes,
-                                                        learner.cfg.propagation, seed=learner.cfg.seed)
+            rows, heldout_probs = learner.heldout_probabilities(labels)
             metrics["cv_accuracy"] = round(heldout_scores(labels[rows], heldout_probs)[0], 4)
             # What annotators and the dashboard see is calibrated on the held-out labels; the
             # learner's own probabilities (ranking, fine-tuning) stay as they are.

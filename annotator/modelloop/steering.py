@@ -2,7 +2,7 @@
 it from an uploaded checkpoint, and review the labels the model doubts (keep or relabel).
 
 The trainer reads the project's `training_paused` and `model_generation` at every step and
-before it commits anything (annotator.mlbridge.commit_version), so these writes take effect
+before it commits anything (modelloop.results.commit_version), so these writes take effect
 within a poll, and a result computed for a model that was reset meanwhile is dropped.
 Shared by the settings and dashboard pages and the REST API.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from annotator import events
 from annotator.access import Invalid
 from annotator.db import lock_project_row
-from annotator.live import events
 from annotator.modelloop.predictions import artifact_path
 from annotator.modelloop.status import trainer_status
 from annotator.models import Project, QueueEntry, TrainerState

@@ -27,7 +27,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.db.models import Q
 from django.utils import timezone
 
-from annotator.live import events
+from annotator import events
 from annotator.modelloop.errors import Interrupted, Superseded
 from annotator.modelloop.project_loop import ProjectLoop
 from annotator.modelloop.status import trainer_status

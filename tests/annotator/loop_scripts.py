@@ -4,11 +4,6 @@ import json
 import os
 import sys
 
-from annotator.labeling.answers import submit_annotation
-from annotator.labeling.leasing import lease_next
-from annotator.modelloop import predictions
-from annotator.projects.changes import create_project
-
 
 def main(argv):
     import django
@@ -17,7 +12,10 @@ def main(argv):
     django.setup()
     from django.contrib.auth import get_user_model
 
+    from annotator.labeling.answers import submit_annotation
+    from annotator.labeling.leasing import lease_next
     from annotator.models import Project
+    from annotator.projects.changes import create_project
 
     command = argv[0]
     if command == "setup":
@@ -48,6 +46,7 @@ def verify(project):
     """Every committed artifact loads; the queue is one whole version's queue."""
     import numpy as np
 
+    from annotator.modelloop import predictions
     from annotator.models import ModelVersion, QueueEntry, TrainerState
     from mlcore.checkpoint import load_checkpoint
 

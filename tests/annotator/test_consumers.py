@@ -14,8 +14,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 from django.test import Client
 
+from annotator import events
 from annotator.asgi import application
-from annotator.live import events
 from annotator.modelloop.status import trainer_status
 from annotator.projects.changes import create_project
 

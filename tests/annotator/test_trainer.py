@@ -271,3 +271,32 @@ def test_a_corrected_label_reaches_the_model(shapes, bob):
     version = fast_versions(shapes).order_by("-number").first()
     labels = np.load(predictions.artifact_path(version.artifact_dir) / "probs.npy").argmax(1)
     assert labels[answer.item.pool_index] == SHAPES.index(other.name)
+
+
+def test_a_checkpoint_in_the_older_format_still_resumes(shapes, bob):
+    """Checkpoints the bridge wrote itself before `ActiveLearner.save` (encoder and head
+    only, no projection or probabilities) resume like the new ones."""
+    from mlcore.checkpoint import save_checkpoint
+
+    first = Trainer("t1", publish=lambda *a: None)
+    first.run_once()
+    first.run_once()
+    first.release()
+    pretrain = ModelVersion.objects.get(project=shapes, kind="pretrain")
+    path = predictions.artifact_path(pretrain.checkpoint)
+    ck = load_checkpoint(str(path))
+    assert {"side", "channels", "classes", "pool_index_file", "version"} <= set(ck["meta"])
+    old_state = {"encoder": ck["state"]["encoder"]}
+    old_arrays = {k: ck["arrays"][k] for k in ("emb", "graph_idx", "graph_sims", "labels")}
+    old_meta = {k: ck["meta"][k] for k in ("version", "classes", "side", "channels", "pool_index_file")}
+    save_checkpoint(str(path), ck["config"], old_state, old_arrays, old_meta)
+    label_served(shapes, bob, 4)
+    second = Trainer("t2", publish=lambda *a: None)
+    second.run_once()  # resume from the older file (no second pretraining)
+    second.run_once()
+    assert ModelVersion.objects.filter(project=shapes, kind="pretrain").count() == 1
+    assert fast_versions(shapes).order_by("-number").first().labels_used == 4
+    model = second.held[shapes.pk].model
+    assert model.base_checkpoint == pretrain.checkpoint and model.learner.version == old_meta["version"]
+    assert model.learner.has_encoder
+    np.testing.assert_array_equal(model.learner.embeddings, old_arrays["emb"])

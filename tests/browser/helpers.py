@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from annotator.live import events
+from annotator import events
 from annotator.modelloop import predictions
 from tests.conftest import PASSWORD
 

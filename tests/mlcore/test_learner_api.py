@@ -189,3 +189,10 @@ def test_heldout_probabilities_is_the_fast_one(learner, labels):
                                             learner.cfg.propagation, seed=learner.cfg.seed)
     assert np.array_equal(rows, want_rows) and np.array_equal(probs, want)
     assert probs.shape == (30, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_embeddings_is_a_read_only_view_of_the_pools(learner, data):
+    assert learner.embeddings is learner.emb and learner.embeddings.shape[0] == N
+    with pytest.raises(AttributeError):
+        learner.embeddings = None
+    assert ActiveLearner(tiny_cfg(), data[0][:N], device="cpu").embeddings is None

@@ -20,7 +20,7 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotator.live import events
+from annotator import events
 
 log = logging.getLogger(__name__)
 CHILD_RESTART_DELAY_S = 5

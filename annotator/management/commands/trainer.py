@@ -27,10 +27,10 @@ class Command(BaseCommand):
         if max_projects is not None and max_projects < 1:
             raise CommandError("--max-projects must be at least 1.")
         if device:
-            from mlcore.device import get_device
+            from annotator.modelloop import bridge
 
             try:
-                get_device(device)
+                bridge.resolve_device(device)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
         logging.getLogger("annotator").setLevel(logging.INFO)
