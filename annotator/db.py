@@ -1,4 +1,4 @@
-"""Small database helpers shared by the services: a project-wide write lock and chunked
+"""Small database helpers shared by the domain packages: a project-wide write lock and chunked
 `IN (...)` queries."""
 from django.db import connection
 

@@ -1,7 +1,7 @@
 """The data model: projects with ordered classes, memberships, pool items, annotations, leases.
 
-Domain verbs that touch one model live here; multi-model writes (leasing, submitting, undo,
-import) live in `annotator.services` and `annotator.importing`.
+Domain verbs that touch one model live here; multi-model writes live in the packages of
+their domain (`annotator.projects`, `labeling`, `importing`, `modelloop`).
 """
 import secrets
 

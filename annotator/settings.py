@@ -1,6 +1,6 @@
 """Settings for the annotation app, read from environment variables with safe defaults.
 
-Every variable is documented in README.md ("Configuration"). No setting needs a file edit:
+Every variable is documented in docs/configuration.md. No setting needs a file edit:
 the embedded default is SQLite under DATA_DIR and an in-memory channel layer; set
 DATABASE_URL and REDIS_URL for PostgreSQL and Redis.
 """
@@ -216,7 +216,7 @@ LEASE_SECONDS = envint("LEASE_SECONDS", 300)
 
 
 
-# The model loop (README "Configuration" explains each one).
+# The model loop (docs/configuration.md explains each one).
 TRAINER_LEASE_SECONDS = envint("TRAINER_LEASE_SECONDS", 30)  # a dead trainer's projects move after this
 TRAINER_POLL_SECONDS = envfloat("TRAINER_POLL_SECONDS", 1.0)
 TRAINER_PRETRAIN_BUDGET_S = envfloat("TRAINER_PRETRAIN_BUDGET_S", 180.0)

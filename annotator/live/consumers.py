@@ -8,17 +8,20 @@ import json
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import Http404
 
 from annotator import events
+from annotator.access import project_for
 from annotator.modelloop.status import trainer_status
-from annotator.models import Membership
 
 
 @database_sync_to_async
 def _project_for_member(user, project_id):
-    """The project when `user` is a member of any role, else None."""
-    membership = Membership.objects.select_related("project").filter(project_id=project_id, user_id=user.pk).first()
-    return membership.project if membership else None
+    """The project when `user` is a member of any role, else None (the socket is refused)."""
+    try:
+        return project_for(user, project_id)
+    except Http404:
+        return None
 
 
 class ProjectConsumer(AsyncJsonWebsocketConsumer):

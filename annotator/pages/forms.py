@@ -1,4 +1,5 @@
-"""Forms of the HTML pages. Validation that touches several models stays in services."""
+"""Forms of the HTML pages. Validation that touches several models stays in the domain packages
+(annotator.projects, annotator.labeling)."""
 from django import forms
 
 from annotator.models import Role, Strategy
@@ -30,7 +31,7 @@ class ProjectForm(forms.Form):
     OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item")
 
     def project_options(self):
-        """The Project fields beyond name and classes, for services.create_project."""
+        """The Project fields beyond name and classes, for projects.changes.create_project."""
         return {field: self.cleaned_data[field] for field in self.OPTION_FIELDS}
 
 

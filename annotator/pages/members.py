@@ -42,7 +42,7 @@ def back_to(request, project):
 
 
 def _member_change(request, project, change, notice):
-    """Apply `change` (a services call) and answer with the members section (htmx) or a
+    """Apply `change` (a projects.members call) and answer with the members section (htmx) or a
     redirect back with a message."""
     error = None
     try:

@@ -1,12 +1,8 @@
-"""The HTML pages: project list and creation, project overview (members, import), project
-settings (classes, members, label import), labeling.
+"""The project pages: the list, creating a project, and a project's overview (members,
+image import).
 
-Every view starts with `project_for(request.user, pk, roles=...)`, which 404s outsiders and turns
-a wrong role into a 403 page. The labeling page holds two leases (the current item and a
-prefetched one); static/js/label.js swaps to the prefetched image at once and talks to the
-label-next / label-answer / label-undo endpoints here in the background. Those endpoints
-answer JSON to the script (Accept: application/json) and redirect back to the page for a
-plain form post, so labeling also works without JavaScript.
+Every page view starts with `access.project_for(request.user, pk, roles=...)`, which 404s
+outsiders and turns a wrong role into the 403 page with its sentence.
 """
 
 from django.contrib import messages

@@ -99,7 +99,7 @@ def _saved(obj):
 
 
 def _project_encoder_state():
-    """The state dict of the encoder a project of 32x24 RGB images gets (mlbridge.new_config)."""
+    """The state dict of the encoder a project of 32x24 RGB images gets (modelloop.bridge.new_config)."""
     from mlcore.models.encoders import build_encoder
     from mlcore.presets import recommended_config
 

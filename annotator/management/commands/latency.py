@@ -3,7 +3,7 @@
 Logs in through the API (token), then for --seconds asks for the next item and answers it
 (with the model's guess when there is one, else the first class), like a very fast
 annotator. Prints the median, p95 and max round trip of next + answer. Used to choose
-where `serve` runs the trainer (README, "Where the trainer runs").
+where `serve` runs the trainer (docs/model-loop.md, "Processes").
 """
 import json
 import time
