@@ -1,4 +1,5 @@
-"""Answers: submitting one (idempotent by key), and undoing the caller's last answer."""
+"""Answers: submitting one (idempotent by key), submitting one and leasing the next item in
+one call (the labeling page), and undoing the caller's last answer."""
 import hashlib
 import json
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotator.access import Conflict, Invalid
+from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, Item, LabelClass, Lease
 
 
@@ -98,6 +100,22 @@ def submit_annotation(project, user, *, item_id, label=None, skip=False, idempot
         if lease is not None:
             lease.delete()
     return SubmitResult(annotation, created=True)
+
+
+@dataclass
+class AnswerAndNext:
+    submitted: SubmitResult
+    next: Lease | None  # the next item's lease, or None when nothing is available
+
+
+def answer_and_next(project, user, *, item_id, label=None, skip=False, idempotency_key, duration_ms=None, exclude=()):
+    """Store the answer (as submit_annotation does, replays included), then lease the next
+    item for the caller, leaving out the items in `exclude` (those the caller still holds on
+    screen). A refused answer raises as submit_annotation does and leases nothing."""
+    submitted = submit_annotation(
+        project, user, item_id=item_id, label=label, skip=skip, idempotency_key=idempotency_key, duration_ms=duration_ms
+    )
+    return AnswerAndNext(submitted, lease_next(project, user, exclude=exclude))
 
 
 def withdraw(annotation, item, project):

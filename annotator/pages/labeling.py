@@ -1,5 +1,20 @@
 """The labeling page and its JSON endpoints (lease the next item, answer, undo) and the
-trainer status for pages that cannot use the websocket."""
+trainer status for pages that cannot use the websocket.
+
+The endpoints speak the API's labeling contract (annotator/labeling/serializers.py) over the
+session: the request is checked by LeaseQuerySerializer and AnswerSerializer, a lease is
+LeasedItemSerializer's JSON and an answer AnnotationSerializer's, exactly as
+POST /api/projects/<pk>/next/ and .../annotations/ answer them. Around them the page's reply
+adds what only the page shows:
+
+    {"next": lease or null,            # the next item to prefetch (the API's /next/ JSON)
+     "progress": {"total", "labeled", "mine"},
+     "items": {"<id>": {"name": ..., "previous": answer or null}},  # for each lease in the reply
+     "saved": answer, "replayed": bool,   # /answer/
+     "undone": answer, "current": lease,  # /undo/
+     "error": "a sentence"}               # a refusal, with its HTTP status
+"""
+import math
 import uuid
 
 from django.contrib import messages
@@ -8,17 +23,22 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from annotator.access import LABELING_ROLES, Invalid, ServiceError, project_for
-from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.access import LABELING_ROLES, ServiceError, project_for
+from annotator.labeling.answers import answer_and_next, undo_last
 from annotator.labeling.leasing import lease_next
+from annotator.labeling.serializers import (
+    AnnotationSerializer,
+    AnswerSerializer,
+    LeasedItemSerializer,
+    LeaseQuerySerializer,
+)
 from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Item, Role
 from annotator.projects.selectors import user_answer_count
 
 VIEWER_CANNOT_LABEL = "Viewers cannot label in this project. Ask a project owner to make you an annotator."
-
-
-MAX_DURATION_MS = 24 * 3600 * 1000
+# Below this confidence the page shows the guess's runners-up too (static/js/label.js: SURE).
+SURE = 0.9
 
 
 @login_required
@@ -26,16 +46,20 @@ def label(request, pk):
     project = project_for(request.user, pk, roles=LABELING_ROLES, refusal=VIEWER_CANNOT_LABEL)
     current = lease_next(project, request.user)
     prefetched = lease_next(project, request.user, exclude=[current.item_id]) if current else None
-    current_json = _lease_json(current, request.user)
     state = {
-        "current": current_json,
-        "next": _lease_json(prefetched, request.user),
+        "current": _lease_json(request, current),
+        "next": _lease_json(request, prefetched),
+        "items": _items_json(request.user, current, prefetched),
         "progress": _progress(project, request.user),
     }
+    classes = project.ordered_classes()
+    shown = state["items"].get(str(current.item_id)) if current else None
     context = {
         "project": project,
-        "classes": project.ordered_classes(),
-        "current": current_json,
+        "classes": classes,
+        "current": state["current"],
+        "shown": shown,  # the current item's name and the user's undone answer on it
+        "guess": _guess(state["current"], classes),
         "state": state,
         "answer_key": uuid.uuid4().hex,  # for the plain form post; the script makes its own
         "has_items": state["progress"]["total"] > 0,
@@ -48,34 +72,53 @@ def label(request, pk):
 @login_required
 @require_POST
 def label_next(request, pk):
+    """The API's /next/ for the page: `exclude` the items the page holds, `release` a
+    prefetched item it drops."""
     project = project_for(request.user, pk, roles=LABELING_ROLES, refusal=VIEWER_CANNOT_LABEL)
-    return _label_reply(request, project)
+    query = LeaseQuerySerializer(data=request.POST)
+    if not query.is_valid():
+        return _reply(request, project, None, status=400, error=_error_text(query.errors))
+    lease = lease_next(
+        project, request.user, exclude=set(query.validated_data["exclude"]), release=set(query.validated_data["release"])
+    )
+    return _reply(request, project, lease)
 
 
 @login_required
 @require_POST
 def label_answer(request, pk):
+    """The API's /annotations/ for the page, plus the next item to prefetch (leased while the
+    items the page still holds, `exclude`, are left out)."""
     project = project_for(request.user, pk, roles=LABELING_ROLES, refusal=VIEWER_CANNOT_LABEL)
-    data = request.POST
-    item_id = _int_or_none(data.get("item"))
-    duration_ms = _int_or_none(data.get("duration_ms"))
-    if duration_ms is not None and not 0 <= duration_ms <= MAX_DURATION_MS:
-        duration_ms = None
+    exclude = _held(request)
+    answer = AnswerSerializer(data=request.POST)
+    if not answer.is_valid():
+        return _reply(request, project, _lease_after_refusal(project, request, exclude), status=400,
+                      error=_error_text(answer.errors))
+    data = answer.validated_data
     try:
-        if item_id is None:
-            raise Invalid("The answer names no item. Reload the page and answer again.")
-        result = submit_annotation(
+        outcome = answer_and_next(
             project,
             request.user,
-            item_id=item_id,
+            item_id=data["item"],
             label=data.get("label") or None,
-            skip=data.get("skip") in {"1", "true", "on"},
-            idempotency_key=data.get("idempotency_key", ""),
-            duration_ms=duration_ms,
+            skip=data["skip"],
+            idempotency_key=data["idempotency_key"],
+            duration_ms=data.get("duration_ms"),
+            exclude=exclude,
         )
     except ServiceError as exc:
-        return _label_reply(request, project, status=exc.status, error=exc.message, item=item_id)
-    return _label_reply(request, project, saved=_answer_json(result.annotation), replayed=not result.created)
+        # Refused: the page goes on with another item.
+        return _reply(request, project, _lease_after_refusal(project, request, exclude), status=exc.status,
+                      error=exc.message)
+    submitted = outcome.submitted
+    return _reply(
+        request,
+        project,
+        outcome.next,
+        saved=AnnotationSerializer(submitted.annotation).data,
+        replayed=not submitted.created,
+    )
 
 
 @login_required
@@ -85,37 +128,22 @@ def label_undo(request, pk):
     try:
         undone = undo_last(project, request.user)
     except ServiceError as exc:
-        return _label_reply(request, project, status=exc.status, error=exc.message)
-    # The undone item is now the user's only lease, so lease_next returns it first.
-    current = lease_next(project, request.user)
+        return _reply(request, project, _lease_after_refusal(project, request, _held(request)), status=exc.status,
+                      error=exc.message)
     if not _wants_json(request):
         messages.info(request, f"Undid your answer on {_item_name(undone.item)}. Answer it again.")
         return redirect("label", pk=project.pk)
+    # The undone item is now the user's only lease, so lease_next returns it first.
+    current = lease_next(project, request.user)
     prefetched = lease_next(project, request.user, exclude=[current.item_id]) if current else None
-    return JsonResponse(
-        {
-            "undone": _answer_json(undone),
-            "current": _lease_json(current, request.user),
-            "next": _lease_json(prefetched, request.user),
-            "progress": _progress(project, request.user),
-        }
+    return _reply(
+        request,
+        project,
+        prefetched,
+        undone=AnnotationSerializer(undone).data,
+        current=_lease_json(request, current),
+        shown=[current],
     )
-
-
-def _label_reply(request, project, *, status=200, error=None, **payload):
-    """JSON for the script: the outcome plus the next prefetched lease (leased while the
-    items the browser already holds are excluded), or a redirect for a plain form post."""
-    if not _wants_json(request):
-        if error:
-            messages.error(request, error)
-        return redirect("label", pk=project.pk)
-    exclude = [n for n in map(_int_or_none, request.POST.getlist("exclude")) if n is not None]
-    release = [n for n in map(_int_or_none, request.POST.getlist("release")) if n is not None]
-    lease = lease_next(project, request.user, exclude=exclude, release=release)
-    body = {**payload, "next": _lease_json(lease, request.user), "progress": _progress(project, request.user)}
-    if error:
-        body["error"] = error
-    return JsonResponse(body, status=status)
 
 
 @login_required
@@ -126,61 +154,112 @@ def project_status(request, pk):
     return JsonResponse(trainer_status(project))
 
 
+def _reply(request, project, lease, *, status=200, error=None, shown=(), **payload):
+    """JSON for the script: the outcome, the next lease to prefetch and the progress; or, for
+    a plain form post, a redirect to the page (with the refusal as a message)."""
+    if not _wants_json(request):
+        if error:
+            messages.error(request, error)
+        return redirect("label", pk=project.pk)
+    body = {
+        **payload,
+        "next": _lease_json(request, lease),
+        "items": _items_json(request.user, *shown, lease),
+        "progress": _progress(project, request.user),
+    }
+    if error:
+        body["error"] = error
+    return JsonResponse(body, status=status)
+
+
+def _held(request):
+    """The items the page holds (`exclude`), for an endpoint whose own input is another."""
+    query = LeaseQuerySerializer(data=request.POST)
+    return set(query.validated_data["exclude"]) if query.is_valid() else set()
+
+
+def _lease_after_refusal(project, request, exclude):
+    """After a refused request the script still gets an item to go on with; a plain form post
+    reloads the page, which leases by itself."""
+    return lease_next(project, request.user, exclude=exclude) if _wants_json(request) else None
+
+
 def _wants_json(request):
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _int_or_none(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def _error_text(errors):
+    """A serializer's messages as one sentence for the page's banner."""
+    parts = []
+
+    def walk(field, value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(field if key == "non_field_errors" else f"{field} {key}".strip(), inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(field, inner)
+        else:
+            parts.append(f"{field}: {value}" if field else str(value))
+
+    walk("", errors)
+    return " ".join(parts) or "The request was not valid. Reload the page and try again."
 
 
 def _item_name(item):
     return item.original_name or f"image #{item.pk}"
 
 
-def _lease_json(lease, user):
-    if lease is None:
-        return None
-    item = lease.item
-    previous = (
-        Annotation.objects.filter(item=item, annotator=user, undone=True).select_related("label").order_by("-id").first()
-    )
-    return {
-        "item": item.pk,
-        "name": _item_name(item),
-        "url": item.image_url(),
-        "width": item.width,
-        "height": item.height,
-        "suggestion": _suggestion_json(lease.suggestion),
-        "previous": _answer_json(previous) if previous else None,
-    }
+def _lease_json(request, lease):
+    """The lease as the API's /next/ returns it (LeasedItemSerializer), or None."""
+    return LeasedItemSerializer(lease, context={"request": request}).data if lease else None
 
 
-def _suggestion_json(suggestion):
-    """The model's guess as the page shows it, or None when there is no usable guess."""
+def _items_json(user, *leases):
+    """What the page shows beside each leased item that the API's lease does not carry: the
+    image's name and the user's earlier, undone answer on it (AnnotationSerializer)."""
+    items = {}
+    for lease in leases:
+        if lease is None:
+            continue
+        previous = (
+            Annotation.objects.filter(item_id=lease.item_id, annotator=user, undone=True)
+            .select_related("label", "annotator")
+            .order_by("-id")
+            .first()
+        )
+        items[str(lease.item_id)] = {
+            "name": _item_name(lease.item),
+            "previous": AnnotationSerializer(previous).data if previous else None,
+        }
+    return items
+
+
+def _percent(x):
+    """The page's percentage (label.js: percent): rounded half up, "<1%" for a small non-zero."""
+    p = math.floor(x * 100 + 0.5)  # JavaScript's Math.round
+    return ("<1" if p == 0 and x > 0 else str(p)) + "%"
+
+
+def _guess(lease_json, classes):
+    """The model's guess on the current item as label.js renders it (showGuess): the class,
+    its confidence, and the next two classes of the top ones when the model is unsure."""
+    suggestion = lease_json and lease_json.get("suggestion")
     if not isinstance(suggestion, dict) or not suggestion.get("label"):
         return None
     confidence = suggestion.get("confidence")
-    top = [
-        {"label": str(row["label"]), "confidence": float(row["confidence"])}
-        for row in suggestion.get("top") or []
-        if isinstance(row, dict) and "label" in row and isinstance(row.get("confidence"), (int, float))
-    ]
+    hotkeys = {c.name: c.hotkey for c in classes if c.hotkey}
+    others = [row for row in suggestion.get("top") or [] if row.get("label") != suggestion["label"]][:2]
+    unsure = confidence is None or confidence < SURE
     return {
-        "label": str(suggestion["label"]),
-        "confidence": float(confidence) if isinstance(confidence, (int, float)) else None,
-        "top": top[:5],
-    }
-
-
-def _answer_json(annotation):
-    return {
-        "item": annotation.item_id,
-        "label": annotation.label.name if annotation.label_id else None,
-        "skip": annotation.skipped,
+        "label": suggestion["label"],
+        "confidence": "" if confidence is None else _percent(confidence),
+        "runners_up": [
+            {"label": row["label"], "hotkey": hotkeys.get(row["label"], ""), "confidence": _percent(row["confidence"])}
+            for row in others
+        ]
+        if unsure
+        else [],
     }
 
 

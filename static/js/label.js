@@ -10,6 +10,12 @@
  * this page still holds (`exclude`) so the server does not hand one of them out again.
  * A refused answer (409, 400) puts a red banner on screen that stays until closed.
  *
+ * The page speaks the API's labeling contract (annotator/labeling/serializers.py): a lease is
+ * what POST /api/projects/<pk>/next/ returns (`id`, `image_url`, `width`, `height`, `suggestion`,
+ * ...) and an answer what .../annotations/ returns (`item`, `label`, `skipped`, ...). Each reply
+ * also carries `items`: for each lease in it, the image's name and the user's undone answer on
+ * it (`previous`), which the page keeps on its copy of the lease.
+ *
  * The model's guess for the image on screen is shown with its confidence (and the runners-up
  * when it is unsure); it is applied only by a key press (A or Enter) or a click. When the
  * trainer publishes a new queue (static/js/live.js), a "refresh" operation joins the queue:
@@ -48,10 +54,11 @@
   const hotkeyOf = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.value, b.dataset.hotkey]));
   const SURE = 0.9; // below this confidence the runners-up are shown too
   const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 15000, 30000];
+  const MAX_DURATION_MS = 24 * 3600 * 1000; // a longer time on one image is an idle tab, not work: not sent
 
   const state = {
-    current: initial.current, // the lease on screen, or null
-    next: initial.next, // the prefetched lease, or null
+    current: withDetails(initial.current, initial.items), // the lease on screen, or null
+    next: withDetails(initial.next, initial.items), // the prefetched lease, or null
     nextImage: null, // its decoded <img>
     queue: [], // server operations, sent one at a time in order
     sending: false,
@@ -62,6 +69,13 @@
   };
 
   // --- small helpers ------------------------------------------------------------------
+
+  // The API's lease with the page's `name` and `previous` for it from a reply's `items`.
+  function withDetails(lease, items) {
+    if (!lease) return null;
+    const about = (items && items[lease.id]) || {};
+    return { ...lease, name: about.name || "image #" + lease.id, previous: about.previous || null };
+  }
 
   function newKey() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
@@ -92,7 +106,7 @@
   function makeImage(lease) {
     const img = new Image();
     img.decoding = "async";
-    img.src = lease.url;
+    img.src = lease.image_url;
     return img;
   }
 
@@ -179,10 +193,10 @@
   }
 
   function showPrevious(previous) {
-    classButtons.forEach((b) => b.toggleAttribute("data-previous", Boolean(previous) && !previous.skip && b.value === previous.label));
-    el.skip.toggleAttribute("data-previous", Boolean(previous) && previous.skip);
+    classButtons.forEach((b) => b.toggleAttribute("data-previous", Boolean(previous) && !previous.skipped && b.value === previous.label));
+    el.skip.toggleAttribute("data-previous", Boolean(previous) && previous.skipped);
     el.previous.hidden = !previous;
-    if (previous) el.previous.querySelector("strong").textContent = previous.skip ? "skip" : previous.label;
+    if (previous) el.previous.querySelector("strong").textContent = previous.skipped ? "skip" : previous.label;
   }
 
   function setButtonsEnabled(enabled) {
@@ -248,7 +262,7 @@
       key: newKey(),
       durationMs: Math.max(0, Math.round(performance.now() - state.shownAt)),
     };
-    state.history.push({ lease, answer: { item: lease.item, label: op.label, skip: op.skip } });
+    state.history.push({ lease, answer: { item: lease.id, label: op.label, skipped: op.skip } });
     advance();
     enqueue(op);
   }
@@ -271,7 +285,7 @@
     if (last) {
       // Show the item again at once; the server's reply confirms it (or corrects it). The
       // server drops the page's other leases on undo, so the prefetched one goes too.
-      op.shown = last.lease.item;
+      op.shown = last.lease.id;
       dropPrefetch();
       show({ ...last.lease, previous: last.answer });
     }
@@ -311,22 +325,22 @@
 
   function heldItems(op) {
     // Items this page holds leases on: on screen, prefetched, and answered but not yet sent.
-    const answered = op.kind === "answer" ? op.lease.item : null;
+    const answered = op.kind === "answer" ? op.lease.id : null;
     const ids = [];
-    if (state.current) ids.push(state.current.item);
-    if (state.next) ids.push(state.next.item);
-    state.queue.forEach((q) => q.kind === "answer" && q !== op && ids.push(q.lease.item));
+    if (state.current) ids.push(state.current.id);
+    if (state.next) ids.push(state.next.id);
+    state.queue.forEach((q) => q.kind === "answer" && q !== op && ids.push(q.lease.id));
     return ids.filter((id, i) => id !== answered && ids.indexOf(id) === i);
   }
 
   function requestBody(op) {
     const body = new URLSearchParams();
     if (op.kind === "answer") {
-      body.set("item", op.lease.item);
+      body.set("item", op.lease.id);
       if (op.skip) body.set("skip", "1");
       else body.set("label", op.label);
       body.set("idempotency_key", op.key);
-      body.set("duration_ms", op.durationMs);
+      if (op.durationMs <= MAX_DURATION_MS) body.set("duration_ms", op.durationMs);
     }
     heldItems(op).forEach((id) => body.append("exclude", id));
     if (op.kind === "refresh" && op.release != null) body.append("release", op.release);
@@ -339,7 +353,7 @@
     const op = state.queue[0];
     if (op.kind === "refresh") {
       // Dropped before the request, so an answer given meanwhile never shows the released item.
-      if (state.next) op.release = state.next.item;
+      if (state.next) op.release = state.next.id;
       dropPrefetch();
     }
     try {
@@ -396,35 +410,35 @@
     if (op.kind === "refresh") state.refreshes += 1;
     if (data.progress) state.progress = data.progress;
     if (op.kind === "answer" && data.error) {
-      state.history = state.history.filter((h) => h.lease.item !== op.lease.item);
+      state.history = state.history.filter((h) => h.lease.id !== op.lease.id);
       banner("Not saved: “" + answerText(op) + "” for " + op.lease.name + ". " + data.error);
     } else if (op.kind === "undo" && data.error) {
       banner(data.error);
-      if (op.shown != null && state.current && state.current.item === op.shown) showWaiting(); // it was not undone
+      if (op.shown != null && state.current && state.current.id === op.shown) showWaiting(); // it was not undone
     } else if (op.kind === "undo") {
-      undone(op, data.current);
+      undone(op, withDetails(data.current, data.items));
     } else if (data.error) {
       banner(data.error);
     }
-    receive(data.next);
+    receive(withDetails(data.next, data.items));
   }
 
   function undone(op, lease) {
     dropPrefetch(); // leased before the undo, so released by it
     if (!lease) return;
-    state.history = state.history.filter((h) => h.lease.item !== lease.item);
-    const stillShown = state.current && state.current.item === lease.item;
-    const answeredAgain = state.queue.some((q) => q.kind === "answer" && q.lease.item === lease.item);
+    state.history = state.history.filter((h) => h.lease.id !== lease.id);
+    const stillShown = state.current && state.current.id === lease.id;
+    const answeredAgain = state.queue.some((q) => q.kind === "answer" && q.lease.id === lease.id);
     if (stillShown) {
       state.current = { ...lease, previous: state.current.previous || lease.previous };
-    } else if (lease.item !== op.shown || !answeredAgain) {
+    } else if (lease.id !== op.shown || !answeredAgain) {
       show(lease); // the server undid another item than the one shown: show the server's
     }
   }
 
   function receive(lease) {
     if (!lease) return;
-    const held = (state.current && state.current.item === lease.item) || (state.next && state.next.item === lease.item);
+    const held = (state.current && state.current.id === lease.id) || (state.next && state.next.id === lease.id);
     if (held) return;
     if (!state.current) show(lease);
     else if (!state.next) preload(lease);
@@ -502,8 +516,8 @@
     pending: () => state.queue.length,
     prefetchReady: () => !state.next || Boolean(state.nextImage && state.nextImage.complete),
     refreshes: () => state.refreshes,
-    current: () => (state.current ? state.current.item : null),
-    prefetched: () => (state.next ? state.next.item : null),
+    current: () => (state.current ? state.current.id : null),
+    prefetched: () => (state.next ? state.next.id : null),
   };
   // Live updates: a new queue from the trainer, or a socket back after a drop (events may
   // have been missed), refresh the prefetched item. Without live.js the page works as before.

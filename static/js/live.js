@@ -10,9 +10,10 @@
  * queue event, since the socket's own event was missed. `onReconnect` runs when a socket
  * opens again after a drop, so a page can refetch what it may have missed.
  *
- * Every element marked `data-trainer-status` (templates/annotator/_trainer_status.html) is
- * kept current; one with `data-project` connects by itself, so a page needs only the
- * partial and this script.
+ * Every element marked `data-trainer-status` (templates/annotator/_trainer_status.html, an
+ * empty shell) is rendered here and only here: on page load from the status the server put
+ * inside it (a JSON script), then on every status from the socket or the poll. One with
+ * `data-project` connects by itself, so a page needs only the partial and this script.
  */
 (function () {
   "use strict";
@@ -98,6 +99,17 @@
         progress.removeAttribute("aria-valuenow");
         setText(part(root, "percent"), "");
       }
+    }
+  }
+
+  // The status the server rendered the page with (the partial's JSON script), or null.
+  function embeddedStatus(root) {
+    const script = root.querySelector('script[type="application/json"]');
+    if (!script) return null;
+    try {
+      return JSON.parse(script.textContent);
+    } catch (err) {
+      return null;
     }
   }
 
@@ -364,6 +376,16 @@
 
   window.Live = { connect, renderStatus };
 
-  // Pages that only show the indicator need no script of their own.
+  // The indicators as the server saw the trainer when it made the page, then live: pages
+  // that only show the indicator need no script of their own.
+  document.querySelectorAll("[data-trainer-status]").forEach((root) => {
+    const bar = part(root, "bar");
+    if (bar) bar.style.transition = "none"; // drawn at once on load, animated only on updates
+    renderStatus(root, embeddedStatus(root));
+    if (bar) {
+      void bar.offsetWidth;
+      bar.style.transition = "";
+    }
+  });
   document.querySelectorAll("[data-trainer-status][data-project]").forEach((root) => connect(root.dataset.project));
 })();

@@ -1,16 +1,23 @@
-"""The labeling page and its endpoints: next, answer, skip, undo, replays and refusals."""
+"""The labeling page and its endpoints: next, answer, skip, undo, replays and refusals. The
+page speaks the API's labeling contract: its leases and answers are the API's JSON."""
+import json
 from datetime import timedelta
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import reverse
 from django.utils import timezone
 
 from annotator.labeling.answers import submit_annotation
 from annotator.labeling.leasing import lease_next
+from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Item, Lease
 from annotator.projects.selectors import user_answer_count
+from tests.conftest import api_client
 
 JSON = {"HTTP_ACCEPT": "application/json"}
+LEASE_KEYS = {"id", "image_url", "width", "height", "suggestion", "audit", "lease_expires"}
+ANSWER_KEYS = {"id", "item", "label", "skipped", "annotator", "created_at", "is_audit", "suggestion"}
 
 
 @pytest.fixture
@@ -33,11 +40,19 @@ def test_page_shows_current_item_classes_hotkeys_and_prefetch(bob_client, projec
     body = response.content.decode()
     state = response.context["state"]
     current, prefetched = state["current"], state["next"]
-    assert current and prefetched and current["item"] != prefetched["item"]
+    assert current and prefetched and current["id"] != prefetched["id"]
+    assert set(current) == set(prefetched) == LEASE_KEYS
     assert set(Lease.objects.filter(user__username="bob").values_list("item_id", flat=True)) == {
-        current["item"], prefetched["item"]
+        current["id"], prefetched["id"]
     }
-    assert f'src="{current["url"]}"' in body
+    assert current["image_url"] == f"http://testserver/projects/{project.pk}/items/{current['id']}/image/"
+    assert f'src="{current["image_url"]}"' in body
+    names = {str(i.pk): i.original_name or f"image #{i.pk}" for i in Item.objects.filter(project=project)}
+    assert state["items"] == {
+        str(current["id"]): {"name": names[str(current["id"])], "previous": None},
+        str(prefetched["id"]): {"name": names[str(prefetched["id"])], "previous": None},
+    }
+    assert f'id="item-name">{names[str(current["id"])]}<' in body
     for key, name in [("1", "zero"), ("2", "one"), ("3", "two")]:
         assert f'data-hotkey="{key}"' in body and f'value="{name}"' in body
     assert "No model guess yet" in body
@@ -56,6 +71,36 @@ def test_page_shows_the_model_guess_when_the_lease_has_one(bob_client, project, 
     }
     body = response.content.decode()
     assert "87%" in body and "data-empty" not in body.split('id="guess"')[1][:40]
+    # Rendered as label.js renders it: unsure (below 90%), so the runner-up shows with its hotkey.
+    top = body.split('id="guess-top"')[1].split("</ol>")[0]
+    assert " hidden" not in top.split(">")[0]
+    assert '<li><kbd>2</kbd> <span>one</span><span class="muted"> 10%</span></li>' in top
+    assert 'data-suggested' in body.split('value="two"')[1].split(">")[0]
+
+
+def test_a_sure_guess_hides_the_runners_up_and_tiny_confidences_read_below_one(bob_client, project, bob, make_items):
+    make_items(2)
+    lease = lease_next(project, bob)
+    lease.suggestion = {"label": "one", "confidence": 0.95, "top": [{"label": "one", "confidence": 0.95}, {"label": "two", "confidence": 0.05}]}
+    lease.save()
+    body = bob_client.get(reverse("label", args=[project.pk])).content.decode()
+    assert '<span id="guess-confidence" class="muted">95%</span>' in body
+    assert body.split('id="guess-top"')[1].split(">")[0].endswith(" hidden")
+    lease.suggestion = {"label": "one", "confidence": 0.5, "top": [{"label": "one", "confidence": 0.5}, {"label": "two", "confidence": 0.004}]}
+    lease.save()
+    body = bob_client.get(reverse("label", args=[project.pk])).content.decode()
+    assert '<span>two</span><span class="muted"> &lt;1%</span>' in body
+
+
+def test_the_trainer_indicator_is_a_shell_with_the_status_as_json(bob_client, project, make_items):
+    """static/js/live.js draws the indicator, on load from this JSON and then on every update."""
+    make_items(1)
+    response = bob_client.get(reverse("label", args=[project.pk]))
+    indicator = response.content.decode().split("data-trainer-status")[1].split("</div>")[0]
+    assert 'data-ts="phase">Model status…<' in indicator and 'data-phase="unknown"' in indicator
+    embedded = json.loads(indicator.split('<script type="application/json">')[1].split("</script>")[0])
+    assert embedded == json.loads(json.dumps(response.context["trainer_status"], cls=DjangoJSONEncoder))
+    assert embedded.keys() == trainer_status(project).keys() and embedded["phase"] == "waiting"
 
 
 def test_empty_pool_links_to_import_for_owners(client, project, alice):
@@ -75,18 +120,22 @@ def test_nothing_left_says_so(bob_client, project, make_items):
 def test_answer_round_trip_with_skip_and_undo(bob_client, project, bob, make_items):
     make_items(6)
     state = bob_client.get(reverse("label", args=[project.pk])).context["state"]
-    first, second = state["current"]["item"], state["next"]["item"]
+    first, second = state["current"]["id"], state["next"]["id"]
 
     reply = _answer(bob_client, project, first, "key-1", label="two", duration_ms="1234", exclude=[second])
     assert reply.status_code == 200
     data = reply.json()
-    assert data["saved"] == {"item": first, "label": "two", "skip": False}
-    third = data["next"]["item"]
+    assert set(data["saved"]) == ANSWER_KEYS
+    assert (data["saved"]["item"], data["saved"]["label"], data["saved"]["skipped"]) == (first, "two", False)
+    assert data["saved"]["annotator"] == "bob" and data["replayed"] is False
+    third = data["next"]["id"]
     assert third not in {first, second}
+    assert set(data["next"]) == LEASE_KEYS and set(data["items"]) == {str(third)}
     assert data["progress"] == {"total": 6, "labeled": 1, "mine": 1}
 
     reply = _answer(bob_client, project, second, "key-2", skip="1", exclude=[third])
-    assert reply.json()["saved"] == {"item": second, "label": None, "skip": True}
+    saved = reply.json()["saved"]
+    assert (saved["item"], saved["label"], saved["skipped"]) == (second, None, True)
 
     annotation = Annotation.objects.get(annotator=bob, idempotency_key="key-1")
     assert (annotation.item_id, annotation.label.name, annotation.duration_ms, annotation.undone) == (first, "two", 1234, False)
@@ -96,17 +145,19 @@ def test_answer_round_trip_with_skip_and_undo(bob_client, project, bob, make_ite
 
     # Undo takes back the skip (the latest answer): that item is current again, with the answer shown.
     data = _post(bob_client, project, "label-undo").json()
-    assert data["undone"] == {"item": second, "label": None, "skip": True}
-    assert data["current"]["item"] == second
-    assert data["current"]["previous"] == {"item": second, "label": None, "skip": True}
-    assert data["next"]["item"] != second
+    assert (data["undone"]["item"], data["undone"]["label"], data["undone"]["skipped"]) == (second, None, True)
+    assert data["undone"]["id"] == saved["id"]
+    assert data["current"]["id"] == second and set(data["current"]) == LEASE_KEYS
+    assert data["items"][str(second)]["previous"] == data["undone"]
+    assert data["next"]["id"] != second
+    assert data["items"][str(data["next"]["id"])]["previous"] is None
     skip = Annotation.objects.get(annotator=bob, idempotency_key="key-2")
     assert skip.undone
     assert user_answer_count(project, bob) == 1
-    assert set(Lease.objects.filter(user=bob).values_list("item_id", flat=True)) == {second, data["next"]["item"]}
+    assert set(Lease.objects.filter(user=bob).values_list("item_id", flat=True)) == {second, data["next"]["id"]}
 
     # Answer it again with a class; the undone row stays as history.
-    _answer(bob_client, project, second, "key-3", label="zero", exclude=[data["next"]["item"]])
+    _answer(bob_client, project, second, "key-3", label="zero", exclude=[data["next"]["id"]])
     assert Annotation.objects.filter(item_id=second, annotator=bob).count() == 2
     assert Annotation.objects.get(item_id=second, annotator=bob, undone=False).label.name == "zero"
 
@@ -114,8 +165,8 @@ def test_answer_round_trip_with_skip_and_undo(bob_client, project, bob, make_ite
 def test_label_next_skips_the_items_the_page_holds(bob_client, project, make_items):
     make_items(4)
     state = bob_client.get(reverse("label", args=[project.pk])).context["state"]
-    held = [state["current"]["item"], state["next"]["item"]]
-    assert _post(bob_client, project, "label-next", exclude=held[:1]).json()["next"]["item"] == held[1]
+    held = [state["current"]["id"], state["next"]["id"]]
+    assert _post(bob_client, project, "label-next", exclude=held[:1]).json()["next"]["id"] == held[1]
     # Two leases are the most one user holds: a third is refused until one is answered.
     assert _post(bob_client, project, "label-next", exclude=held).json()["next"] is None
 
@@ -162,16 +213,21 @@ def test_a_plain_form_post_redirects_and_shows_the_refusal(bob_client, project, 
 def test_a_plain_form_post_labels_and_undoes(bob_client, project, bob, make_items):
     make_items(3)
     page = bob_client.get(reverse("label", args=[project.pk]))
-    item = page.context["state"]["current"]["item"]
+    item = page.context["state"]["current"]["id"]
     key = page.context["answer_key"]
     response = bob_client.post(reverse("label-answer", args=[project.pk]), {"item": item, "label": "one", "idempotency_key": key})
     assert response.status_code == 302
     assert Annotation.objects.get(annotator=bob, undone=False).item_id == item
     response = bob_client.post(reverse("label-undo", args=[project.pk]), follow=True)
     assert "Undid your answer" in response.content.decode()
-    assert response.context["state"]["current"]["item"] == item
-    assert response.context["state"]["current"]["previous"] == {"item": item, "label": "one", "skip": False}
-    assert 'data-previous' in response.content.decode()
+    state = response.context["state"]
+    assert state["current"]["id"] == item
+    previous = state["items"][str(item)]["previous"]
+    assert (previous["item"], previous["label"], previous["skipped"]) == (item, "one", False)
+    body = response.content.decode()
+    assert 'data-previous' in body.split('value="one"')[1].split(">")[0]
+    assert 'data-previous' not in body.split('id="skip-button"')[1].split(">")[0]
+    assert "Your previous answer:\n      <strong>one</strong>" in body
 
 
 def test_undo_with_nothing_to_undo_says_so(bob_client, project, make_items):
@@ -189,7 +245,67 @@ def test_an_unknown_class_is_refused(bob_client, project, bob, make_items):
     assert "Unknown class" in reply.json()["error"]
     reply = _post(bob_client, project, "label-answer", label="one", idempotency_key="k2")
     assert reply.status_code == 400
+    assert "item" in reply.json()["error"] and "required" in reply.json()["error"]
+    assert reply.json()["next"]["id"] == lease.item_id  # the page can go on
     assert not Annotation.objects.exists()
+
+
+def test_the_page_checks_its_input_as_the_api_does(bob_client, project, bob, make_items):
+    make_items(3)
+    lease = lease_next(project, bob)
+    for bad in [{"duration_ms": "-5"}, {"idempotency_key": ""}, {"idempotency_key": "x" * 101}]:
+        reply = _post(bob_client, project, "label-answer", **{"item": lease.item_id, "idempotency_key": "k", "label": "one", **bad})
+        assert reply.status_code == 400, bad
+        field = next(iter(bad))
+        assert reply.json()["error"].startswith(f"{field}: "), reply.json()
+        api_reply = api_client(bob).post(
+            f"/api/projects/{project.pk}/annotations/",
+            {"item": lease.item_id, "idempotency_key": "k", "label": "one", **bad},
+            format="json",
+        )
+        assert api_reply.status_code == 400 and set(api_reply.json()) == {field}
+    reply = _post(bob_client, project, "label-next", exclude="nine")
+    assert reply.status_code == 400 and reply.json()["error"].startswith("exclude ")
+    assert not Annotation.objects.exists()
+
+
+def test_the_pages_json_is_the_apis_for_the_same_lease_and_answer(bob_client, project, bob, make_items, monkeypatch):
+    """The page and the API (here over the same session) answer with the same JSON for the
+    same lease: same keys and values, image_url and the model's guess included."""
+    make_items(5)
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)  # every lease refresh sets the same expiry
+    guess = {"label": "one", "confidence": 0.6, "top": [{"label": "one", "confidence": 0.6}, {"label": "zero", "confidence": 0.3}]}
+    Lease.objects.filter(pk=lease_next(project, bob).pk).update(suggestion=guess)
+
+    def api_next(*exclude):
+        reply = bob_client.post(f"/api/projects/{project.pk}/next/", {"exclude": list(exclude)}, content_type="application/json")
+        assert reply.status_code == 200
+        return reply.json()
+
+    state = bob_client.get(reverse("label", args=[project.pk])).context["state"]
+    current, prefetched = state["current"], state["next"]
+    assert current["suggestion"] == guess
+    assert json.loads(json.dumps(current)) == api_next()
+    assert json.loads(json.dumps(prefetched)) == api_next(current["id"])
+
+    body = {"item": current["id"], "label": "one", "idempotency_key": "same", "duration_ms": 700}
+    page = _post(bob_client, project, "label-answer", exclude=[prefetched["id"]], **body).json()
+    third = page["next"]
+    assert third["id"] not in {current["id"], prefetched["id"]}
+    assert set(third) == LEASE_KEYS and third == api_next(prefetched["id"])
+    assert _post(bob_client, project, "label-next", exclude=[prefetched["id"]]).json()["next"] == third
+    # The API's replay of the same answer is the answer the page got.
+    replay = bob_client.post(f"/api/projects/{project.pk}/annotations/", body, content_type="application/json")
+    assert replay.status_code == 200 and replay.json() == page["saved"]
+    assert page["saved"]["suggestion"] == guess and set(page["saved"]) == ANSWER_KEYS
+
+    undo = _post(bob_client, project, "label-undo", exclude=[prefetched["id"], third["id"]]).json()
+    assert undo["current"] == api_next() and undo["current"]["id"] == current["id"]
+    assert undo["current"]["suggestion"] == guess
+    assert undo["undone"]["id"] == page["saved"]["id"]
+    assert undo["undone"] == page["saved"]
+    assert undo["items"][str(current["id"])]["previous"] == page["saved"]
 
 
 def test_label_endpoints_refuse_get(bob_client, project):

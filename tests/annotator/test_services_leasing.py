@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from annotator.access import LABELING_ROLES, Conflict, Forbidden, Invalid, project_for
-from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.labeling.answers import answer_and_next, submit_annotation, undo_last
 from annotator.labeling.leasing import lease_next
 from annotator.models import Annotation, Lease
 from annotator.projects.changes import create_project
@@ -21,6 +21,43 @@ def test_it_returns_the_current_lease_until_answered(project, bob, make_items):
     submit_annotation(project, bob, item_id=first.item_id, label="one", idempotency_key="k1")
     after = lease_next(project, bob)
     assert after.item_id != first.item_id
+
+
+def test_answer_and_next_answers_and_leases_the_next_item_left_out_of_exclude(project, bob, make_items):
+    make_items(5)
+    first = lease_next(project, bob)
+    prefetched = lease_next(project, bob, exclude=[first.item_id])
+    outcome = answer_and_next(project, bob, item_id=first.item_id, label="one", skip=False, idempotency_key="k1",
+                              duration_ms=900, exclude=[prefetched.item_id])
+    assert outcome.submitted.created and outcome.submitted.annotation.label.name == "one"
+    assert outcome.submitted.annotation.duration_ms == 900
+    assert outcome.next.item_id not in {first.item_id, prefetched.item_id}
+    assert set(Lease.objects.filter(user=bob).values_list("item_id", flat=True)) == {prefetched.item_id, outcome.next.item_id}
+    # Without exclude the next item is the one the caller already holds (its oldest lease).
+    again = answer_and_next(project, bob, item_id=first.item_id, label="one", skip=False, idempotency_key="k1", duration_ms=900)
+    assert not again.submitted.created and again.submitted.annotation.pk == outcome.submitted.annotation.pk
+    assert again.next.item_id == prefetched.item_id
+    skipped = answer_and_next(project, bob, item_id=prefetched.item_id, label=None, skip=True, idempotency_key="k2",
+                              duration_ms=None)
+    assert skipped.submitted.annotation.skipped and skipped.next.item_id == outcome.next.item_id
+
+
+def test_answer_and_next_refuses_as_submit_does_and_leases_nothing(project, bob, make_items):
+    make_items(2)
+    lease = lease_next(project, bob)
+    with pytest.raises(Invalid, match="Unknown class"):
+        answer_and_next(project, bob, item_id=lease.item_id, label="seven", skip=False, idempotency_key="k", duration_ms=None)
+    assert list(Lease.objects.filter(user=bob).values_list("item_id", flat=True)) == [lease.item_id]
+    second = answer_and_next(project, bob, item_id=lease.item_id, label="one", skip=False, idempotency_key="k",
+                             duration_ms=None).next
+    assert second.item_id != lease.item_id
+    with pytest.raises(Conflict, match="already answered"):
+        answer_and_next(project, bob, item_id=lease.item_id, label="two", skip=False, idempotency_key="k3", duration_ms=None)
+    assert list(Lease.objects.filter(user=bob).values_list("item_id", flat=True)) == [second.item_id]
+    # The last item answered: nothing is left to lease.
+    last = answer_and_next(project, bob, item_id=second.item_id, label="two", skip=False, idempotency_key="k4", duration_ms=None)
+    assert last.submitted.created and last.next is None
+    assert not Lease.objects.filter(user=bob).exists()
 
 
 def test_it_serves_in_priority_order(project, bob, make_items):

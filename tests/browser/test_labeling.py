@@ -110,7 +110,19 @@ def test_keyboard_labeling_undo_skip_and_refusal(browser, live_server, project, 
     page.evaluate(TIMING_PROBE)
     wait_until_settled(page)
     assert shown_item(page) == first.item_id
+    assert page.inner_text("#item-name") == first.item.original_name
     assert page.inner_text("#guess").startswith("Model guess: two 87%")
+    # Unsure (below 90%): the runners-up show, each with its hotkey.
+    assert page.inner_text("#guess-top").replace("\n", " ") == "or maybe 2 one 9% 1 zero 4%"
+    assert page.get_attribute(".class-button[value=two]", "data-suggested") is not None
+    # The server drew the guess and the buttons as label.js draws them.
+    served, drawn = page.evaluate("""async () => {
+        const html = await (await fetch(location.href)).text();
+        const served = new DOMParser().parseFromString(html, "text/html");
+        const parts = (doc) => ["#guess", ".class-buttons", "#skip-button"].map((sel) => doc.querySelector(sel).outerHTML.replace(/\\s+/g, " "));
+        return [parts(served), parts(document)];
+    }""")
+    assert served == drawn
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "labeling.png"))
 
@@ -134,6 +146,8 @@ def test_keyboard_labeling_undo_skip_and_refusal(browser, live_server, project, 
     page.wait_for_function(f"() => document.getElementById('label-image').src.includes('/items/{last_item}/')")
     assert page.get_attribute(".class-button[value=zero]", "data-previous") is not None
     assert page.is_visible("#previous-answer")
+    assert page.inner_text("#previous-answer strong") == "zero"
+    assert page.get_attribute("#skip-button", "data-previous") is None
     wait_until_settled(page)
     item, ms, frame_ms = press_and_time(page, "3")
     assert item == last_item

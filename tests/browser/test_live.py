@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from annotator.live import events
+from annotator import events
 from annotator.modelloop import predictions
 from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Lease, ModelVersion, QueueEntry, TrainerState
@@ -96,9 +96,11 @@ def asgi_server(transactional_db):
         yield AsgiServer(url, switch, loop)
 
 
-def open_label_page(browser, server, project, username="bob"):
+def open_label_page(browser, server, project, username="bob", before=None):
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     page.add_init_script(FAST_LIVE)
+    if before:
+        before(page)
     path = f"/projects/{project.pk}/label/"
     page.goto(f"{server.url}/accounts/login/?next={path}")
     page.fill("input[name=username]", username)
@@ -199,6 +201,31 @@ def test_indicator_shows_status_and_follows_events(browser, asgi_server, project
     page.wait_for_function("() => document.querySelector('[data-trainer-status]').dataset.phase === 'training'")
     assert page.is_visible("[data-ts=progress].is-indeterminate")
     assert page.get_attribute("[data-ts=progress]", "aria-valuenow") is None
+
+
+def test_the_indicator_is_drawn_on_load_from_the_status_the_page_came_with(browser, asgi_server, project, bob, make_items):
+    """No socket and no HTTP status: what the indicator shows comes from the status embedded in
+    the page, drawn by live.js as it draws every later update."""
+    make_items(2)
+    version = make_version(project, 2, list(project.items.all()), kind="slow")
+    set_trainer(project, TrainerState.Phase.TRAINING, progress=0.4, version=version, detail="Epoch 3 of 8")
+    asgi_server.switch.refuse = True
+    status_requests = []
+
+    def no_status(page):
+        page.route("**/status/", lambda route: (status_requests.append(route.request.url), route.abort()))
+
+    page = open_label_page(browser, asgi_server, project, before=no_status)
+    wait_online(page, online=False)
+    assert status_requests  # the poll was tried and failed: only the embedded status is there
+    text = indicator(page)
+    assert "Training" in text and "40%" in text and "model v2" in text and "cuda" in text, text
+    assert page.get_attribute("[data-trainer-status]", "data-phase") == "training"
+    assert page.get_attribute("[data-trainer-status]", "title") == "Epoch 3 of 8"
+    assert page.get_attribute("[data-ts=progress]", "aria-valuenow") == "40"
+    assert page.get_attribute("[data-ts=version]", "title") == "full retrain, trained on 20 labels"
+    assert page.evaluate("() => document.querySelector('[data-ts=bar]').style.width") == "40%"
+    assert not page.is_visible("[data-ts=accuracy]") and not page.is_visible("[data-ts=error]")
 
 
 def test_a_new_queue_replaces_the_prefetched_item(browser, asgi_server, project, bob, make_items):
