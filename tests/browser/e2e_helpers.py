@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from annotator.modelloop.trainer import Trainer
-from tests.annotator.trainer_helpers import SHAPES, png, shape_image
+from tests.annotator.modelloop.trainer_helpers import SHAPES, png, shape_image
 from tests.browser.helpers import serve_asgi
 from tests.conftest import PASSWORD
 

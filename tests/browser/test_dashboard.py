@@ -103,7 +103,7 @@ def model_history(project, bob):
 
     from annotator.modelloop.predictions import artifact_path
     from annotator.models import Annotation, ModelVersion, TrainerState
-    from tests.annotator.trainer_helpers import add_shape_items
+    from tests.annotator.modelloop.trainer_helpers import add_shape_items
 
     items, _kinds = add_shape_items(project, 45)
     names = project.class_names()

@@ -7,7 +7,7 @@ with torchvision's ImageFolder.
 Every step goes through the pages (no ORM writes); the database is read only to check what
 the pages did. The ASGI application runs under uvicorn in a thread (websockets included, so
 the live indicator and the dashboard follow the trainer) and the trainer in another, with
-the fast settings of tests/annotator/trainer_helpers.py. Screenshots go to test-artifacts/."""
+the fast settings of tests/annotator/modelloop/trainer_helpers.py. Screenshots go to test-artifacts/."""
 import csv
 import io
 import os
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from annotator.models import Annotation, Item, Membership, ModelVersion, Project, QueueEntry, Role
-from tests.annotator.trainer_helpers import SHAPES, fast_trainer_settings
+from tests.annotator.modelloop.trainer_helpers import SHAPES, fast_trainer_settings
 from tests.browser.e2e_helpers import asgi_server, log_in, shape_of, trainer_thread, watch_console, write_shapes
 from tests.browser.helpers import ARTIFACTS, ASGI_MARKS, FAST_LIVE
 

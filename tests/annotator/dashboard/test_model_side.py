@@ -15,7 +15,7 @@ from annotator.modelloop.predictions import artifact_path
 from annotator.modelloop.status import wilson_interval
 from annotator.modelloop.steering import reset_model
 from annotator.models import Annotation, ModelVersion, TrainerState
-from tests.annotator.test_dashboard import _answer, _items
+from tests.annotator.dashboard.test_progress import _answer, _items
 
 
 def _version(project, number, labels_used, *, kind="fast", metrics=None, folder="", classes=None, generation=0):

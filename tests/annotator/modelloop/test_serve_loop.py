@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
-from tests.annotator.test_trainer_crash import ROOT, env_for, run
+from tests.annotator.modelloop.test_trainer_crash import ROOT, env_for, run
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_serve_runs_the_loop_and_pushes_its_events_live(tmp_path, mode):
     env = env_for(tmp_path)
     env["TRAINER_SLOW_EVERY"] = "0"
     run(env, "manage.py", "migrate", "--noinput", "-v", "0")
-    run(env, "-m", "tests.annotator.loop_scripts", "setup")
+    run(env, "-m", "tests.annotator.modelloop.loop_scripts", "setup")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--trainer", mode,

@@ -13,7 +13,7 @@ from annotator.modelloop.trainer import Trainer
 from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
 from annotator.projects.changes import create_project
 from mlcore.checkpoint import load_checkpoint
-from tests.annotator.trainer_helpers import SHAPES, fast_versions, label_served
+from tests.annotator.modelloop.trainer_helpers import SHAPES, fast_versions, label_served
 
 
 def quiet_trainer(name="t1"):
@@ -87,7 +87,7 @@ def test_it_starts_from_an_uploaded_checkpoint_without_pretraining(shapes, alice
     data = _exported_checkpoint(shapes)
     trainer.release()
     other = create_project(alice, name="Shapes again", classes=SHAPES, audit_fraction=0.0)
-    from tests.annotator.trainer_helpers import add_shape_items
+    from tests.annotator.modelloop.trainer_helpers import add_shape_items
 
     add_shape_items(other, 40, seed=5)
     report = upload_checkpoint(other, SimpleUploadedFile("shapes.pt", data), by=alice)

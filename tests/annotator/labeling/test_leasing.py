@@ -1,4 +1,4 @@
-"""The queue rules of annotator.services, independent of HTTP."""
+"""The queue rules of annotator.labeling.leasing, independent of HTTP."""
 from datetime import timedelta
 
 import pytest

@@ -1,5 +1,5 @@
 """Helpers the crash tests run in subprocesses, against a throwaway SQLite data dir:
-`python -m tests.annotator.loop_scripts setup|label N|verify`."""
+`python -m tests.annotator.modelloop.loop_scripts setup|label N|verify`."""
 import json
 import os
 import sys
@@ -19,14 +19,14 @@ def main(argv):
 
     command = argv[0]
     if command == "setup":
-        from tests.annotator.trainer_helpers import SHAPES, add_shape_items
+        from tests.annotator.modelloop.trainer_helpers import SHAPES, add_shape_items
 
         user = get_user_model().objects.create_user("alice", password="x" * 12)
         project = create_project(user, name="Shapes", classes=SHAPES, audit_fraction=0.0)
         add_shape_items(project, 90)
         print(json.dumps({"project": project.pk}))
     elif command == "label":
-        from tests.annotator.trainer_helpers import SHAPES
+        from tests.annotator.modelloop.trainer_helpers import SHAPES
 
         project = Project.objects.get(slug="shapes")
         user = get_user_model().objects.get(username="alice")

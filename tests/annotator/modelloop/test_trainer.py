@@ -11,7 +11,7 @@ from annotator.modelloop.status import audit_accuracy, trainer_status
 from annotator.modelloop.trainer import Trainer
 from annotator.models import Annotation, Item, LabelClass, Lease, ModelVersion, QueueEntry, TrainerState
 from mlcore.checkpoint import load_checkpoint
-from tests.annotator.trainer_helpers import SHAPES, add_shape_items, fast_versions, label_served
+from tests.annotator.modelloop.trainer_helpers import SHAPES, add_shape_items, fast_versions, label_served
 
 
 def test_it_pretrains_then_publishes_a_cold_start_queue(shapes):

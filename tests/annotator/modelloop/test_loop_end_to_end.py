@@ -19,7 +19,7 @@ from annotator.modelloop.status import audit_accuracy
 from annotator.modelloop.trainer import Trainer
 from annotator.models import Item, ModelVersion, TrainerState
 from annotator.projects.changes import create_project
-from tests.annotator.trainer_helpers import fast_trainer_settings
+from tests.annotator.modelloop.trainer_helpers import fast_trainer_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -38,8 +38,7 @@ from annotator.labeling.corrections import correct_annotation
 from annotator.labeling.leasing import lease_next
 from annotator.modelloop import predictions
 from annotator.models import Item, ModelVersion, TrainerState
-
-from ..conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,7 @@ from annotator.exporting import formats, imagefolder, labels, zipstream
 from annotator.modelloop import predictions
 from annotator.modelloop.steering import reset_model
 from annotator.models import Annotation, Item, LabelClass, ModelVersion, TrainerState
-
-from ..conftest import png_bytes
+from tests.conftest import png_bytes
 
 
 @pytest.fixture(autouse=True)

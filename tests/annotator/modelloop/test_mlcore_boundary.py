@@ -12,7 +12,7 @@ import pytest
 
 from mlcore.learner import ActiveLearner
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "annotator"
 # an expression that names a learner: `learner`, `model.learner`, `self.model.learner`, `clone`, `old_learner`
 LEARNER = re.compile(r"(learner|clone)$", re.IGNORECASE)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def env_for(data_dir):
@@ -35,29 +35,29 @@ def run(env, *args):
 def test_sigkill_at_random_moments_never_corrupts_and_resumes(tmp_path):
     env = env_for(tmp_path)
     run(env, "manage.py", "migrate", "--noinput", "-v", "0")
-    run(env, "-m", "tests.annotator.loop_scripts", "setup")
+    run(env, "-m", "tests.annotator.modelloop.loop_scripts", "setup")
     rng = random.Random(7)
     verified = []
     for round_ in range(6):
         trainer = subprocess.Popen([sys.executable, "manage.py", "trainer", "--name", f"victim-{round_}"],
                                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(1.0, 7.0))
-        run(env, "-m", "tests.annotator.loop_scripts", "label", "3")
+        run(env, "-m", "tests.annotator.modelloop.loop_scripts", "label", "3")
         time.sleep(rng.uniform(0.0, 2.0))
         trainer.send_signal(signal.SIGKILL)
         trainer.wait(30)
-        result = json.loads(run(env, "-m", "tests.annotator.loop_scripts", "verify"))
+        result = json.loads(run(env, "-m", "tests.annotator.modelloop.loop_scripts", "verify"))
         assert result["problems"] == [], result
         verified.append(result)
     # a last trainer (after the dead one's 3 s lease expired) resumes and catches up
     time.sleep(3.5)
-    run(env, "-m", "tests.annotator.loop_scripts", "label", "2")
+    run(env, "-m", "tests.annotator.modelloop.loop_scripts", "label", "2")
     final = subprocess.Popen([sys.executable, "manage.py", "trainer", "--name", "survivor"],
                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            result = json.loads(run(env, "-m", "tests.annotator.loop_scripts", "verify"))
+            result = json.loads(run(env, "-m", "tests.annotator.modelloop.loop_scripts", "verify"))
             if result["fast_labels"] == 20:
                 break
             time.sleep(1)

@@ -9,7 +9,7 @@ from django.db import connection
 from annotator.modelloop.trainer import Trainer
 from annotator.models import TrainerState
 from annotator.projects.changes import create_project
-from tests.annotator.trainer_helpers import SHAPES, add_shape_items
+from tests.annotator.modelloop.trainer_helpers import SHAPES, add_shape_items
 
 pytestmark = [
     pytest.mark.postgres,

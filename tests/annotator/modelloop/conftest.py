@@ -3,7 +3,7 @@ import pytest
 
 from annotator.projects.changes import create_project
 from annotator.projects.members import add_member
-from tests.annotator.trainer_helpers import SHAPES, add_shape_items, fast_trainer_settings
+from tests.annotator.modelloop.trainer_helpers import SHAPES, add_shape_items, fast_trainer_settings
 
 
 @pytest.fixture
