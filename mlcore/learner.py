@@ -28,25 +28,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlcore.acquisition.coldstart import cold_start
-from mlcore.acquisition.rank import rank
 from mlcore.checkpoint import load_checkpoint, save_checkpoint
 from mlcore.config import LearnerConfig
 from mlcore.data import to_tensor
-from mlcore.device import get_device
-from mlcore.fast import (
-    FastResult,
-    cross_validated_accuracy,
-    fast_update,
-    fit_dropout_head,
-    heldout_probabilities,
-    mc_dropout_probs,
-)
+from mlcore.embedding_learner import EmbeddingLearner
+from mlcore.fast import cross_validated_accuracy
 from mlcore.finetune import finetune
 from mlcore.models.encoders import build_encoder
 from mlcore.models.heads import ClassifierHead
 from mlcore.pretrain import embed, pretrain
-from mlcore.propagation import Graph, affinity, check_labels, knn_graph, knn_predict, normalize_graph
 
 
 def encoder_weights(state: dict, encoder: torch.nn.Module) -> dict:
@@ -66,35 +56,21 @@ def encoder_weights(state: dict, encoder: torch.nn.Module) -> dict:
             if k in own and isinstance(v, torch.Tensor) and own[k].shape == v.shape}
 
 
-class ActiveLearner:
+class ActiveLearner(EmbeddingLearner):
+    """An EmbeddingLearner whose encoder is trained on the pool's own pixels."""
+
+    can_finetune = True
+
     def __init__(self, cfg: LearnerConfig, images, device=None):
-        self.cfg = cfg
-        self.device = get_device(device)  # clear ValueError for a bad name / missing CUDA
+        super().__init__(cfg, None, device)
         self.pool = to_tensor(images, cfg.encoder.input_size, self.device)  # (N, C, S, S) uint8
         self.encoder: torch.nn.Module | None = None
         self.head: ClassifierHead | None = None
         self.proj = None  # projection head of the slow path's contrastive term
-        self.emb: np.ndarray | None = None  # (N, D) unit embeddings of the pool
-        self.graph: Graph | None = None
-        self.last: FastResult | None = None
-        self.version = 0  # bumped whenever the encoder (hence embeddings) changes
-        self.accepted: bool | None = None  # did the last slow path keep its new encoder?
-        self._spectral: dict = {}  # cold-start eigenvectors of the current graph
-        self.labels: np.ndarray | None = None  # the labels a loaded checkpoint was saved with
 
     @property
     def has_encoder(self) -> bool:
         return self.encoder is not None
-
-    @property
-    def num_classes(self) -> int:
-        return self.cfg.num_classes
-
-    @property
-    def embeddings(self) -> np.ndarray | None:
-        """Unit embeddings (N, D) of the pool, None before pretraining. The learner's own
-        array (not a copy): read it, never write into it."""
-        return self.emb
 
     # --- encoder ----------------------------------------------------------------------
 
@@ -123,11 +99,7 @@ class ActiveLearner:
         return self.emb
 
     def _refresh(self, embed_again: bool = True) -> None:
-        if embed_again:
-            self.emb = embed(self.encoder, self.pool)
-        p = self.cfg.propagation
-        self.graph = knn_graph(self.emb, p.k, p.gamma, p.exact_max, self.device.type)
-        self.version += 1
+        self._set_embeddings(embed(self.encoder, self.pool) if embed_again else self.emb)
 
     # --- changes the app makes between steps -------------------------------------------
 
@@ -142,21 +114,8 @@ class ActiveLearner:
         new._refresh()
         return new
 
-    def set_num_classes(self, n: int, cold_start_until: int | None = None) -> None:
-        """Classes added, removed or reordered: the encoder stays, the classifier head and
-        the probabilities go. ``cold_start_until`` (None: unchanged) is the label count
-        below which ``auto`` ranking keeps cold-starting."""
-        import copy
-
-        if int(n) < 1:
-            raise ValueError(f"num_classes must be at least 1, got {n}")
-        # a private copy: the config object may be shared (other learners, clones, callers)
-        cfg = copy.deepcopy(self.cfg)
-        cfg.num_classes = int(n)
-        if cold_start_until is not None:
-            cfg.acquisition.cold_start_until = int(cold_start_until)
-        self.cfg = cfg
-        self.head, self.last = None, None
+    def _forget_head(self) -> None:
+        self.head = None
 
     def clone(self) -> ActiveLearner:
         """A learner to fine-tune in another thread while this one keeps serving: its own
@@ -186,63 +145,11 @@ class ActiveLearner:
         self.version = max(self.version, other.version) + 1
         self.last = None
 
-    def heldout_probabilities(self, labels: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
-        """Out-of-fold propagation over the labelled items on the current graph:
-        (rows, probs (L, C)), see ``mlcore.fast.heldout_probabilities``."""
-        self._require_model()
-        return heldout_probabilities(self.graph, labels, self.cfg.num_classes,
-                                     self.cfg.propagation, folds=folds, seed=self.cfg.seed)
-
     def _require_model(self, need_probs: bool = False) -> None:
         """A clear error instead of an AttributeError on None deep inside a step."""
         if self.encoder is None or self.emb is None:
             raise RuntimeError("The learner has no encoder yet: call pretrain() or init_from_checkpoint() first.")
-        if need_probs and self.last is None:
-            raise RuntimeError("No probabilities yet: call fast_update(labels) first.")
-
-    # --- fast path ----------------------------------------------------------------------
-
-    def cold_start(self, n: int, labels: np.ndarray | None = None) -> np.ndarray:
-        self._require_model()
-        if labels is not None:
-            labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
-        labeled = None if labels is None else labels >= 0
-        cache = self._spectral.setdefault(self.version, {})
-        if len(self._spectral) > 1:  # only the current graph's decomposition is kept
-            self._spectral = {self.version: cache}
-        return cold_start(self.emb, self.graph, n, labeled, self.cfg.acquisition.cold_start_k,
-                          self.cfg.seed, spectral_cache=cache)
-
-    def fast_update(self, labels: np.ndarray, soft_labels: np.ndarray | None = None) -> np.ndarray:
-        """Prototypes + label propagation -> probabilities (N, C) of all pool items."""
-        self._require_model()
-        self.last = fast_update(self.emb, self.graph, labels, self.cfg.num_classes,
-                                self.cfg.propagation, soft_labels)
-        return self.last.probs
-
-    def _mc_probs(self) -> np.ndarray:
-        a = self.cfg.acquisition
-        head = fit_dropout_head(self.emb, self.last.probs, self.last.certainty,
-                                self.cfg.encoder.dropout, a.head_steps, self.cfg.seed)
-        return mc_dropout_probs(head, self.emb, a.mc_samples, self.cfg.seed)
-
-    def rank(self, n: int, labels: np.ndarray, strategy: str | None = None,
-             seed: int | None = None) -> np.ndarray:
-        """Next n items to ask, best first. With no label yet (and a strategy other than
-        random) this is the cold-start selection; ``auto`` keeps using it until
-        ``acquisition.cold_start_until`` labels, then ranks with ``AUTO_STRATEGY``."""
-        self._require_model()
-        strategy = strategy or self.cfg.acquisition.strategy
-        seed = self.cfg.seed if seed is None else seed
-        labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
-        n_lab = int((labels >= 0).sum())
-        if (n_lab == 0 and strategy != "random") or (
-                strategy == "auto" and n_lab < self.cfg.acquisition.cold_start_until):
-            return self.cold_start(n, labels)
-        if self.last is None:
-            self.fast_update(labels)
-        return rank(self.last.probs, self.emb, labels, n, strategy, self.cfg.acquisition,
-                    self._mc_probs, seed)
+        super()._require_model(need_probs)
 
     # --- slow path ----------------------------------------------------------------------
 
@@ -288,13 +195,6 @@ class ActiveLearner:
         self._require_model()
         return embed(self.encoder, images, self.cfg.encoder, device=self.device)
 
-    def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
-        """Probabilities (M, C) for images outside the pool, from their embeddings."""
-        self._require_model(need_probs=True)
-        p = self.cfg.propagation
-        return knn_predict(emb, self.emb, self.last.probs, p.predict_k, p.gamma, p.exact_max,
-                           self.device.type)
-
     def predict(self, images) -> np.ndarray:
         """Inductive guesses for new images (M, C): they never enter the graph."""
         return self.predict_embeddings(self.embed(images))
@@ -327,12 +227,8 @@ class ActiveLearner:
             state["head"] = self.head.state_dict()
         if self.proj is not None:
             state["proj"] = self.proj.state_dict()
-        arrays = {"emb": self.emb, "graph_idx": self.graph.idx, "graph_sims": self.graph.sims}
-        if self.last is not None:
-            arrays["probs"] = self.last.probs
-        if labels is not None:
-            arrays["labels"] = labels
-        save_checkpoint(path, self.cfg, state, arrays, {**(meta or {}), "version": self.version})
+        save_checkpoint(path, self.cfg, state, self._arrays(labels, with_embeddings=True),
+                        {**(meta or {}), "version": self.version})
 
     @classmethod
     def load(cls, path: str, images, device=None) -> ActiveLearner:
@@ -350,14 +246,5 @@ class ActiveLearner:
             self.proj = ProjectionHead(self.encoder.out_dim, self.encoder.out_dim, self.cfg.encoder.proj_dim)
             self.proj.load_state_dict(ck["state"]["proj"])
             self.proj.to(self.device)
-        a = ck["arrays"]
-        self.emb = a["emb"]
-        S = normalize_graph(affinity(a["graph_idx"], a["graph_sims"], self.cfg.propagation.gamma))
-        self.graph = Graph(a["graph_idx"], a["graph_sims"], S)
-        if "probs" in a:
-            from mlcore.propagation import certainty_weights
-            self.last = FastResult(a["probs"], certainty_weights(a["probs"]),
-                                   np.ones(len(a["probs"]), bool))
-        self.version = int(ck["meta"].get("version", 0))
-        self.labels = a.get("labels")
+        self._restore_arrays(ck, ck["arrays"]["emb"])
         return self

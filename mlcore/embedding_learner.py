@@ -1,0 +1,208 @@
+"""``EmbeddingLearner``: everything downstream of the embeddings, for any encoder.
+
+    learner = EmbeddingLearner(cfg, emb)          # unit rows (N, D) from any encoder
+    first = learner.cold_start(10)                # typical + covering
+    probs = learner.fast_update(labels)           # propagation on the kNN graph
+    queue = learner.rank(10, labels)              # next items to ask
+    rows, oof = learner.heldout_probabilities(labels)
+    learner = learner.with_embeddings(grown)      # images imported: new graph
+    learner.save(path, labels, meta={...}); EmbeddingLearner.load(path, emb)
+
+It never sees pixels: a frozen pretrained backbone embeds the pool once (the app keeps the
+vectors in an ``mlcore.store.EmbeddingStore``) and this learner works on the vectors.
+``mlcore.learner.ActiveLearner`` extends it with an encoder trained on the pool's pixels
+(self-supervised pretraining, fine-tuning).
+
+Labels are int arrays (N,) with -1 = unlabelled; optional soft labels (N, C) with zero
+rows for "none".
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from mlcore.acquisition.coldstart import cold_start
+from mlcore.acquisition.rank import rank
+from mlcore.checkpoint import load_checkpoint, save_checkpoint
+from mlcore.config import LearnerConfig
+from mlcore.device import get_device
+from mlcore.fast import FastResult, fast_update, fit_dropout_head, heldout_probabilities, mc_dropout_probs
+from mlcore.propagation import Graph, affinity, certainty_weights, check_labels, knn_graph, knn_predict, normalize_graph
+
+
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """float32 copy of (N, D) with L2-normalised rows (zero rows stay zero)."""
+    emb = np.asarray(emb, dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb / np.maximum(norms, 1e-12)
+
+
+class EmbeddingLearner:
+    can_finetune = False  # no encoder of its own to train
+
+    def __init__(self, cfg: LearnerConfig, emb: np.ndarray | None = None, device=None):
+        self.cfg = cfg
+        self.device = get_device(device)  # clear ValueError for a bad name / missing CUDA
+        self.emb: np.ndarray | None = None  # (N, D) unit embeddings of the pool
+        self.graph: Graph | None = None
+        self.last: FastResult | None = None
+        self.version = 0  # bumped whenever the embeddings (hence the graph) change
+        self.accepted: bool | None = None  # did the last slow path keep its new encoder?
+        self._spectral: dict = {}  # cold-start eigenvectors of the current graph
+        self.labels: np.ndarray | None = None  # the labels a loaded checkpoint was saved with
+        if emb is not None:
+            self._set_embeddings(unit_rows(emb))
+
+    def _set_embeddings(self, emb: np.ndarray) -> None:
+        """New embeddings (N, D): a new kNN graph and a new version (cache key)."""
+        p = self.cfg.propagation
+        self.emb = emb
+        self.graph = knn_graph(emb, p.k, p.gamma, p.exact_max, self.device.type)
+        self.version += 1
+
+    @property
+    def has_features(self) -> bool:
+        return self.emb is not None
+
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.num_classes
+
+    @property
+    def embeddings(self) -> np.ndarray | None:
+        """Unit embeddings (N, D) of the pool, None before there are any. The learner's own
+        array (not a copy): read it, never write into it."""
+        return self.emb
+
+    def _require_model(self, need_probs: bool = False) -> None:
+        """A clear error instead of an AttributeError on None deep inside a step."""
+        if self.emb is None:
+            raise RuntimeError("The learner has no embeddings yet.")
+        if need_probs and self.last is None:
+            raise RuntimeError("No probabilities yet: call fast_update(labels) first.")
+
+    # --- changes between steps ------------------------------------------------------------
+
+    def with_embeddings(self, emb: np.ndarray) -> EmbeddingLearner:
+        """A learner on another pool's embeddings (e.g. grown by an import), same config."""
+        new = EmbeddingLearner(self.cfg, None, self.device)
+        new.version = self.version
+        new._set_embeddings(unit_rows(emb))
+        return new
+
+    def set_num_classes(self, n: int, cold_start_until: int | None = None) -> None:
+        """Classes added, removed or reordered: the probabilities (and any classifier head)
+        go. ``cold_start_until`` (None: unchanged) is the label count below which ``auto``
+        ranking keeps cold-starting."""
+        if int(n) < 1:
+            raise ValueError(f"num_classes must be at least 1, got {n}")
+        # a private copy: the config object may be shared (other learners, clones, callers)
+        cfg = copy.deepcopy(self.cfg)
+        cfg.num_classes = int(n)
+        if cold_start_until is not None:
+            cfg.acquisition.cold_start_until = int(cold_start_until)
+        self.cfg = cfg
+        self.last = None
+        self._forget_head()
+
+    def _forget_head(self) -> None:
+        """Subclasses with a classifier head drop it here."""
+
+    # --- fast path ------------------------------------------------------------------------
+
+    def heldout_probabilities(self, labels: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold propagation over the labelled items on the current graph:
+        (rows, probs (L, C)), see ``mlcore.fast.heldout_probabilities``."""
+        self._require_model()
+        return heldout_probabilities(self.graph, labels, self.cfg.num_classes,
+                                     self.cfg.propagation, folds=folds, seed=self.cfg.seed)
+
+    def cold_start(self, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+        self._require_model()
+        if labels is not None:
+            labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
+        labeled = None if labels is None else labels >= 0
+        cache = self._spectral.setdefault(self.version, {})
+        if len(self._spectral) > 1:  # only the current graph's decomposition is kept
+            self._spectral = {self.version: cache}
+        return cold_start(self.emb, self.graph, n, labeled, self.cfg.acquisition.cold_start_k,
+                          self.cfg.seed, spectral_cache=cache)
+
+    def fast_update(self, labels: np.ndarray, soft_labels: np.ndarray | None = None) -> np.ndarray:
+        """Prototypes + label propagation -> probabilities (N, C) of all pool items."""
+        self._require_model()
+        self.last = fast_update(self.emb, self.graph, labels, self.cfg.num_classes,
+                                self.cfg.propagation, soft_labels)
+        return self.last.probs
+
+    def _mc_probs(self) -> np.ndarray:
+        a = self.cfg.acquisition
+        head = fit_dropout_head(self.emb, self.last.probs, self.last.certainty,
+                                self.cfg.encoder.dropout, a.head_steps, self.cfg.seed)
+        return mc_dropout_probs(head, self.emb, a.mc_samples, self.cfg.seed)
+
+    def rank(self, n: int, labels: np.ndarray, strategy: str | None = None,
+             seed: int | None = None) -> np.ndarray:
+        """Next n items to ask, best first. With no label yet (and a strategy other than
+        random) this is the cold-start selection; ``auto`` keeps using it until
+        ``acquisition.cold_start_until`` labels, then ranks with ``AUTO_STRATEGY``."""
+        self._require_model()
+        strategy = strategy or self.cfg.acquisition.strategy
+        seed = self.cfg.seed if seed is None else seed
+        labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
+        n_lab = int((labels >= 0).sum())
+        if (n_lab == 0 and strategy != "random") or (
+                strategy == "auto" and n_lab < self.cfg.acquisition.cold_start_until):
+            return self.cold_start(n, labels)
+        if self.last is None:
+            self.fast_update(labels)
+        return rank(self.last.probs, self.emb, labels, n, strategy, self.cfg.acquisition,
+                    self._mc_probs, seed)
+
+    def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        """Probabilities (M, C) for images outside the pool, from their embeddings."""
+        self._require_model(need_probs=True)
+        p = self.cfg.propagation
+        return knn_predict(unit_rows(emb), self.emb, self.last.probs, p.predict_k, p.gamma, p.exact_max,
+                           self.device.type)
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def _arrays(self, labels: np.ndarray | None, with_embeddings: bool) -> dict:
+        arrays = {"graph_idx": self.graph.idx, "graph_sims": self.graph.sims}
+        if with_embeddings:
+            arrays["emb"] = self.emb
+        if self.last is not None:
+            arrays["probs"] = self.last.probs
+        if labels is not None:
+            arrays["labels"] = labels
+        return arrays
+
+    def save(self, path: str, labels: np.ndarray | None = None, meta: dict | None = None) -> None:
+        """Atomic checkpoint of the graph (and probabilities, labels) without the embeddings,
+        which live elsewhere (an EmbeddingStore): ``load`` takes them back."""
+        self._require_model()
+        save_checkpoint(path, self.cfg, {}, self._arrays(labels, with_embeddings=False),
+                        {**(meta or {}), "version": self.version, "learner": "embedding"})
+
+    def _restore_arrays(self, ck: dict, emb: np.ndarray) -> None:
+        a = ck["arrays"]
+        if len(a["graph_idx"]) != len(emb):
+            raise ValueError(f"The checkpoint's graph has {len(a['graph_idx'])} rows but {len(emb)} "
+                             "embeddings were given.")
+        self.emb = emb
+        S = normalize_graph(affinity(a["graph_idx"], a["graph_sims"], self.cfg.propagation.gamma))
+        self.graph = Graph(a["graph_idx"], a["graph_sims"], S)
+        if "probs" in a:
+            self.last = FastResult(a["probs"], certainty_weights(a["probs"]), np.ones(len(a["probs"]), bool))
+        self.version = int(ck["meta"].get("version", 0))
+        self.labels = a.get("labels")
+
+    @classmethod
+    def load(cls, path: str, emb: np.ndarray, device=None) -> EmbeddingLearner:
+        ck = load_checkpoint(path)
+        self = cls(ck["config"], None, device)
+        self._restore_arrays(ck, unit_rows(emb))
+        return self
