@@ -39,6 +39,22 @@ class Strategy(models.TextChoices):
     AUTO = "auto", "Auto (cold start, then the best-measured strategy)"
 
 
+class Encoder(models.TextChoices):
+    """What turns a project's images into embeddings. `auto`: the best pretrained backbone
+    whose weights are on the server, for photos; self-supervised pretraining on the
+    project's own images otherwise (digits, scans, micrographs) or when no weights are
+    present. The pretrained names are mlcore's encoder registry's (a test checks)."""
+
+    AUTO = "auto", "Auto (a pretrained backbone for photos when its weights are present)"
+    SELF_SUPERVISED = "self-supervised", "Self-supervised on this project's images"
+    RESNET18 = "resnet18", "ResNet-18 (ImageNet, torchvision)"
+    RESNET50 = "resnet50", "ResNet-50 (ImageNet, torchvision)"
+    CONVNEXT_TINY = "convnext_tiny", "ConvNeXt-Tiny (ImageNet, torchvision)"
+    VIT_B_16 = "vit_b_16", "ViT-B/16 (ImageNet, torchvision)"
+    DINOV2_VITS14 = "dinov2_vits14", "DINOv2 ViT-S/14"
+    DINOV2_VITB14 = "dinov2_vitb14", "DINOv2 ViT-B/14"
+
+
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     ANNOTATOR = "annotator", "Annotator"
@@ -67,6 +83,7 @@ class Project(models.Model):
     # drop every model of an older generation and start over (from `init_checkpoint`, an
     # uploaded encoder relative to ARTIFACTS_ROOT, when one is set).
     training_paused = models.BooleanField(default=False)
+    encoder = models.CharField(max_length=32, choices=Encoder.choices, default=Encoder.AUTO)
     model_generation = models.PositiveIntegerField(default=0)
     init_checkpoint = models.CharField(max_length=300, blank=True)
     init_checkpoint_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name

@@ -10,7 +10,7 @@ from annotator.api.permissions import ANY_MEMBER
 from annotator.api.schema import BODY_REFUSALS, FORBIDDEN, NOT_FOUND, NOT_SIGNED_IN, PROJECT_ID, PROJECT_ROUTES
 from annotator.api.serializers.project_settings import ProjectSettingsSerializer, ProjectSettingsUpdateSerializer
 from annotator.api.viewsets import ProjectScopedViewSet
-from annotator.modelloop.steering import set_paused
+from annotator.modelloop.steering import set_encoder, set_paused
 from annotator.projects.changes import SETTINGS_FIELDS, change_project
 from annotator.projects.classes import class_usage
 
@@ -52,8 +52,11 @@ class SettingsViewSet(ProjectScopedViewSet):
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         paused = changes.pop("training_paused", None)
+        encoder = changes.pop("encoder", None)
         if changes:
             change_project(self.project, **changes)
+        if encoder is not None:
+            set_encoder(self.project, encoder, by=request.user)
         if paused is not None:
             set_paused(self.project, paused)
         return Response(settings_body(self.project))
@@ -69,6 +72,7 @@ def settings_body(project):
     return {
         **{field: getattr(project, field) for field in SETTINGS_FIELDS},
         "training_paused": project.training_paused,
+        "encoder": project.encoder,
         "model_generation": project.model_generation,
         "init_checkpoint": project.init_checkpoint_name or None,
         "classes": classes,

@@ -20,7 +20,7 @@ from annotator.access import Invalid
 from annotator.db import lock_project_row
 from annotator.modelloop.predictions import artifact_path
 from annotator.modelloop.status import trainer_status
-from annotator.models import Project, QueueEntry, TrainerState
+from annotator.models import Encoder, Project, QueueEntry, TrainerState
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,21 @@ def set_paused(project, paused):
     return project
 
 
+def set_encoder(project, encoder, *, by):
+    """Choose what embeds the project's images (`models.Encoder`). A different encoder means
+    different embeddings, so the model resets (a new generation); the same one changes
+    nothing."""
+    if encoder not in Encoder.values:
+        raise Invalid(f"Unknown encoder {encoder!r}; choose one of {', '.join(Encoder.values)}.")
+    with transaction.atomic():
+        lock_project_row(project)
+        changed = Project.objects.filter(pk=project.pk).exclude(encoder=encoder).update(encoder=encoder)
+    project.encoder = encoder
+    if changed:
+        reset_model(project, by=by)
+    return project
+
+
 def reset_model(project, *, by, clear_checkpoint=False):
     """Start the model over: a new generation (trainers drop the models they hold and
     pretrain again, or load the uploaded checkpoint), no queue, no current version, so no
@@ -75,10 +90,16 @@ def reset_model(project, *, by, clear_checkpoint=False):
         state.progress = None
         if not fresh.training_paused:
             state.phase = TrainerState.Phase.WAITING
-        start = f"from {fresh.init_checkpoint_name}" if fresh.init_checkpoint else "with contrastive pretraining"
+        if fresh.init_checkpoint:
+            start = f"from {fresh.init_checkpoint_name}"
+        elif fresh.encoder == Encoder.SELF_SUPERVISED:
+            start = "with contrastive pretraining"
+        else:
+            start = f"with the {fresh.get_encoder_display()} encoder" if fresh.encoder != Encoder.AUTO else (
+                "with the best encoder available")
         state.detail = f"Model reset by {by.get_username()}; starting over {start}."
         state.save()
-    for field in ("model_generation", "init_checkpoint", "init_checkpoint_name"):
+    for field in ("model_generation", "init_checkpoint", "init_checkpoint_name", "encoder"):
         setattr(project, field, getattr(fresh, field))
     log.info("Project %s: model reset by %s (generation %s)", project.pk, by.get_username(), fresh.model_generation)
     _publish(project)

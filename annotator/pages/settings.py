@@ -14,8 +14,8 @@ from django.views.decorators.http import require_POST
 from annotator.access import OWNER_ROLES, OWNERS_ONLY, Invalid, NotFound, ServiceError, project_for
 from annotator.importing.labels import import_labels
 from annotator.modelloop.status import trainer_status
-from annotator.modelloop.steering import reset_model, set_paused, upload_checkpoint
-from annotator.models import Role
+from annotator.modelloop.steering import reset_model, set_encoder, set_paused, upload_checkpoint
+from annotator.models import Encoder, Role
 from annotator.pages.forms import ClassForm, LabelImportForm, SettingsForm
 from annotator.pages.members import members_context
 from annotator.projects.changes import update_settings
@@ -164,6 +164,21 @@ def model_reset(request, pk):
 
 @login_required
 @require_POST
+def model_encoder(request, pk):
+    project = project_for(request.user, pk, roles=OWNER_ROLES, refusal=OWNERS_ONLY)
+    encoder = request.POST.get("encoder", "")
+    before = project.encoder
+
+    def notice(result):
+        if result.encoder == before:
+            return "The encoder is unchanged."
+        return f"The encoder is now {result.get_encoder_display()}; the model starts over."
+
+    return _model_change(request, project, lambda: set_encoder(project, encoder, by=request.user), notice)
+
+
+@login_required
+@require_POST
 def model_checkpoint(request, pk):
     project = project_for(request.user, pk, roles=OWNER_ROLES, refusal=OWNERS_ONLY)
     upload = request.FILES.get("checkpoint")
@@ -197,6 +212,7 @@ def render_settings(request, project, *, partial=None, **extra):
         "label_rows_shown": LABEL_ROWS_SHOWN,
         "trainer_status": trainer_status(project),
         "checkpoint_max_mb": settings.CHECKPOINT_UPLOAD_MAX_MB,
+        "encoder_choices": Encoder.choices,
         **members_context(project),
         **extra,
     }

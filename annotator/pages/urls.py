@@ -32,6 +32,7 @@ urlpatterns = [
     path("projects/<int:pk>/model/pause/", settings.model_pause, name="model-pause"),
     path("projects/<int:pk>/model/reset/", settings.model_reset, name="model-reset"),
     path("projects/<int:pk>/model/checkpoint/", settings.model_checkpoint, name="model-checkpoint"),
+    path("projects/<int:pk>/model/encoder/", settings.model_encoder, name="model-encoder"),
     path("projects/<int:pk>/items/<int:item_pk>/review/", dashboard.item_review, name="item-review"),
     path("projects/<int:pk>/status/", labeling.project_status, name="project-status"),
     path("projects/<int:pk>/dashboard/", dashboard.project_dashboard, name="project-dashboard"),

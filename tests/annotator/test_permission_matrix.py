@@ -173,8 +173,9 @@ MATRIX = [
     Row("model-pause",                  "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(paused="1")),
     Row("model-reset",                  "POST",   OK,   NO,   NO,   HIDE, LOGIN, form()),
     Row("model-checkpoint",             "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(checkpoint=checkpoint_file)),
+    Row("model-encoder",                "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(encoder="self-supervised")),
     Row("item-review",                  "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(label="two")),
-    # Annotators see their own progress on the project page, not everyone's (views.DASHBOARD_ROLES).
+    # Annotators see their own progress on the project page, not everyone's (access.DASHBOARD_ROLES).
     Row("project-dashboard",            "GET",    OK,   NO,   OK,   HIDE, LOGIN),
     Row("label",                        "GET",    OK,   OK,   NO,   HIDE, LOGIN),
     Row("label-next",                   "POST",   OK,   OK,   NO,   HIDE, LOGIN, script()),

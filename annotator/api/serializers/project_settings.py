@@ -2,7 +2,7 @@
 from rest_framework import serializers
 
 from annotator.access import MAX_ID
-from annotator.models import Strategy
+from annotator.models import Encoder, Strategy
 from annotator.projects.classes import MAX_CLASSES
 
 
@@ -21,6 +21,9 @@ class ProjectSettingsSerializer(serializers.Serializer):
     audit_fraction = serializers.FloatField()
     annotations_per_item = serializers.IntegerField()
     training_paused = serializers.BooleanField(help_text="The trainer runs nothing for the project while true.")
+    encoder = serializers.ChoiceField(
+        choices=Encoder.choices, help_text="What embeds the images (GET /api/encoders/ lists them)."
+    )
     model_generation = serializers.IntegerField(help_text="How many times the model was reset.")
     init_checkpoint = serializers.CharField(
         allow_null=True, help_text="Name of the uploaded checkpoint the model starts from, or null (pretraining)."
@@ -53,6 +56,10 @@ class ProjectSettingsUpdateSerializer(serializers.Serializer):
     )
     training_paused = serializers.BooleanField(
         required=False, help_text="Pause (true) or resume (false) training; labeling goes on either way."
+    )
+    encoder = serializers.ChoiceField(
+        choices=Encoder.choices, required=False,
+        help_text="What embeds the images; another encoder resets the model (labels stay).",
     )
     classes = ClassEntrySerializer(
         many=True,

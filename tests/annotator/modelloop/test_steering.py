@@ -312,6 +312,42 @@ def test_reset_through_the_api(project, api, alice, trained, stored_checkpoint, 
     assert api(alice).get(_api(project, "status/")).json()["version"] is None
 
 
+def test_owner_changes_the_encoder_on_the_settings_page_and_the_model_starts_over(client, project, alice, trained):
+    before = _labels(project)
+    client.force_login(alice)
+    r = client.post(reverse("model-encoder", args=[project.pk]), {"encoder": "resnet18"}, **HX)
+    body = r.content.decode()
+    assert r.status_code == 200 and body.lstrip().startswith('<section id="model"')
+    assert "The encoder is now ResNet-18" in body
+    fresh = _fresh(project)
+    assert (fresh.encoder, fresh.model_generation) == ("resnet18", 1)
+    assert predictions.current(project) is None and not QueueEntry.objects.filter(project=project).exists()
+    assert "ResNet-18" in _state(project).detail
+    assert _labels(project) == before
+    # the same encoder again changes nothing
+    r = client.post(reverse("model-encoder", args=[project.pk]), {"encoder": "resnet18"}, **HX)
+    assert "unchanged" in r.content.decode() and _fresh(project).model_generation == 1
+
+
+def test_an_unknown_encoder_is_refused_with_the_choices(client, project, alice, trained):
+    client.force_login(alice)
+    r = client.post(reverse("model-encoder", args=[project.pk]), {"encoder": "alexnet"}, **HX)
+    body = r.content.decode()
+    assert "Unknown encoder" in body and "dinov2_vits14" in body
+    assert (_fresh(project).encoder, _fresh(project).model_generation) == ("auto", 0)
+    assert predictions.current(project) is not None
+
+
+def test_the_settings_api_shows_and_changes_the_encoder(project, api, alice, trained):
+    assert api(alice).get(_api(project, "settings/")).json()["encoder"] == "auto"
+    r = api(alice).patch(_api(project, "settings/"), {"encoder": "dinov2_vits14"}, format="json")
+    assert r.status_code == 200, r.content
+    assert (r.json()["encoder"], r.json()["model_generation"]) == ("dinov2_vits14", 1)
+    r = api(alice).patch(_api(project, "settings/"), {"encoder": "alexnet"}, format="json")
+    assert r.status_code == 400 and "encoder" in r.json()
+    assert _fresh(project).encoder == "dinov2_vits14"
+
+
 def test_a_reset_keeps_a_paused_project_paused(project, alice):
     set_paused(project, True)
     reset_model(project, by=alice)
