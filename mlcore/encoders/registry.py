@@ -1,0 +1,119 @@
+"""Encoder registry: name -> EncoderSpec, one module per family; weights from local files only.
+
+    spec = get("resnet50")
+    path = find_weights("resnet50", default_weight_dirs(WEIGHTS_DIR))
+    model = spec.build(path)  # (B, 3, 224, 224) normalised with spec.mean/std -> (B, 2048)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from mlcore.encoders import dinov2, selfsup, torchvision_family
+from mlcore.encoders.spec import EncoderSpec, read_state_dict, strip_prefixes, unwrap
+
+__all__ = ["REGISTRY", "EncoderSpec", "default_weight_dirs", "find_weights", "get", "names", "recognise",
+           "sha256_prefix", "verify_sha256"]
+
+REGISTRY: dict[str, EncoderSpec] = {s.name: s for m in (selfsup, torchvision_family, dinov2) for s in m.SPECS}
+
+
+def get(name: str) -> EncoderSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown encoder {name!r}; registered: {', '.join(names())}") from None
+
+
+def names(family: str | None = None) -> list[str]:
+    return [n for n, s in REGISTRY.items() if family is None or s.family == family]
+
+
+def default_weight_dirs(weights_dir: str | Path | None) -> list[Path]:
+    """[weights_dir, <torch hub dir>/checkpoints]: where local weight files are looked for."""
+    dirs = [Path(weights_dir)] if weights_dir else []
+    return dirs + [Path(torch.hub.get_dir()) / "checkpoints"]
+
+
+def find_weights(name: str, dirs: Iterable[str | Path]) -> Path | None:
+    """The first of the spec's known file names present in ``dirs`` (dirs in order, then
+    the spec's preference), or None. Looks only; never downloads."""
+    files = get(name).weight_files
+    for d in dirs:
+        for f in files:
+            p = Path(d) / f
+            if p.is_file():
+                return p
+    return None
+
+
+def sha256_prefix(filename: str) -> str | None:
+    """The hash in a torch hub file name (``resnet18-f37072fd.pth`` -> ``f37072fd``): the
+    first 8+ hex digits of the file's sha256, torch.hub's check_hash convention."""
+    stem = Path(filename).name.split(".")[0]
+    if "-" not in stem:
+        return None
+    tail = stem.rsplit("-", 1)[1]
+    return tail if len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail) else None
+
+
+def verify_sha256(path: str | Path) -> bool | None:
+    """Whether the file's sha256 starts with the prefix in its name; None without one."""
+    import hashlib
+
+    prefix = sha256_prefix(str(path))
+    if prefix is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest().startswith(prefix)
+
+
+_SHAPES: dict[str, dict[str, tuple]] = {}
+
+
+def stock_shapes(name: str) -> dict[str, tuple]:
+    """{key: shape} of the spec's stock layout (head included), built on the meta device:
+    no memory, no init cost. Cached."""
+    if name not in _SHAPES:
+        with torch.device("meta"):
+            model = get(name).arch()
+        _SHAPES[name] = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return _SHAPES[name]
+
+
+def recognise(state_dict, families: tuple = ("torchvision", "dinov2"), min_fraction: float = 0.5
+              ) -> tuple[str, int, int] | None:
+    """Which registered architecture a stock state dict (or a file path) belongs to.
+
+    Unwraps containers, strips wrapper prefixes ("module.", "backbone.", "model."), then
+    counts for each candidate the tensors whose key AND shape match its stock layout.
+    -> (best name, matched, total tensors in the dict), or None when the best candidate
+    explains less than ``min_fraction`` of the dict or of its own layout. Self-supervised
+    encoders are left out by default: their layout depends on the pool's config."""
+    sd = read_state_dict(state_dict) if isinstance(state_dict, (str, Path)) else unwrap(state_dict)
+    if not sd:
+        return None
+    sd = strip_prefixes(sd)
+    shapes = {k: tuple(v.shape) for k, v in sd.items()}
+    best = None
+    for name in names():
+        if REGISTRY[name].family not in families:
+            continue
+        ref = stock_shapes(name)
+        matched = sum(1 for k, s in shapes.items() if ref.get(k) == s)
+        # more matches wins; on a tie the candidate with fewer unmatched own keys
+        score = (matched, -(len(ref) - matched))
+        if matched and (best is None or score > best[0]):
+            best = (score, name, len(ref))
+    if best is None:
+        return None
+    (matched, _), name, n_ref = best
+    if matched < min_fraction * len(shapes) or matched < min_fraction * n_ref:
+        return None
+    return name, matched, len(shapes)

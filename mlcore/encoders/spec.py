@@ -1,0 +1,122 @@
+"""EncoderSpec: what the registry knows about one encoder, and strict local weight loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# wrappers around the tensors of a saved file: {"state_dict": sd}, {"model": sd}, a DINO
+# training checkpoint {"teacher": sd}, an mlcore checkpoint {"state": {"encoder": sd}}
+CONTAINER_KEYS = ("state_dict", "model", "teacher", "state", "encoder")
+# key prefixes added by wrappers: DataParallel/DDP, torch.compile, training frameworks
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "backbone.", "model.")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One registered encoder.
+
+    ``arch(**kwargs)`` builds the randomly initialised network in the layout of its stock
+    weight files (classifier head included); ``features(model)`` turns it into the feature
+    extractor (B, channels, S, S) -> (B, out_dim) by dropping the head whose state-dict
+    keys start with ``head``. Inputs are expected already normalised with ``mean``/``std``;
+    ``mean is None`` (self-supervised encoders) means the model takes [0, 1] images and
+    standardises them itself. ``None`` sizes/channels follow the pool's images."""
+
+    name: str
+    family: str  # "selfsup" | "torchvision" | "dinov2"
+    out_dim: int
+    arch: Callable[..., nn.Module]
+    input_size: int | None = 224
+    channels: int | None = 3
+    mean: tuple | None = IMAGENET_MEAN
+    std: tuple | None = IMAGENET_STD
+    weight_files: tuple = ()  # known file names, preferred first (torch hub cache names)
+    head: tuple = ()  # state-dict key prefixes of the classifier head
+    features: Callable[[nn.Module], nn.Module] = lambda m: m
+    description: str = ""
+
+    @property
+    def pretrained(self) -> bool:
+        return self.family != "selfsup"
+
+    def build(self, pretrained_path: str | Path | None = None, **kwargs) -> nn.Module:
+        """The feature extractor, random or with the weights of a LOCAL file (never
+        downloads). Loading is strict on every backbone tensor; head tensors in the file
+        are ignored. Raises ValueError naming the file on any mismatch."""
+        model = self.features(self.arch(**kwargs))
+        if pretrained_path is not None:
+            sd = drop_head(strip_prefixes(read_state_dict(pretrained_path)), self.head)
+            try:
+                model.load_state_dict(sd, strict=True)
+            except RuntimeError as e:
+                raise ValueError(f"{Path(pretrained_path).name}: not {self.name} weights: "
+                                 f"{describe_mismatch(model.state_dict(), sd)}") from e
+        return model.eval()
+
+
+def read_state_dict(path: str | Path) -> dict:
+    """torch.load(weights_only=True) of a local file, unwrapped to {key: tensor}."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torn zip, pickle, EOF...: one clear message
+        raise ValueError(f"{path.name}: not a readable PyTorch weight file ({type(e).__name__}: {e})") from e
+    sd = unwrap(obj)
+    if sd is None:
+        raise ValueError(f"{path.name}: no state dict of tensors inside (top-level {type(obj).__name__})")
+    return sd
+
+
+def unwrap(obj) -> dict | None:
+    """The {key: tensor} dict inside common checkpoint containers, or None."""
+    for _ in range(4):
+        if not isinstance(obj, dict) or not obj:
+            return None
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+        inner = next((obj[k] for k in CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None:  # mixed dict: keep its tensors (e.g. extra metadata entries)
+            tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+            return tensors or None
+        obj = inner
+    return None
+
+
+def strip_prefixes(sd: dict) -> dict:
+    """Drop wrapper prefixes shared by every key; a training checkpoint with "backbone."
+    next to its heads (DINO: dino_head.*, ibot_head.*) keeps the backbone part only."""
+    changed = True
+    while changed and sd:
+        changed = False
+        for p in WRAPPER_PREFIXES:
+            keys = [k for k in sd if k.startswith(p)]
+            if keys and (len(keys) == len(sd) or p == "backbone."):
+                sd = {k[len(p):]: sd[k] for k in keys}
+                changed = True
+    return sd
+
+
+def drop_head(sd: dict, head: tuple) -> dict:
+    return {k: v for k, v in sd.items() if not (head and k.startswith(head))}
+
+
+def describe_mismatch(expected: dict, got: dict, show: int = 3) -> str:
+    """Human summary of the first missing / unexpected / wrongly shaped keys."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    shapes = [f"{k} {tuple(got[k].shape)} != {tuple(expected[k].shape)}"
+              for k in expected if k in got and tuple(got[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if items:
+            more = f" (+{len(items) - show} more)" if len(items) > show else ""
+            parts.append(f"{len(items)} {label}: {', '.join(items[:show])}{more}")
+    return "; ".join(parts) or "load_state_dict failed"
