@@ -229,6 +229,11 @@ TRAINER_MAX_FAILURES = envint("TRAINER_MAX_FAILURES", 5)  # then wait for new da
 TRAINER_KEEP_VERSIONS = envint("TRAINER_KEEP_VERSIONS", 5)  # fast-path probability files kept per project
 TRAINER_MAX_IMAGE_SIDE = envint("TRAINER_MAX_IMAGE_SIDE", 64)  # pool images are loaded at most this size
 TRAINER_SEED = envint("TRAINER_SEED", 0)
+# Pretrained backbones: weight files are read from here (and from torch hub's cache), never
+# downloaded at run time; `manage.py weights` lists and adds them.
+WEIGHTS_DIR = Path(os.environ.get("WEIGHTS_DIR") or DATA_DIR / "weights").resolve()
+EMBED_BATCH_SIZE = envint("EMBED_BATCH_SIZE", 32)  # images per batch when a backbone embeds the pool
+EMBED_WORKERS = envint("EMBED_WORKERS", -1)  # image-decoding processes; -1: min(4, cores - 1)
 # Largest model checkpoint an owner may upload to start the model from (transfer learning).
 CHECKPOINT_UPLOAD_MAX_MB = envint("CHECKPOINT_UPLOAD_MAX_MB", 500)
 # The dashboard lists labeled items whose held-out guess disagrees with at least this confidence.
@@ -247,6 +252,8 @@ for _name, _value, _least in (
     ("TRAINER_MAX_FAILURES", TRAINER_MAX_FAILURES, 1),
     ("TRAINER_KEEP_VERSIONS", TRAINER_KEEP_VERSIONS, 0),
     ("TRAINER_MAX_IMAGE_SIDE", TRAINER_MAX_IMAGE_SIDE, 8),
+    ("EMBED_BATCH_SIZE", EMBED_BATCH_SIZE, 1),
+    ("EMBED_WORKERS", EMBED_WORKERS, -1),
     ("CHECKPOINT_UPLOAD_MAX_MB", CHECKPOINT_UPLOAD_MAX_MB, 1),
     ("SUSPECT_MIN_CONFIDENCE", SUSPECT_MIN_CONFIDENCE, 0),
 ):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlcore.encoders.catalog import PRETRAINED
 from mlcore.encoders.spec import EncoderSpec
 
 PATCH = 14
@@ -141,11 +142,13 @@ def _arch(dim: int, depth: int, heads: int):
     return make
 
 
+def _spec(name, dim, depth, heads):
+    c = PRETRAINED[name]
+    return EncoderSpec(name, c.family, out_dim=c.out_dim, arch=_arch(dim, depth, heads), input_size=c.input_size,
+                       weight_files=c.weight_files, description=c.description)
+
+
 SPECS = (
-    EncoderSpec("dinov2_vits14", "dinov2", out_dim=384, arch=_arch(384, 12, 6),
-                weight_files=("dinov2_vits14_pretrain.pth",),
-                description="DINOv2 ViT-S/14 (LVD-142M, self-supervised), class token"),
-    EncoderSpec("dinov2_vitb14", "dinov2", out_dim=768, arch=_arch(768, 12, 12),
-                weight_files=("dinov2_vitb14_pretrain.pth",),
-                description="DINOv2 ViT-B/14 (LVD-142M, self-supervised), class token"),
+    _spec("dinov2_vits14", 384, 12, 6),
+    _spec("dinov2_vitb14", 768, 12, 12),
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from mlcore.encoders import dinov2, selfsup, torchvision_family
+from mlcore.encoders import catalog, dinov2, selfsup, torchvision_family
 from mlcore.encoders.spec import EncoderSpec, read_state_dict, strip_prefixes, unwrap
 
 __all__ = ["REGISTRY", "EncoderSpec", "default_weight_dirs", "find_weights", "get", "names", "recognise",
@@ -33,21 +33,15 @@ def names(family: str | None = None) -> list[str]:
 
 
 def default_weight_dirs(weights_dir: str | Path | None) -> list[Path]:
-    """[weights_dir, <torch hub dir>/checkpoints]: where local weight files are looked for."""
-    dirs = [Path(weights_dir)] if weights_dir else []
-    return dirs + [Path(torch.hub.get_dir()) / "checkpoints"]
+    """[weights_dir, torch hub's checkpoints folder]: where local weight files are looked for."""
+    return catalog.weight_dirs(weights_dir)
 
 
 def find_weights(name: str, dirs: Iterable[str | Path]) -> Path | None:
-    """The first of the spec's known file names present in ``dirs`` (dirs in order, then
-    the spec's preference), or None. Looks only; never downloads."""
-    files = get(name).weight_files
-    for d in dirs:
-        for f in files:
-            p = Path(d) / f
-            if p.is_file():
-                return p
-    return None
+    """The first of the encoder's known weight files present in ``dirs``, or None (always
+    None for self-supervised encoders). Looks only; never downloads."""
+    get(name)  # a clear KeyError for unknown names
+    return catalog.find_weights(name, dirs) if name in catalog.PRETRAINED else None
 
 
 def sha256_prefix(filename: str) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from mlcore.encoders.catalog import PRETRAINED
 from mlcore.encoders.spec import EncoderSpec
 
 
@@ -34,20 +35,15 @@ def _vit_features(m: nn.Module) -> nn.Module:
     return m
 
 
+def _spec(name, features, head):
+    c = PRETRAINED[name]
+    return EncoderSpec(name, c.family, out_dim=c.out_dim, arch=_tv(name), features=features, head=head,
+                       input_size=c.input_size, weight_files=c.weight_files, description=c.description)
+
+
 SPECS = (
-    EncoderSpec("resnet18", "torchvision", out_dim=512, arch=_tv("resnet18"), features=_resnet_features,
-                head=("fc.",), weight_files=("resnet18-f37072fd.pth",),  # IMAGENET1K_V1
-                description="ResNet-18, ImageNet-1k (torchvision)"),
-    EncoderSpec("resnet50", "torchvision", out_dim=2048, arch=_tv("resnet50"), features=_resnet_features,
-                head=("fc.",),
-                # IMAGENET1K_V2 (torchvision's DEFAULT, 80.9% top-1), then IMAGENET1K_V1 (76.1%)
-                weight_files=("resnet50-11ad3fa6.pth", "resnet50-0676ba61.pth"),
-                description="ResNet-50, ImageNet-1k (torchvision)"),
-    EncoderSpec("convnext_tiny", "torchvision", out_dim=768, arch=_tv("convnext_tiny"),
-                features=_convnext_features, head=("classifier.2.",),
-                weight_files=("convnext_tiny-983f1562.pth",),  # IMAGENET1K_V1
-                description="ConvNeXt-Tiny, ImageNet-1k (torchvision)"),
-    EncoderSpec("vit_b_16", "torchvision", out_dim=768, arch=_tv("vit_b_16"), features=_vit_features,
-                head=("heads.",), weight_files=("vit_b_16-c867db91.pth",),  # IMAGENET1K_V1, 224 px only
-                description="ViT-B/16, ImageNet-1k (torchvision); fixed 224 px input"),
+    _spec("resnet18", _resnet_features, ("fc.",)),
+    _spec("resnet50", _resnet_features, ("fc.",)),
+    _spec("convnext_tiny", _convnext_features, ("classifier.2.",)),
+    _spec("vit_b_16", _vit_features, ("heads.",)),
 )
