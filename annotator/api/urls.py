@@ -1,6 +1,6 @@
-"""URLs under /api/ (namespace "api"): the token, the projects and everything under them (one
-viewset per resource), schema and docs, and a JSON 404 for every other path that ends with a
-slash (paths without one still get APPEND_SLASH's redirect first)."""
+"""URLs under /api/ (namespace "api"): the token, the encoders, the projects and everything
+under them (one viewset per resource), schema and docs, and a JSON 404 for every other path
+that ends with a slash (paths without one still get APPEND_SLASH's redirect first)."""
 from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -9,6 +9,7 @@ from rest_framework.routers import SimpleRouter
 
 from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
 from annotator.api.auth import TokenView
+from annotator.api.encoders import EncoderListView
 
 app_name = "api"
 
@@ -55,6 +56,7 @@ urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("encoders/", EncoderListView.as_view(), name="encoders"),
     *router.urls,
     re_path(r"^(?P<path>[\s\S]*/)$", no_such_endpoint, name="no-such-endpoint"),
 ]

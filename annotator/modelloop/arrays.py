@@ -24,7 +24,7 @@ def pool_rows(project):
     return ids, pool_index, paths
 
 
-def _media_path(name):
+def media_path(name):
     path = (Path(settings.MEDIA_ROOT) / name).resolve()
     if not path.is_relative_to(Path(settings.MEDIA_ROOT).resolve()):
         raise ValueError(f"Refusing to read {name!r}: it is outside MEDIA_ROOT.")
@@ -37,7 +37,7 @@ def image_shape(paths, sample=64):
     step = max(1, len(paths) // sample)
     sides, gray = [], True
     for name in paths[::step][:sample]:
-        with Image.open(_media_path(name)) as im:
+        with Image.open(media_path(name)) as im:
             sides.append(min(im.size))
             if im.mode == "P":
                 gray = gray and im.convert("RGB").getextrema() == im.convert("L").convert("RGB").getextrema()
@@ -54,7 +54,7 @@ def load_images(paths, side, channels):
     out = np.zeros(shape, dtype=np.uint8)
     for i, name in enumerate(paths):
         try:
-            with Image.open(_media_path(name)) as im:
+            with Image.open(media_path(name)) as im:
                 im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
                 out[i] = np.asarray(im.resize((side, side), Image.BILINEAR, reducing_gap=2.0))
         except (OSError, ValueError) as exc:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
+from annotator.modelloop import backbone
 from annotator.modelloop.arrays import image_shape, load_images, ordered_class_ids, pool_rows
+from annotator.modelloop.backbone import Backbone
 from annotator.modelloop.predictions import (
     POOL_INDEX_FILE,
     artifact_path,
@@ -24,6 +26,7 @@ from annotator.modelloop.predictions import (
 from annotator.modelloop.results import new_artifact_dir, save_array
 from annotator.models import Item
 from mlcore.checkpoint import load_checkpoint
+from mlcore.embedding_learner import EmbeddingLearner
 from mlcore.learner import ActiveLearner, encoder_weights
 from mlcore.presets import recommended_config
 
@@ -46,24 +49,41 @@ TYPICAL_LABELS_PER_CLASS = 10
 
 @dataclass
 class ProjectModel:
-    """What a trainer keeps in memory for one project between steps."""
+    """What a trainer keeps in memory for one project between steps: a self-supervised
+    learner with the pool's pixels (`images`), or a pretrained `backbone` whose vectors
+    live in an embedding `store` (no pixels in memory; `learner` is None until the pool
+    is embedded)."""
 
     project_id: int
-    learner: ActiveLearner
+    learner: ActiveLearner | EmbeddingLearner | None
     item_ids: np.ndarray
     pool_index: np.ndarray
-    images: np.ndarray
+    images: np.ndarray | None
     side: int
     channels: int
     class_ids: list
     class_names: list
     base_checkpoint: str = ""  # the checkpoint whose encoder the learner runs
     labels_at_slow: int = 0
+    config: object = None  # the LearnerConfig a backbone's learner is made with
+    backbone: Backbone | None = None
+    store: object = None  # mlcore.store.EmbeddingStore of the backbone
+    paths: list = field(default_factory=list)  # image files in pool order (backbone)
+    embedded: int = 0  # images embedded since the last version was written
     extra: dict = field(default_factory=dict)
 
     @property
     def size(self):
         return len(self.pool_index)
+
+    @property
+    def encoder_name(self):
+        return self.backbone.name if self.backbone is not None else "self-supervised"
+
+    def encoder_metrics(self):
+        """{"encoder", "embedded"} for the next version's metrics; the count starts over."""
+        embedded, self.embedded = self.embedded, 0
+        return {"encoder": self.encoder_name, "embedded": embedded}
 
 
 def resolve_device(name=None):
@@ -83,22 +103,38 @@ def new_config(num_classes, side, channels, device):
 
 
 def build(project, device=None):
-    """Images and a fresh (untrained) learner for the project's current pool. With an
-    uploaded checkpoint of ours, the learner takes that checkpoint's encoder (architecture,
-    widths, input size, channels) so that all of its weights fit."""
+    """Images and a fresh (untrained) learner for the project's current pool, or, when the
+    project gets a pretrained backbone (`backbone.choose`), the model to `embed_pool`. With
+    an uploaded checkpoint of ours, the learner takes that checkpoint's encoder
+    (architecture, widths, input size, channels) so that all of its weights fit."""
     item_ids, pool_index, paths = pool_rows(project)
     side, channels = image_shape(paths)
+    class_ids, class_names = ordered_class_ids(project)
+    chosen = None if project.init_checkpoint else backbone.choose(project, (side, channels))
+    if chosen is not None:
+        cfg = new_config(len(class_ids), side, 3, resolve_device(device))
+        return ProjectModel(project.pk, None, item_ids, pool_index, None, side, 3, class_ids, class_names,
+                            config=cfg, backbone=chosen, paths=paths)
     encoder_cfg = None
     if project.init_checkpoint:
         encoder_cfg = check_init_checkpoint(project, artifact_path(project.init_checkpoint), (side, channels))["encoder"]
         channels = encoder_cfg.in_channels
     images = load_images(paths, side, channels)
-    class_ids, class_names = ordered_class_ids(project)
     cfg = new_config(len(class_ids), side, channels, resolve_device(device))
     if encoder_cfg is not None:
         cfg.encoder = encoder_cfg
     learner = ActiveLearner(cfg, images, device)
-    return ProjectModel(project.pk, learner, item_ids, pool_index, images, side, channels, class_ids, class_names)
+    model = ProjectModel(project.pk, learner, item_ids, pool_index, images, side, channels, class_ids, class_names)
+    model.embedded = model.size  # pretraining embeds every image
+    return model
+
+
+def embed_pool(project, model, generation, device=None, progress=None):
+    """A backbone's model: embed what its store lacks, then the learner on the vectors."""
+    model.store = backbone.open_store(project, model.backbone, generation)
+    model.embedded += backbone.embed_missing(model.store, model.backbone, model.item_ids, model.paths,
+                                             resolve_device(device), progress)
+    model.learner = EmbeddingLearner(model.config, backbone.pool_embeddings(model.store, model.item_ids), device)
 
 
 def check_init_checkpoint(project, path, shape=None):
@@ -174,11 +210,13 @@ def resume(project, version, device=None):
     item_ids, pool_index, paths = pool_rows(project)
     meta = load_checkpoint(artifact_path(version.checkpoint))["meta"]
     side, channels = int(meta["side"]), int(meta["channels"])
-    images = load_images(paths, side, channels)
     class_ids, class_names = ordered_class_ids(project)
     rows = np.searchsorted(pool_index, saved_index)
     if len(saved_index) and (rows.max() >= len(pool_index) or not np.array_equal(pool_index[rows], saved_index)):
         raise ValueError(f"Checkpoint {version.checkpoint} names images that are no longer in the pool.")
+    if meta.get("learner") == "embedding":
+        return _resume_backbone(project, version, meta, (item_ids, pool_index, paths), rows, device)
+    images = load_images(paths, side, channels)
     learner = ActiveLearner.load(str(artifact_path(version.checkpoint)), images[rows], device)
     model = ProjectModel(project.pk, learner, item_ids[rows], saved_index, images[rows], side, channels,
                          class_ids, class_names, base_checkpoint=version.checkpoint)
@@ -189,10 +227,42 @@ def resume(project, version, device=None):
     return model
 
 
+def _resume_backbone(project, version, meta, pool, rows, device):
+    """A backbone's saved version: its store (nothing to embed after a plain restart), the
+    saved graph, then today's pool."""
+    item_ids, pool_index, paths = pool
+    weights = backbone.find_weights(meta["encoder"])
+    if weights is None or weights.name != meta.get("weights"):
+        raise ValueError(f"The weights file {meta.get('weights')} of the {meta['encoder']} encoder is gone.")
+    chosen = Backbone(meta["encoder"], weights)
+    class_ids, class_names = ordered_class_ids(project)
+    model = ProjectModel(project.pk, None, item_ids[rows], pool_index[rows], None, int(meta["side"]), 3,
+                         class_ids, class_names, base_checkpoint=version.checkpoint, backbone=chosen,
+                         paths=[paths[r] for r in rows])
+    model.store = backbone.open_store(project, chosen, version.generation)
+    model.embedded += backbone.embed_missing(model.store, chosen, model.item_ids, model.paths, resolve_device(device))
+    model.learner = EmbeddingLearner.load(str(artifact_path(version.checkpoint)),
+                                          backbone.pool_embeddings(model.store, model.item_ids), device)
+    model.config = model.learner.cfg
+    model.labels_at_slow = version.labels_used
+    if len(pool_index) != len(rows):
+        _grow_embedded(model, item_ids, pool_index, paths)
+    sync_classes(model, class_ids, class_names)
+    return model
+
+
+def _grow_embedded(model, item_ids, pool_index, paths):
+    """New images for a backbone: embed only those, then a graph of the grown pool."""
+    model.embedded += backbone.embed_missing(model.store, model.backbone, item_ids, paths, model.learner.device)
+    model.learner = model.learner.with_embeddings(backbone.pool_embeddings(model.store, item_ids))
+    model.item_ids, model.pool_index, model.paths = item_ids, pool_index, paths
+
+
 def grow(model, item_ids, pool_index, images):
     """New images were imported: embed the whole pool with the current encoder, new graph."""
     learner = model.learner.with_pool(images)  # same encoder; embeddings + kNN graph of the grown pool
     model.learner, model.item_ids, model.pool_index, model.images = learner, item_ids, pool_index, images
+    model.embedded += len(item_ids)
 
 
 def sync_classes(model, class_ids, class_names):
@@ -208,7 +278,10 @@ def refresh_pool(project, model):
     """Bring the in-memory pool and classes up to date with the database; True if it changed."""
     changed = False
     count = Item.objects.filter(project=project).count()
-    if count != model.size:
+    if count != model.size and model.backbone is not None:
+        _grow_embedded(model, *pool_rows(project))
+        changed = True
+    elif count != model.size:
         item_ids, pool_index, paths = pool_rows(project)
         known = np.isin(pool_index, model.pool_index)
         images = np.zeros((len(pool_index),) + model.images.shape[1:], dtype=np.uint8)
@@ -241,6 +314,8 @@ def checkpoint_files(project, model, kind, labels):
     save_array(base / EMBEDDINGS_FILE, learner.embeddings.astype(np.float32))
     meta = {"classes": list(model.class_names), "side": model.side, "channels": model.channels,
             "pool_index_file": POOL_INDEX_FILE}
+    if model.backbone is not None:  # what `resume` needs to find the same vectors again
+        meta.update(encoder=model.backbone.name, weights=model.backbone.weights.name)
     learner.save(str(base / CHECKPOINT_FILE), labels=labels, meta=meta)
     return f"{folder}/{CHECKPOINT_FILE}"
 

@@ -76,7 +76,8 @@ class ProjectLoop:
         project = Project.objects.filter(pk=self.project_id).first()
         if project is None:
             return
-        kind = ModelVersion.Kind.PRETRAIN if self.model is None or not self.model.learner.has_encoder else ModelVersion.Kind.FAST
+        ready = self.model is not None and self.model.learner is not None and self.model.learner.has_features
+        kind = ModelVersion.Kind.FAST if ready else ModelVersion.Kind.PRETRAIN
         results.record_failure(project, self.trainer.name, kind, error,
                                 max_failures=settings.TRAINER_MAX_FAILURES, backoff_s=5)
         self.data_signature = self._signature(project)
@@ -186,30 +187,18 @@ class ProjectLoop:
         self.pretrain(project)
 
     def pretrain(self, project):
-
+        """The cold start: a backbone embeds the pool (only what its store lacks), or the
+        encoder is pretrained on the pool's pixels (or loaded from the uploaded checkpoint);
+        then a checkpoint and the first version."""
         self.set_state(phase=TrainerState.Phase.PRETRAINING, progress=0.0, detail="Loading images.")
         t0 = time.perf_counter()
         model = bridge.build(project, self.trainer.device)
         load_s = time.perf_counter() - t0
-        device = str(model.learner.device)
-        self.set_state(device=device, detail=f"Contrastive pretraining on {model.size} images ({device}).")
-        last = [0.0]
-
-        def progress(fraction, info):
-            self.trainer.check(self.project_id)
-            if time.monotonic() - last[0] >= 1.0:
-                last[0] = time.monotonic()
-                self._check_steering()
-                self.set_state(progress=round(float(fraction), 3),
-                               detail=f"Contrastive pretraining: step {info.get('step')}, loss {info.get('loss', 0):.3f}.")
-
         t1 = time.perf_counter()
-        if project.init_checkpoint:
-            self.set_state(detail=f"Loading the uploaded encoder {project.init_checkpoint_name or ''} "
-                                  f"and embedding {model.size} images ({device}).")
-            bridge.load_init_checkpoint(project, model)
+        if model.backbone is not None:
+            self._embed(project, model)
         else:
-            model.learner.pretrain(progress=progress, time_budget_s=settings.TRAINER_PRETRAIN_BUDGET_S)
+            self._pretrain_encoder(project, model)
         pretrain_s = time.perf_counter() - t1
         self.trainer.check(self.project_id)
         labels, _soft = arrays.label_arrays(project, model.pool_index, model.class_ids)
@@ -218,13 +207,46 @@ class ProjectLoop:
         results.commit_version(
             project, self.trainer.name, kind=ModelVersion.Kind.PRETRAIN, model=model, labels=labels,
             durations={"load_images_s": round(load_s, 2), "pretrain_s": round(pretrain_s, 2)},
-            metrics={"pool_size": model.size, "init_checkpoint": project.init_checkpoint_name or None},
+            metrics={"pool_size": model.size, "init_checkpoint": project.init_checkpoint_name or None,
+                     **model.encoder_metrics()},
             artifact_dir=str(checkpoint).rsplit("/", 1)[0], checkpoint=checkpoint, make_current=False,
             generation=self.generation, phase=TrainerState.Phase.TRAINING, detail="Pretrained; ranking the pool.",
         )
         model.labels_at_slow = int((labels >= 0).sum())
         self.model = model
         self.labels = None  # forces the first fast path (cold-start queue)
+
+    def _throttled(self, report):
+        """A progress callback that checks for shutdown every call, and for steering and
+        reports `report(fraction, info)` at most once a second."""
+        last = [0.0]
+
+        def progress(fraction, info=None):
+            self.trainer.check(self.project_id)
+            if time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                self._check_steering()
+                self.set_state(progress=round(float(fraction), 3), detail=report(fraction, info or {}))
+        return progress
+
+    def _embed(self, project, model):
+        name = model.backbone.name
+        self.set_state(detail=f"Embedding {model.size} images with {name}.")
+        progress = self._throttled(lambda fraction, info: f"Embedding images with {name}: {fraction:.0%}.")
+        bridge.embed_pool(project, model, self.generation, self.trainer.device, progress)
+        self.set_state(device=str(model.learner.device), detail=f"Embedded with {name}.")
+
+    def _pretrain_encoder(self, project, model):
+        device = str(model.learner.device)
+        self.set_state(device=device, detail=f"Contrastive pretraining on {model.size} images ({device}).")
+        progress = self._throttled(lambda fraction, info: (
+            f"Contrastive pretraining: step {info.get('step')}, loss {info.get('loss', 0):.3f}."))
+        if project.init_checkpoint:
+            self.set_state(detail=f"Loading the uploaded encoder {project.init_checkpoint_name or ''} "
+                                  f"and embedding {model.size} images ({device}).")
+            bridge.load_init_checkpoint(project, model)
+        else:
+            model.learner.pretrain(progress=progress, time_budget_s=settings.TRAINER_PRETRAIN_BUDGET_S)
 
     def fast(self, project, labels, soft, rerank=True):
 
@@ -233,6 +255,7 @@ class ProjectLoop:
         held = results.held_rows(project, self.model) if rerank else ()
         probs, queue, durations, metrics, heldout = results.fast_path(
             project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held)
+        metrics.update(self.model.encoder_metrics())
         self.trainer.check(self.project_id)
         folder = results.write_probabilities(project, self.model, probs, labels, heldout)
         durations["total_s"] = round(time.perf_counter() - t0, 4)
@@ -259,6 +282,7 @@ class ProjectLoop:
         n = int((labels >= 0).sum())
         return (
             every > 0
+            and self.model.learner.can_finetune
             and n - self.model.labels_at_slow >= every
             and now - self.last_change >= settings.TRAINER_SLOW_IDLE_S
         )

@@ -194,6 +194,7 @@ NOT_PROJECT_SCOPED_NAMES = {
     "project-list", "project-create",  # the caller's projects, and a new one
     "api:project-list",  # the same over the API (GET list, POST create)
     "api:token", "api:schema", "api:docs",  # sign-in and the API's description
+    "api:encoders",  # the encoders a project can use (tests/annotator/api/test_encoders.py)
     "api:no-such-endpoint",  # the JSON 404 for every other path under /api/
 }
 NOT_PROJECT_SCOPED_PREFIXES = (

@@ -7,6 +7,7 @@ from django.core.management import call_command
 
 PATHS = {
     "/api/auth/token/": {"post"},
+    "/api/encoders/": {"get"},
     "/api/projects/": {"get", "post"},
     "/api/projects/{id}/": {"get"},
     "/api/projects/{id}/members/": {"get", "post"},

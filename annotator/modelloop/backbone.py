@@ -1,0 +1,143 @@
+"""Projects embedded by a pretrained backbone (torchvision, DINOv2): which one, and an
+embedding store that embeds each image once.
+
+The backbone stays frozen: its features of every pool image go into an
+`mlcore.store.EmbeddingStore` (float16, on disk, keyed by item id) in a folder per
+(encoder, weights file, model generation), and an `mlcore.embedding_learner.EmbeddingLearner`
+does the rest on them. Images are decoded and resized (aspect kept, centre crop) in a
+DataLoader, a batch at a time: the pool's pixels are never all in memory. A new import
+embeds only its new images, a restart embeds none, a reset (a new generation) or another
+encoder starts a new folder.
+"""
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from annotator.modelloop.arrays import media_path
+from annotator.modelloop.predictions import artifact_path
+from annotator.models import Encoder
+from mlcore.encoders import catalog
+
+log = logging.getLogger(__name__)
+
+# With `auto`, photos get a pretrained backbone: colour images of at least this side (the
+# median short side of a sample). Grayscale pools (digits, scans, micrographs) and tiny
+# icons keep self-supervised pretraining on their own pixels.
+PHOTO_MIN_SIDE = 32
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str  # a registered pretrained encoder
+    weights: Path  # its local weight file
+
+    @property
+    def identity(self):
+        """What must match for stored vectors to be reused: the encoder and its file (name,
+        size and modification time: `weights add` of other weights under the same name
+        replaces the file, hence a new time, hence a new store)."""
+        stat = self.weights.stat()
+        return {"encoder": self.name, "weights": f"{self.weights.name}:{stat.st_size}:{stat.st_mtime_ns}"}
+
+
+def choose(project, shape):
+    """The backbone for the project (Backbone), or None for self-supervised pretraining.
+    `shape` (side, channels) of its images. ValueError, saying how to add them, when the
+    owner chose a backbone whose weights are not on this server."""
+    if project.encoder == Encoder.SELF_SUPERVISED:
+        return None
+    if project.encoder == Encoder.AUTO:
+        side, channels = shape
+        if channels != 3 or side < PHOTO_MIN_SIDE:
+            return None
+        for name in catalog.PREFERENCE:
+            path = find_weights(name)
+            if path is not None:
+                return Backbone(name, path)
+        return None
+    path = find_weights(project.encoder)
+    if path is None:
+        dirs = catalog.weight_dirs(settings.WEIGHTS_DIR)
+        files = " or ".join(catalog.PRETRAINED[project.encoder].weight_files)
+        raise ValueError(
+            f"The {project.encoder} encoder's weights are not on this server: looked for {files} in "
+            f"{', '.join(str(d) for d in dirs)}. Add them with `python manage.py weights add {project.encoder} FILE` "
+            "(or `weights fetch` on a machine with internet), or choose another encoder in the settings.")
+    return Backbone(project.encoder, path)
+
+
+def find_weights(name):
+    """The local weight file of a pretrained encoder, or None."""
+    return catalog.find_weights(name, catalog.weight_dirs(settings.WEIGHTS_DIR))
+
+
+def store_folder(project, backbone, generation):
+    return artifact_path(f"projects/{project.pk}/embeddings/{backbone.name}-g{generation}")
+
+
+def open_store(project, backbone, generation):
+    """The project's store for this backbone and generation; folders of older generations
+    (a reset started over) are removed. A store written with another weights file is
+    started anew."""
+    from mlcore.store import EmbeddingStore
+
+    folder = store_folder(project, backbone, generation)
+    for old in folder.parent.glob("*-g*"):
+        if old != folder and old.name.rsplit("-g", 1)[-1].isdigit() and int(old.name.rsplit("-g", 1)[-1]) < generation:
+            shutil.rmtree(old, ignore_errors=True)
+    dim = catalog.PRETRAINED[backbone.name].out_dim
+    try:
+        return EmbeddingStore.open(folder, dim=dim, generation=generation, **backbone.identity)
+    except ValueError as exc:  # e.g. another file under the same name: its vectors do not count
+        log.warning("Project %s: starting the embeddings of %s over (%s)", project.pk, backbone.name, exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        return EmbeddingStore.open(folder, dim=dim, generation=generation, **backbone.identity)
+
+
+def embed_missing(store, backbone, item_ids, paths, device, progress=None):
+    """Embed the items the store lacks, a batch at a time (each batch is committed to the
+    store before the next, so an interrupted run keeps what it did). Returns how many were
+    embedded; files that cannot be read are logged and left out (they stay missing)."""
+    from mlcore.encoders import registry
+    from mlcore.imaging import iter_embed_files
+
+    missing = store.missing(item_ids)
+    if not len(missing):
+        return 0
+    rows = _rows_of(item_ids, missing)
+    spec = registry.get(backbone.name)
+    model = spec.build(backbone.weights).to(device)
+    files = [str(media_path(paths[r])) for r in rows]
+    workers = None if settings.EMBED_WORKERS < 0 else settings.EMBED_WORKERS
+    done, failed = 0, 0
+    for idx, vectors, ok in iter_embed_files(model, files, spec.input_size, spec.mean, spec.std,
+                                             batch_size=settings.EMBED_BATCH_SIZE, workers=workers,
+                                             device=str(device), progress=progress):
+        if ok.any():
+            store.add(missing[idx[ok]], vectors[ok])
+            done += int(ok.sum())
+        failed += int((~ok).sum())
+    if failed:
+        log.warning("%s of %s images could not be read for the %s encoder; they stay out of the model.",
+                    failed, len(missing), backbone.name)
+    return done
+
+
+def _rows_of(item_ids, wanted):
+    """Positions of `wanted` ids in `item_ids` (pool order, not id order)."""
+    order = np.argsort(item_ids)
+    return order[np.searchsorted(item_ids[order], wanted)]
+
+
+def pool_embeddings(store, item_ids):
+    """(N, D) float32 in the order of `item_ids`; zero rows for items the store lacks (an
+    unreadable file): they stay isolated in the kNN graph."""
+    have = np.isin(item_ids, store.ids)
+    out = np.zeros((len(item_ids), store.dim), dtype=np.float32)
+    if have.any():
+        out[have] = store.get(item_ids[have])
+    return out
