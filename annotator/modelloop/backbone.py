@@ -70,6 +70,42 @@ def choose(project, shape):
     return Backbone(project.encoder, path)
 
 
+def uploaded_file(project):
+    """The project's uploaded starting checkpoint (a file), or None."""
+    return artifact_path(project.init_checkpoint) if project.init_checkpoint else None
+
+
+def check_stock_weights(path):
+    """What an uploaded plain state dict is, when it is a stock pretrained backbone's
+    (torchvision, DINOv2 hub, under the usual wrappers): {"architecture", "matched",
+    "total", "backbone": name, ...} after a strict load of every backbone tensor, else None.
+    ValueError naming the mismatched tensors when it looks like one but does not load."""
+    from mlcore.encoders import registry
+
+    found = registry.recognise(str(path))
+    if found is None:
+        return None
+    name, matched, total = found
+    registry.get(name).build(path)  # strict: every backbone tensor must load
+    return {"encoder": None, "backbone": name, "architecture": name, "matched": matched, "total": total,
+            "classes": None}
+
+
+def uploaded(project):
+    """The backbone of the project's uploaded checkpoint when it is a stock pretrained
+    state dict (its file holds the weights), else None (our own checkpoint: self-supervised
+    encoder started from it)."""
+    from mlcore.checkpoint import load_checkpoint
+    from mlcore.encoders import registry
+
+    path = uploaded_file(project)
+    ck = load_checkpoint(str(path))
+    if ck["config"] is not None:  # our own format
+        return None
+    found = registry.recognise(ck["state"]["model"])
+    return Backbone(found[0], path) if found is not None else None
+
+
 def find_weights(name):
     """The local weight file of a pretrained encoder, or None."""
     return catalog.find_weights(name, catalog.weight_dirs(settings.WEIGHTS_DIR))

@@ -110,7 +110,10 @@ def build(project, device=None):
     item_ids, pool_index, paths = pool_rows(project)
     side, channels = image_shape(paths)
     class_ids, class_names = ordered_class_ids(project)
-    chosen = None if project.init_checkpoint else backbone.choose(project, (side, channels))
+    if project.init_checkpoint:
+        chosen = backbone.uploaded(project)
+    else:
+        chosen = backbone.choose(project, (side, channels))
     if chosen is not None:
         cfg = new_config(len(class_ids), side, 3, resolve_device(device))
         return ProjectModel(project.pk, None, item_ids, pool_index, None, side, 3, class_ids, class_names,
@@ -150,6 +153,10 @@ def check_init_checkpoint(project, path, shape=None):
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"This is not a PyTorch checkpoint that loads with weights_only=True ({reason}).") from None
+    if ck["config"] is None:  # a plain state dict: a stock pretrained backbone's?
+        stock = backbone.check_stock_weights(path)
+        if stock is not None:
+            return stock
     if ck["config"] is not None and hasattr(ck["config"], "encoder"):
         encoder_cfg = copy.deepcopy(ck["config"].encoder)
     else:
@@ -172,8 +179,8 @@ def check_init_checkpoint(project, path, shape=None):
             f"{encoder_cfg.in_channels} channel{'s' if encoder_cfg.in_channels != 1 else ''}): expected a checkpoint "
             "exported from a project of this app, or a state dict of the same architecture.")
     classes = ck["meta"].get("classes") if isinstance(ck["meta"], dict) else None
-    return {"encoder": encoder_cfg, "matched": len(matched), "total": len(encoder.state_dict()),
-            "classes": list(classes) if isinstance(classes, (list, tuple)) else None}
+    return {"encoder": encoder_cfg, "architecture": encoder_cfg.arch, "matched": len(matched),
+            "total": len(encoder.state_dict()), "classes": list(classes) if isinstance(classes, (list, tuple)) else None}
 
 
 # Bounds on an uploaded checkpoint's declared encoder, checked before it is built: the config
@@ -231,7 +238,7 @@ def _resume_backbone(project, version, meta, pool, rows, device):
     """A backbone's saved version: its store (nothing to embed after a plain restart), the
     saved graph, then today's pool."""
     item_ids, pool_index, paths = pool
-    weights = backbone.find_weights(meta["encoder"])
+    weights = backbone.uploaded_file(project) or backbone.find_weights(meta["encoder"])
     if weights is None or weights.name != meta.get("weights"):
         raise ValueError(f"The weights file {meta.get('weights')} of the {meta['encoder']} encoder is gone.")
     chosen = Backbone(meta["encoder"], weights)

@@ -166,6 +166,6 @@ def upload_checkpoint(project, upload, *, by):
     if old and old != relative:
         _remove_file(old)
     return {"name": name, "matched": report["matched"], "total": report["total"],
-            "architecture": report["encoder"].arch, "classes": report["classes"]}
+            "architecture": report["architecture"], "classes": report["classes"]}
 
 

@@ -151,3 +151,25 @@ def test_a_backbone_without_its_weights_fails_with_what_to_do(photos, alice):
     failed = ModelVersion.objects.get(project=photos, status="failed")
     assert "manage.py weights add resnet50" in failed.error and "resnet50-11ad3fa6.pth" in failed.error
     trainer.release()
+
+
+def test_an_uploaded_stock_state_dict_is_the_backbone(photos, alice, weights, api):
+    """A stock torchvision ResNet-18 uploaded as the starting checkpoint: the trainer embeds
+    the pool with it (the file's weights), no weights file needed on the server."""
+    photos.encoder = "self-supervised"
+    photos.save()
+    data = io.BytesIO(weights.read_bytes())
+    weights.unlink()  # the upload alone carries the weights
+    r = api(alice).post(f"/api/projects/{photos.pk}/model/checkpoint/",
+                        {"checkpoint": ContentFile(data.getvalue(), name="resnet18.pth")}, format="multipart")
+    assert r.status_code == 200 and r.json()["architecture"] == "resnet18", r.content
+    trainer = Trainer("t1", publish=lambda *a: None)
+    trainer.run_once()
+    pretrain = versions(photos, kind="pretrain").get()
+    assert (pretrain.metrics["encoder"], pretrain.metrics["embedded"]) == ("resnet18", 24)
+    trainer.run_once()
+    trainer.release()
+    again = Trainer("t2", publish=lambda *a: None)
+    again.run_once()  # resumes from the uploaded file's vectors: nothing embedded again
+    assert versions(photos, kind="pretrain").count() == 1
+    again.release()

@@ -513,6 +513,27 @@ def test_a_state_dict_of_another_architecture_is_refused(project, api, alice, po
     _unchanged_checkpoint(project)
 
 
+@pytest.mark.parametrize("arch, tensors", [("resnet18", 122), ("resnet50", 320)])
+def test_a_stock_torchvision_state_dict_loads_every_tensor(project, api, alice, pool, arch, tensors):
+    import torchvision
+
+    stock = getattr(torchvision.models, arch)(weights=None).state_dict()
+    r = _upload_api(api(alice), project, _saved(stock), f"{arch}-imagenet.pth")
+    assert r.status_code == 200, r.content
+    assert (r.json()["architecture"], r.json()["matched"], r.json()["total"]) == (arch, tensors, tensors)
+    assert _fresh(project).init_checkpoint_name == f"{arch}-imagenet.pth"
+
+
+def test_a_stock_state_dict_that_does_not_load_is_refused_with_the_tensors(project, api, alice, pool):
+    import torchvision
+
+    stock = torchvision.models.resnet18(weights=None).state_dict()
+    stock["layer4.1.conv2.weight"] = stock["layer4.1.conv2.weight"][:, :7]  # a torn tensor
+    r = _upload_api(api(alice), project, _saved(stock), "resnet18.pth")
+    assert r.status_code == 400 and "layer4.1.conv2.weight" in r.json()["detail"]
+    _unchanged_checkpoint(project)
+
+
 def test_the_api_asks_for_a_file(project, api, alice, pool):
     r = api(alice).post(_api(project, "model/checkpoint/"), {}, format="multipart")
     assert r.status_code == 400 and "checkpoint" in r.json()
