@@ -47,16 +47,27 @@ def image_shape(paths, sample=64):
     return max(8, min(side, settings.TRAINER_MAX_IMAGE_SIDE)), 1 if gray else 3
 
 
+def centre_square(size):
+    """The box of the largest centred square of an image of `size` (w, h): the pool's
+    images are cropped to it, so photos keep their proportions instead of being squashed."""
+    w, h = size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return (left, top, left + s, top + s)
+
+
 def load_images(paths, side, channels):
-    """uint8 (N, side, side) or (N, side, side, 3); unreadable files become black images
-    (logged) so that one damaged file cannot stop the loop."""
+    """uint8 (N, side, side) or (N, side, side, 3): each image's centre square (aspect kept,
+    not squashed) resized to `side`. Unreadable files become black images (logged) so that
+    one damaged file cannot stop the loop."""
     shape = (len(paths), side, side) if channels == 1 else (len(paths), side, side, 3)
     out = np.zeros(shape, dtype=np.uint8)
     for i, name in enumerate(paths):
         try:
             with Image.open(media_path(name)) as im:
                 im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
-                out[i] = np.asarray(im.resize((side, side), Image.BILINEAR, reducing_gap=2.0))
+                out[i] = np.asarray(im.resize((side, side), Image.BILINEAR, box=centre_square(im.size),
+                                              reducing_gap=2.0))
         except (OSError, ValueError) as exc:
             log.warning("Image %s could not be read for training: %s", name, exc)
     return out

@@ -95,7 +95,9 @@ def resolve_device(name=None):
 
 
 def new_config(num_classes, side, channels, device):
-    cfg = recommended_config(num_classes, side, channels, gpu=device.type == "cuda", seed=settings.TRAINER_SEED)
+    # colour pools are photos, where a mirror image is the same thing (not so for digits)
+    cfg = recommended_config(num_classes, side, channels, gpu=device.type == "cuda", seed=settings.TRAINER_SEED,
+                             flip=channels == 3)
     cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes
     if settings.TRAINER_PRETRAIN_EPOCHS > 0:
         cfg.pretrain.epochs = settings.TRAINER_PRETRAIN_EPOCHS
