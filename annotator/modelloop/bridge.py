@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
-from annotator.modelloop import backbone
+from annotator.modelloop import backbone, baseline
 from annotator.modelloop.arrays import image_shape, load_images, ordered_class_ids, pool_rows
 from annotator.modelloop.backbone import Backbone
 from annotator.modelloop.predictions import (
@@ -70,6 +70,8 @@ class ProjectModel:
     store: object = None  # mlcore.store.EmbeddingStore of the backbone
     paths: list = field(default_factory=list)  # image files in pool order (backbone)
     embedded: int = 0  # images embedded since the last version was written
+    baseline: object = None  # modelloop.baseline.Baseline: the pixels beside the representation
+    served: str = ""  # which one served the last guesses: encoder_name or baseline.PIXELS
     extra: dict = field(default_factory=dict)
 
     @property
@@ -230,6 +232,7 @@ def resume(project, version, device=None):
     model = ProjectModel(project.pk, learner, item_ids[rows], saved_index, images[rows], side, channels,
                          class_ids, class_names, base_checkpoint=version.checkpoint)
     model.labels_at_slow = version.labels_used
+    baseline.attach(model)
     if len(pool_index) != len(saved_index):
         grow(model, item_ids, pool_index, images)
     sync_classes(model, class_ids, class_names)
@@ -254,6 +257,7 @@ def _resume_backbone(project, version, meta, pool, rows, device):
                                           backbone.pool_embeddings(model.store, model.item_ids), device)
     model.config = model.learner.cfg
     model.labels_at_slow = version.labels_used
+    baseline.attach(model)
     if len(pool_index) != len(rows):
         _grow_embedded(model, item_ids, pool_index, paths)
     sync_classes(model, class_ids, class_names)
@@ -264,14 +268,18 @@ def _grow_embedded(model, item_ids, pool_index, paths):
     """New images for a backbone: embed only those, then a graph of the grown pool."""
     model.embedded += backbone.embed_missing(model.store, model.backbone, item_ids, paths, model.learner.device)
     model.learner = model.learner.with_embeddings(backbone.pool_embeddings(model.store, item_ids))
+    old_ids = model.item_ids
     model.item_ids, model.pool_index, model.paths = item_ids, pool_index, paths
+    baseline.grow(model, old_ids)
 
 
 def grow(model, item_ids, pool_index, images):
     """New images were imported: embed the whole pool with the current encoder, new graph."""
     learner = model.learner.with_pool(images)  # same encoder; embeddings + kNN graph of the grown pool
+    old_ids = model.item_ids
     model.learner, model.item_ids, model.pool_index, model.images = learner, item_ids, pool_index, images
     model.embedded += len(item_ids)
+    baseline.grow(model, old_ids)
 
 
 def sync_classes(model, class_ids, class_names):
@@ -280,6 +288,7 @@ def sync_classes(model, class_ids, class_names):
         model.class_names = class_names
         return
     model.learner.set_num_classes(len(class_ids), cold_start_until=TYPICAL_LABELS_PER_CLASS * len(class_ids))
+    baseline.sync_classes(model)
     model.class_ids, model.class_names = class_ids, class_names
 
 

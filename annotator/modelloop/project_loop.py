@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from annotator import events
-from annotator.modelloop import arrays, bridge, results
+from annotator.modelloop import arrays, baseline, bridge, results
 from annotator.modelloop.errors import Interrupted, Superseded
 from annotator.models import Item, ModelVersion, Project, TrainerState
 
@@ -201,6 +201,7 @@ class ProjectLoop:
             self._pretrain_encoder(project, model)
         pretrain_s = time.perf_counter() - t1
         self.trainer.check(self.project_id)
+        baseline.attach(model)
         labels, _soft = arrays.label_arrays(project, model.pool_index, model.class_ids)
         checkpoint = bridge.checkpoint_files(project, model, "pretrain", labels)
         model.base_checkpoint = checkpoint

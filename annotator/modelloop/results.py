@@ -11,6 +11,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Max
 
+from annotator.modelloop import baseline
 from annotator.modelloop.errors import LostLease, Superseded
 from annotator.modelloop.predictions import (
     HELDOUT_ITEMS_FILE,
@@ -73,13 +74,34 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     """Propagation -> probabilities for the pool -> (when `rerank`) a ranked, diverse
     batch. Pure compute; returns queue None when not re-ranked. Items in `held` (rows
     annotators hold now) are ranked as if answered: they are not asked twice, and for the
-    cold start their clusters count as covered."""
-    learner = model.learner
+    cold start their clusters count as covered. Guesses and ranking come from the model's
+    representation or, when it wins on held-out labels, from its pixel baseline."""
+    learners = {model.encoder_name: model.learner}
+    if model.baseline is not None:
+        learners[baseline.PIXELS] = model.baseline.learner
     durations = {}
     n_labels = int((labels >= 0).sum())
     t = time.perf_counter()
-    probs = learner.fast_update(labels, soft) if n_labels else None
+    probs_of = {name: learner.fast_update(labels, soft) for name, learner in learners.items()} if n_labels else {}
     durations["propagate_s"] = round(time.perf_counter() - t, 4)
+    metrics = {"classes_labeled": int(len(np.unique(labels[labels >= 0])))}
+    heldout = None
+    num_classes = model.learner.num_classes
+    if n_labels >= max(10, 2 * num_classes) and metrics["classes_labeled"] >= 2:
+        t = time.perf_counter()
+        heldout_of = {name: learner.heldout_probabilities(labels) for name, learner in learners.items()}
+        rows, own = heldout_of[model.encoder_name]
+        for name, (_rows, p) in heldout_of.items():
+            metrics[f"cv_accuracy_{name}"] = round(heldout_scores(labels[rows], p)[0], 4)
+        pixels = heldout_of.get(baseline.PIXELS)
+        model.served = (baseline.PIXELS if pixels is not None and baseline.pixels_win(labels[rows], own, pixels[1])
+                        else model.encoder_name)
+        heldout = (rows, heldout_of[model.served][1])
+        durations["cv_s"] = round(time.perf_counter() - t, 4)
+    served = model.served if model.served in learners else model.encoder_name
+    metrics["served_by"] = served
+    learner = learners[served]
+    probs = probs_of.get(served)
     t = time.perf_counter()
     queue = None
     if rerank:
@@ -90,24 +112,20 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
             asked[np.asarray(held)[asked[held] < 0]] = 0
         queue = learner.rank(batch, asked, strategy=strategy) if (asked < 0).any() else np.zeros(0, np.int64)
     durations["rank_s"] = round(time.perf_counter() - t, 4)
-    metrics = {"classes_labeled": int(len(np.unique(labels[labels >= 0])))}
-    heldout = None
+    if heldout is not None:
+        rows, heldout_probs = heldout
+        metrics["cv_accuracy"] = round(heldout_scores(labels[rows], heldout_probs)[0], 4)
+        # What annotators and the dashboard see is calibrated on the held-out labels; the
+        # learner's own probabilities (ranking, fine-tuning) stay as they are.
+        if n_labels >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1]:
+            temperature = fit_temperature(heldout_probs, labels[rows], high=1.0)
+            metrics["temperature"] = round(temperature, 4)
+            heldout_probs = apply_temperature(heldout_probs, temperature)
+            probs = probs.copy()
+            open_rows = labels < 0
+            probs[open_rows] = apply_temperature(probs[open_rows], temperature)
+        heldout = (rows, heldout_probs)
     if probs is not None:
-        if n_labels >= max(10, 2 * probs.shape[1]) and metrics["classes_labeled"] >= 2:
-            t = time.perf_counter()
-            rows, heldout_probs = learner.heldout_probabilities(labels)
-            metrics["cv_accuracy"] = round(heldout_scores(labels[rows], heldout_probs)[0], 4)
-            # What annotators and the dashboard see is calibrated on the held-out labels; the
-            # learner's own probabilities (ranking, fine-tuning) stay as they are.
-            if n_labels >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1]:
-                temperature = fit_temperature(heldout_probs, labels[rows], high=1.0)
-                metrics["temperature"] = round(temperature, 4)
-                heldout_probs = apply_temperature(heldout_probs, temperature)
-                probs = probs.copy()
-                open_rows = labels < 0
-                probs[open_rows] = apply_temperature(probs[open_rows], temperature)
-            durations["cv_s"] = round(time.perf_counter() - t, 4)
-            heldout = (rows, heldout_probs)
         metrics["mean_confidence"] = round(float(probs.max(1).mean()), 4)
         metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
         metrics.update(pool_summary(probs, labels))

@@ -72,6 +72,8 @@ def trainer_status(project):
         "version_kind": version.kind if version else None,
         "labels_used": version.labels_used if version else 0,
         "device": (state.device if state else "") or "",
+        "encoder": (version.metrics or {}).get("encoder") if version else None,
+        "served_by": (version.metrics or {}).get("served_by") if version else None,
         "error": state.last_error if state and phase == TrainerState.Phase.FAILED else "",
         "accuracy": audit_accuracy(project),
         "updated_at": (state.updated_at if state else now).isoformat(),

@@ -22,6 +22,14 @@ class TrainerStatusSerializer(serializers.Serializer):
     version_kind = serializers.CharField(allow_null=True)
     labels_used = serializers.IntegerField(help_text="Human labels the current version learned from.")
     device = serializers.CharField(allow_blank=True)
+    encoder = serializers.CharField(
+        allow_null=True, help_text="What embedded the images of the current version (a pretrained encoder's name, "
+        "or self-supervised)."
+    )
+    served_by = serializers.CharField(
+        allow_null=True, help_text="Which representation made the current guesses: the encoder's, or \"pixels\" "
+        "when the pixel baseline predicted held-out labels better."
+    )
     error = serializers.CharField(allow_blank=True)
     accuracy = AccuracySerializer(help_text="Accuracy of the model's guesses on audit items (drawn at random).")
     updated_at = serializers.DateTimeField()
