@@ -1,30 +1,52 @@
 """``python -m mlcore.bench``: simulate an annotator and run the active-learning loop
-exactly as the app runs it (through ``ActiveLearner``), writing ``DIR/result.json`` and
-``DIR/curve.png``.
+exactly as the app runs it, writing ``DIR/result.json`` and ``DIR/curve.png``.
 
-Loop: pretrain -> cold start (or Gal et al.'s balanced initial set) -> rounds of
+``--encoder self-supervised`` (default): the ``ActiveLearner`` pretrains on the pool's
+pixels. Loop: pretrain -> cold start (or Gal et al.'s balanced initial set) -> rounds of
 [label the batch -> fast update -> (slow path on schedule) -> test accuracy -> rank
-next batch]. Test images never enter the graph or training (inductive accuracy).
+next batch].
+
+``--encoder NAME`` (a registered pretrained backbone: resnet18, resnet50, convnext_tiny,
+vit_b_16, dinov2_vits14, dinov2_vitb14): the frozen backbone embeds pool and test images
+once (local weights only; photos of ``folder:DIR`` read at their native size and streamed
+through ``mlcore.imaging``; ``--cache DIR`` keeps the vectors), then the same loop runs on
+an ``EmbeddingLearner``, as the app does for a project with a backbone (no pretraining,
+no slow path).
+
+Both use the app's configuration: ``presets.recommended_config`` and ``auto`` cold start
+until ``TYPICAL_LABELS_PER_CLASS`` labels per class. Test images never enter the graph or
+training (inductive accuracy); accuracy and balanced accuracy (mean per-class recall) are
+reported at every point.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
+import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from mlcore import imaging
 from mlcore.acquisition.rank import STRATEGY_NAMES
 from mlcore.config import LearnerConfig
-from mlcore.data import channels_of, load_dataset
+from mlcore.data import channels_of, list_folder, load_dataset, load_folder
 from mlcore.device import get_device, seed_everything, set_cpu_threads
+from mlcore.embedding_learner import EmbeddingLearner
+from mlcore.encoders import catalog
 from mlcore.learner import ActiveLearner
-from mlcore.presets import recommended_config
+from mlcore.presets import TYPICAL_LABELS_PER_CLASS, recommended_config
+
+SELF_SUPERVISED = "self-supervised"
+ENCODERS = (SELF_SUPERVISED, *catalog.PRETRAINED)
+CACHE_FORMAT = 1
 
 THRESHOLDS = ("0.90", "0.95", "0.98", "0.99")
 
@@ -70,6 +92,16 @@ def make_config(p: Profile, channels: int, size: int, num_classes: int, args) ->
     if args.init_checkpoint and args.finetune_mode == "full":
         cfg.finetune.encoder_lr_scale = 0.1  # transferred weights: small learning rate
     cfg.acquisition.strategy = args.strategy
+    cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes  # as the app
+    return cfg
+
+
+def make_embedding_config(num_classes: int, side: int, device: torch.device, args) -> LearnerConfig:
+    """The app's config for a project with a pretrained backbone (bridge.new_config with
+    3 channels): only propagation and acquisition matter to an EmbeddingLearner."""
+    cfg = recommended_config(num_classes, side, 3, gpu=device.type == "cuda", seed=args.seed)
+    cfg.acquisition.strategy = args.strategy
+    cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes
     return cfg
 
 
@@ -90,17 +122,31 @@ def initial_labels(spec: str, y: np.ndarray, num_classes: int, seed: int) -> np.
     return labels
 
 
-def labels_to(curve: list[dict]) -> dict:
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-class recall over the classes present in ``y_true`` (sklearn's
+    balanced_accuracy_score): a rare class counts as much as a frequent one."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    if len(y_true) == 0:
+        return float("nan")
+    n = int(max(y_true.max(), y_pred.max())) + 1
+    total = np.bincount(y_true, minlength=n)  # (n,)
+    hit = np.bincount(y_true[y_true == y_pred], minlength=n)  # (n,)
+    present = total > 0
+    return float(np.mean(hit[present] / total[present]))
+
+
+def labels_to(curve: list[dict], key: str = "accuracy") -> dict:
     out = {}
     for t in THRESHOLDS:
-        hit = [c["labels"] for c in curve if c["accuracy"] >= float(t)]
+        hit = [c["labels"] for c in curve if c[key] >= float(t)]
         out[t] = min(hit) if hit else None
     return out
 
 
-def run_loop(learner: ActiveLearner, strategy: str, y_pool, test_x, y_test, prof: Profile, args,
+def run_loop(learner: EmbeddingLearner, strategy: str, y_pool, embed_test, y_test, prof: Profile, args,
              bar_desc: str) -> dict:
-    """One simulated annotation session; returns its curve and timings."""
+    """One simulated annotation session; returns its curve and timings. ``embed_test(learner)``
+    -> test embeddings (M, D), recomputed only when the learner's version changes."""
     from tqdm import tqdm
 
     t_start = time.perf_counter()
@@ -129,7 +175,7 @@ def run_loop(learner: ActiveLearner, strategy: str, y_pool, test_x, y_test, prof
         # 2. slow path when a scheduled label count has been passed
         slow_s = 0.0
         due = [s for s in slow_at if s <= n_lab and s not in slow_done]
-        if due and not args.no_slow:
+        if due and not args.no_slow and learner.can_finetune:
             slow_done.update(due)
             bar.set_postfix_str("slow path")
             t = time.perf_counter()
@@ -139,18 +185,21 @@ def run_loop(learner: ActiveLearner, strategy: str, y_pool, test_x, y_test, prof
         # 3. inductive test accuracy of the model the app would use for its guesses
         if learner.version not in test_emb:
             test_emb.clear()
-            test_emb[learner.version] = learner.embed(test_x)
-        acc = float((learner.predict_embeddings(test_emb[learner.version]).argmax(1) == y_test).mean())
-        pool_acc = float((learner.last.probs.argmax(1) == y_pool).mean())
+            test_emb[learner.version] = embed_test(learner)
+        pred = learner.predict_embeddings(test_emb[learner.version]).argmax(1)
+        pool_pred = learner.last.probs.argmax(1)
+        acc, bacc = float((pred == y_test).mean()), balanced_accuracy(y_test, pred)
+        pool_acc, pool_bacc = float((pool_pred == y_pool).mean()), balanced_accuracy(y_pool, pool_pred)
         # 4. next batch (part of the fast path)
         nxt = np.zeros(0, np.int64)
         t = time.perf_counter()
         if n_lab < args.budget:
             nxt = learner.rank(min(args.batch, args.budget - n_lab), labels, strategy)
         rank_s += time.perf_counter() - t
-        curve.append({"labels": n_lab, "accuracy": round(acc, 4), "pool_accuracy": round(pool_acc, 4),
+        curve.append({"labels": n_lab, "accuracy": round(acc, 4), "balanced_accuracy": round(bacc, 4),
+                      "pool_accuracy": round(pool_acc, 4), "pool_balanced_accuracy": round(pool_bacc, 4),
                       "update_s": round(fast_s + rank_s, 3), "slow_s": round(slow_s, 2)})
-        bar.set_postfix_str(f"acc {acc:.3f}")
+        bar.set_postfix_str(f"acc {acc:.3f} bal {bacc:.3f}")
         rank_s = 0.0
         if len(nxt) == 0:
             break
@@ -159,9 +208,211 @@ def run_loop(learner: ActiveLearner, strategy: str, y_pool, test_x, y_test, prof
     bar.close()
     upd = [c["update_s"] for c in curve]
     return {"strategy": strategy, "curve": curve, "labels_to": labels_to(curve),
+            "labels_to_balanced": labels_to(curve, "balanced_accuracy"),
             "update_s_median": float(np.median(upd)), "slow_s_total": round(sum(c["slow_s"] for c in curve), 2),
             "cold_start_classes_covered": covered,
             "slow_accepted": accepted, "loop_s": round(time.perf_counter() - t_start, 2)}
+
+
+# --- pretrained encoders: items, weights, embedding cache --------------------------------
+
+@dataclass
+class Split:
+    """One split as embeddable items: file paths (``folder:``, read at native size) or
+    in-memory uint8 arrays (``mnist:`` / ``npz:``); ``keys`` identify items in the cache."""
+    keys: list
+    labels: np.ndarray
+    paths: list | None = None
+    images: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def take(self, idx: np.ndarray) -> Split:
+        return Split([self.keys[i] for i in idx], self.labels[idx],
+                     None if self.paths is None else [self.paths[i] for i in idx],
+                     None if self.images is None else self.images[idx])
+
+
+def _stat_id(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def load_splits(spec: str, test_fraction: float, seed: int) -> tuple[Split, Split, dict, list | None]:
+    """-> (train, test, data identity for the cache key, class names or None). ``folder:``
+    lists files only (no pixel is read here); its item keys carry each file's size and
+    modification time, so an edited photo is embedded again."""
+    kind, _, arg = spec.partition(":")
+    if kind == "folder":
+        root = os.path.abspath(arg)
+        ptr, ytr, pte, yte, classes = list_folder(root, test_fraction, seed)
+
+        def split(paths, y):
+            keys = [f"{os.path.relpath(p, root)}|{_stat_id(p)}" for p in paths]
+            return Split(keys, y, paths=paths)
+        return split(ptr, ytr), split(pte, yte), {"kind": kind, "path": root}, classes
+    xtr, ytr, xte, yte = load_dataset(spec)
+    if kind == "npz":
+        files = [os.path.abspath(arg)]
+    else:
+        files = sorted(os.path.join(os.path.abspath(arg), f) for f in os.listdir(arg)
+                       if "idx" in f and os.path.isfile(os.path.join(arg, f)))
+    ident = {"kind": kind, "path": os.path.abspath(arg), "files": {os.path.basename(f): _stat_id(f) for f in files}}
+    return (Split([f"train:{i}" for i in range(len(ytr))], ytr, images=xtr),
+            Split([f"test:{i}" for i in range(len(yte))], yte, images=xte), ident, None)
+
+
+def median_side(split: Split, sample: int = 64) -> int:
+    """The app's ``image_shape`` side: median shorter side of a sample (headers only)."""
+    if split.images is not None:
+        return int(split.images.shape[1])
+    from PIL import Image
+
+    sides = []
+    for p in split.paths[::max(1, len(split.paths) // sample)][:sample]:
+        try:
+            with Image.open(p) as im:
+                sides.append(min(im.size))
+        except Exception:  # noqa: BLE001 - an unreadable photo is counted when embedding
+            pass
+    return int(np.median(sides)) if sides else 224
+
+
+def resolve_weights(name: str, weights: str | None, weights_dir: str | None) -> Path:
+    """--weights FILE, else the encoder's known file in --weights-dir / $WEIGHTS_DIR / torch
+    hub's cache. FileNotFoundError naming the files and folders looked at."""
+    if weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"--weights {weights}: no such file")
+        return path
+    dirs = catalog.weight_dirs(weights_dir)
+    found = catalog.find_weights(name, dirs)
+    if found is None:
+        entry = catalog.PRETRAINED[name]
+        raise FileNotFoundError(
+            f"no local weights for the {name} encoder: looked for {' or '.join(entry.weight_files)} in "
+            f"{', '.join(str(d) for d in dirs)}. Pass --weights FILE, or put the file in --weights-dir "
+            f"(default $WEIGHTS_DIR) or torch hub's cache; it is downloadable from "
+            f"{entry.url(entry.weight_files[0])} on a machine with internet (nothing is downloaded here).")
+    return found
+
+
+def weights_identity(path: Path) -> str:
+    """What must match for cached vectors to be reused, as the app's Backbone.identity."""
+    st = path.stat()
+    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def cache_path(cache_dir: str, data_id: dict, encoder: str, weights_id: str, input_size: int) -> str:
+    key = json.dumps({"format": CACHE_FORMAT, "data": data_id, "encoder": encoder, "weights": weights_id,
+                      "input_size": input_size, "crop_ratio": imaging.CROP_RATIO}, sort_keys=True)
+    return os.path.join(cache_dir, f"{encoder}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz")
+
+
+def read_cache(path: str | None) -> dict:
+    """{item key: vector} from a cache file; {} when there is none (or it is unreadable)."""
+    if not path or not os.path.exists(path):
+        return {}
+    try:
+        with np.load(path) as z:
+            return dict(zip(z["keys"].tolist(), z["emb"], strict=True))
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: embed again
+        print(f"embedding cache {path} unreadable ({type(e).__name__}: {e}); starting it over")
+        return {}
+
+
+def write_cache(path: str, table: dict) -> None:
+    """Atomically (temporary file + os.replace)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, keys=np.array(list(table), dtype=str), emb=np.stack(list(table.values())).astype(np.float32))
+    os.replace(tmp, path)
+
+
+class _ArrayImages(torch.utils.data.Dataset):
+    """In-memory uint8 images (N, H, W[, C]) -> ``imaging.prepare`` tensors (3, S, S)."""
+
+    def __init__(self, images: np.ndarray, size: int, mean, std):
+        self.images, self.size, self.mean, self.std = images, size, mean, std
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return imaging.prepare(Image.fromarray(np.ascontiguousarray(self.images[i])), self.size, self.mean,
+                               self.std), i
+
+
+def embed_arrays(model: torch.nn.Module, images: np.ndarray, size: int, mean, std, batch_size: int = 64,
+                 device="cpu", progress=None) -> np.ndarray:
+    """Unit rows (N, D) of in-memory images, with the same preprocessing as files."""
+    import torch.nn.functional as F
+
+    loader = torch.utils.data.DataLoader(_ArrayImages(images, size, mean, std), batch_size=batch_size)
+    dev = torch.device(device)
+    model.eval().to(dev)
+    out, done = [], 0
+    with torch.no_grad():
+        for x, _ in loader:  # x: (B, 3, S, S)
+            y = model(x.to(dev))
+            out.append(F.normalize(y.reshape(len(y), -1).float(), dim=1).cpu().numpy())
+            done += len(x)
+            if progress is not None:
+                progress(done / len(images))
+    return np.concatenate(out)
+
+
+def embed_with_cache(items: Split, name: str, weights: Path, data_id: dict, args, device) -> tuple[np.ndarray, dict]:
+    """Vectors (N, D) of ``items``: those in the cache read back, the others embedded with
+    the frozen backbone (built only when something is missing) and added to the cache.
+    Unreadable files get zero rows (isolated in the graph, as in the app) and are not cached.
+    -> (vectors, {"embedded", "cached", "failed", "embed_s", "cache"})."""
+    from tqdm import tqdm
+
+    from mlcore.encoders import registry
+
+    spec = registry.get(name)
+    path = cache_path(args.cache, data_id, name, weights_identity(weights), spec.input_size) if args.cache else None
+    table = read_cache(path)
+    missing = [i for i, k in enumerate(items.keys) if k not in table]
+    t = time.perf_counter()
+    failed = np.zeros(0, np.int64)
+    if missing:
+        model = spec.build(weights)
+        sub = items.take(np.asarray(missing))
+        with tqdm(total=100, desc=f"embed {name}", unit="%", dynamic_ncols=True) as bar:
+            def progress(frac):
+                bar.n = int(100 * frac)
+                bar.refresh()
+            if sub.paths is not None:
+                vec, failed = imaging.embed_files(model, sub.paths, spec.input_size, spec.mean, spec.std,
+                                                  batch_size=args.embed_batch, workers=args.workers,
+                                                  device=str(device), progress=progress)
+            else:
+                vec = embed_arrays(model, sub.images, spec.input_size, spec.mean, spec.std,
+                                   batch_size=args.embed_batch, device=device, progress=progress)
+        bad = set(failed.tolist())
+        for j, i in enumerate(missing):
+            if j not in bad:
+                table[items.keys[i]] = vec[j]
+        if path and len(bad) < len(missing):
+            write_cache(path, table)
+    embed_s = time.perf_counter() - t
+    dim = spec.out_dim if not table else len(next(iter(table.values())))
+    out = np.zeros((len(items), dim), np.float32)  # (N, D)
+    for i, k in enumerate(items.keys):
+        if k in table:
+            out[i] = table[k]
+    info = {"embedded": len(missing) - len(failed), "cached": len(items) - len(missing),
+            "failed": int(len(failed)), "embed_s": round(embed_s, 2), "cache": path}
+    print(f"embeddings ({name}): {info['embedded']} embedded, {info['cached']} from the cache, "
+          f"{info['failed']} unreadable" + (f" [{path}]" if path else ""))
+    return out, info
 
 
 def plot(path: str, runs: list[dict], title: str) -> None:
@@ -186,11 +437,32 @@ def plot(path: str, runs: list[dict], title: str) -> None:
     plt.close(fig)
 
 
+def print_table(runs: list[dict]) -> None:
+    """Accuracy and balanced accuracy (test, pool) at every point of each curve."""
+    for r in runs:
+        print(f"\n{r['strategy']}:  labels  accuracy  balanced  pool acc  pool bal")
+        for c in r["curve"]:
+            print(f"{'':{len(r['strategy']) + 2}}{c['labels']:>7}  {100 * c['accuracy']:7.1f}%  "
+                  f"{100 * c['balanced_accuracy']:7.1f}%  {100 * c['pool_accuracy']:7.1f}%  "
+                  f"{100 * c['pool_balanced_accuracy']:7.1f}%")
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m mlcore.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="mnist:../shared/datasets/mnist",
                     help="mnist:DIR | npz:FILE | folder:DIR")
+    ap.add_argument("--encoder", default=SELF_SUPERVISED, choices=ENCODERS,
+                    help="self-supervised (pretraining on the pool's pixels, default) or a pretrained backbone")
+    ap.add_argument("--weights", help="the pretrained encoder's local weight file")
+    ap.add_argument("--weights-dir", default=os.environ.get("WEIGHTS_DIR"),
+                    help="folder searched for the encoder's weight file when --weights is not given "
+                         "(default $WEIGHTS_DIR; torch hub's cache is searched after it)")
+    ap.add_argument("--cache", help="folder keeping the pretrained encoder's embeddings between runs")
+    ap.add_argument("--embed-batch", type=int, default=64, help="images per forward pass when embedding")
+    ap.add_argument("--workers", type=int, help="DataLoader workers reading photos (default: min(4, cpus - 1))")
+    ap.add_argument("--test-fraction", type=float, default=0.2,
+                    help="folder:DIR without train/ and test/: the seeded test split")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     ap.add_argument("--pool-size", type=int)
     ap.add_argument("--test-size", type=int, help="default: the whole test set")
@@ -211,6 +483,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--pretrained", help="skip pretraining: load a --save-pretrained checkpoint")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args(argv)
+    backbone = args.encoder != SELF_SUPERVISED
+    weights = None
+    if backbone:
+        for opt in ("init_checkpoint", "pretrained", "save_pretrained"):
+            if getattr(args, opt):
+                ap.error(f"--{opt.replace('_', '-')} is for the self-supervised encoder, not {args.encoder}")
+        try:
+            weights = resolve_weights(args.encoder, args.weights, args.weights_dir)
+        except FileNotFoundError as e:
+            ap.error(str(e))
+    elif args.weights:
+        ap.error("--weights needs --encoder NAME (a pretrained backbone)")
 
     # 1. data and profile
     t_wall = time.perf_counter()
@@ -223,20 +507,79 @@ def main(argv=None) -> dict:
         prof.slow_budget_s = args.slow_budget_s
     args.budget = args.budget or prof.budget
     args.batch = args.batch or prof.batch
-    xtr, ytr, xte, yte = load_dataset(args.data)
+    device = get_device()
+    if backbone:
+        learner, y_pool, embed_test, yte, cfg, extra = setup_backbone(args, prof, weights, device)
+        pretrain_s = 0.0
+    else:
+        learner, y_pool, embed_test, yte, cfg, extra, pretrain_s = setup_self_supervised(args, prof, device)
+    pool_size = len(y_pool)
+    start = learner.snapshot() if learner.can_finetune else copy.copy(learner)
+    # 3. the chosen strategy, then the comparison strategies from the same encoder
+    main_run = run_loop(learner, args.strategy, y_pool, embed_test, yte, prof, args, args.strategy)
+    wall_s = time.perf_counter() - t_wall
+    compare = []
+    for name in [s for s in args.compare.split(",") if s]:
+        if learner.can_finetune:
+            learner.restore(start)
+            again = learner
+        else:  # same graph (and cached cold-start spectrum), no probabilities yet
+            again = copy.copy(start)
+        compare.append(run_loop(again, name, y_pool, embed_test, yte, prof, args, name))
+    # 4. report
+    spec_kind = args.data.split(":", 1)[0]
+    result = {
+        "dataset": spec_kind,
+        "data": args.data, "profile": args.profile, "strategy": args.strategy,
+        "encoder": args.encoder, **extra,
+        "seed": args.seed, "device": str(device) + ("" if device.type == "cuda" else f" ({os.cpu_count()} cores)"),
+        "pool_size": int(pool_size), "test_size": int(len(yte)), "initial": args.initial,
+        "budget": args.budget, "batch": args.batch,
+        "cold_start_until": cfg.acquisition.cold_start_until,
+        "pretrain_s": round(pretrain_s, 2), "wall_s": round(wall_s, 2),
+        **{k: v for k, v in main_run.items() if k != "strategy"},
+        "compare": {r["strategy"]: {k: v for k, v in r.items() if k != "strategy"} for r in compare},
+        "config": asdict(cfg), "profile_settings": asdict(prof),
+        "torch": torch.__version__,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "result.json"), "w") as fh:
+        json.dump(result, fh, indent=1)
+    plot(os.path.join(args.out, "curve.png"), [main_run] + compare,
+         f"{result['dataset']} pool {pool_size}, {args.encoder}, {args.profile}, initial {args.initial}")
+    print_table([main_run] + compare)
+    print(json.dumps({"encoder": args.encoder, "labels_to": result["labels_to"],
+                      "labels_to_balanced": result["labels_to_balanced"], "pretrain_s": result["pretrain_s"],
+                      "wall_s": result["wall_s"], "update_s_median": result["update_s_median"],
+                      "compare": {k: v["labels_to"] for k, v in result["compare"].items()}}))
+    return result
+
+
+def _subsample(n: int, size: int | None, rng) -> np.ndarray:
+    return rng.permutation(n)[:min(size, n)] if size else np.arange(n)
+
+
+def setup_self_supervised(args, prof: Profile, device):
+    """Today's path: arrays (folder photos resized), ActiveLearner, pretraining."""
+    kind, _, arg = args.data.partition(":")
+    if kind == "folder":
+        xtr, ytr, xte, yte = load_folder(arg, test_fraction=args.test_fraction, seed=args.seed)[:4]
+    else:
+        xtr, ytr, xte, yte = load_dataset(args.data)
     rng = np.random.default_rng(args.seed)
-    pool_size = min(args.pool_size or prof.pool_size, len(xtr))
-    pool_idx = rng.permutation(len(xtr))[:pool_size]
+    pool_idx = _subsample(len(xtr), args.pool_size or prof.pool_size, rng)
     x_pool, y_pool = xtr[pool_idx], ytr[pool_idx]
     if args.test_size:
         te_idx = rng.permutation(len(xte))[:args.test_size]
         xte, yte = xte[te_idx], yte[te_idx]
     num_classes = int(max(ytr.max(), yte.max()) + 1)
     cfg = make_config(prof, channels_of(x_pool), x_pool.shape[1], num_classes, args)
-    device = get_device()
     learner = ActiveLearner(cfg, x_pool, device)
     if args.pretrained:
         learner = ActiveLearner.load(args.pretrained, x_pool, device)
+        # the saved config, with this run's strategy and the app's cold-start length
+        learner.cfg.acquisition.strategy = cfg.acquisition.strategy
+        learner.cfg.acquisition.cold_start_until = cfg.acquisition.cold_start_until
         prof.pretrain_budget_s = 0
     # 2. pretraining (continuing from a transferred encoder when given)
     from tqdm import tqdm
@@ -254,37 +597,29 @@ def main(argv=None) -> dict:
     pretrain_s = time.perf_counter() - t
     if args.save_pretrained:
         learner.save(args.save_pretrained)
-    snapshot = learner.snapshot()
-    # 3. the chosen strategy, then the comparison strategies from the same encoder
-    main_run = run_loop(learner, args.strategy, y_pool, xte, yte, prof, args, args.strategy)
-    wall_s = time.perf_counter() - t_wall
-    compare = []
-    for name in [s for s in args.compare.split(",") if s]:
-        learner.restore(snapshot)
-        compare.append(run_loop(learner, name, y_pool, xte, yte, prof, args, name))
-    # 4. report
-    spec_kind = args.data.split(":", 1)[0]
-    result = {
-        "dataset": spec_kind,
-        "data": args.data, "profile": args.profile, "strategy": args.strategy,
-        "seed": args.seed, "device": str(device) + ("" if device.type == "cuda" else f" ({os.cpu_count()} cores)"),
-        "pool_size": int(pool_size), "test_size": int(len(xte)), "initial": args.initial,
-        "budget": args.budget, "batch": args.batch,
-        "pretrain_s": round(pretrain_s, 2), "wall_s": round(wall_s, 2),
-        **{k: v for k, v in main_run.items() if k != "strategy"},
-        "compare": {r["strategy"]: {k: v for k, v in r.items() if k != "strategy"} for r in compare},
-        "config": asdict(cfg), "profile_settings": asdict(prof),
-        "torch": torch.__version__,
-    }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "result.json"), "w") as fh:
-        json.dump(result, fh, indent=1)
-    plot(os.path.join(args.out, "curve.png"), [main_run] + compare,
-         f"{result['dataset']} pool {pool_size}, {args.profile}, initial {args.initial}")
-    print(json.dumps({"labels_to": result["labels_to"], "pretrain_s": result["pretrain_s"],
-                      "wall_s": result["wall_s"], "update_s_median": result["update_s_median"],
-                      "compare": {k: v["labels_to"] for k, v in result["compare"].items()}}))
-    return result
+    return learner, y_pool, lambda L: L.embed(xte), yte, learner.cfg, {}, pretrain_s
+
+
+def setup_backbone(args, prof: Profile, weights: Path, device):
+    """The app's path for a project with a pretrained backbone: embed pool and test once
+    (cached), EmbeddingLearner on the vectors."""
+    train, test, data_id, classes = load_splits(args.data, args.test_fraction, args.seed)
+    rng = np.random.default_rng(args.seed)
+    pool = train.take(_subsample(len(train), args.pool_size or prof.pool_size, rng))
+    if args.test_size:
+        test = test.take(rng.permutation(len(test))[:args.test_size])
+    both = Split(pool.keys + test.keys, np.concatenate([pool.labels, test.labels]),
+                 None if pool.paths is None else pool.paths + test.paths,
+                 None if pool.images is None else np.concatenate([pool.images, test.images]))
+    emb, info = embed_with_cache(both, args.encoder, weights, data_id, args, device)
+    pool_emb, test_emb = emb[:len(pool)], emb[len(pool):]
+    num_classes = len(classes) if classes else int(max(train.labels.max(), test.labels.max()) + 1)
+    cfg = make_embedding_config(num_classes, median_side(pool), device, args)
+    learner = EmbeddingLearner(cfg, pool_emb, device)
+    extra = {"weights": weights_identity(weights), "embedding": {"dim": int(emb.shape[1]), **info}}
+    if classes:
+        extra["classes"] = classes
+    return learner, pool.labels, lambda _learner: test_emb, test.labels, cfg, extra
 
 
 if __name__ == "__main__":

@@ -101,6 +101,68 @@ def load_folder(directory: str, size: int | None = None, test_fraction: float = 
     return xtr, ytr, xte, yte, classes
 
 
+def _folder_files(root: str, classes: list[str] | None = None):
+    """Image files under ``root/class_name/`` (subfolders included, hidden files skipped),
+    in sorted order -> (paths, labels int64, classes). ``classes`` (another split's) fixes
+    the label numbering; a class folder it lacks is an error."""
+    found = sorted(d for d in os.listdir(root)
+                   if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if classes is None:
+        classes = found
+    elif set(found) - set(classes):
+        raise ValueError(f"{root}: class folders not in the training split: "
+                         f"{', '.join(sorted(set(found) - set(classes)))}")
+    paths, ys = [], []
+    for c in found:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, c)):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.lower().endswith(IMAGE_EXTS) and not name.startswith("."):
+                    paths.append(os.path.join(dirpath, name))
+                    ys.append(classes.index(c))
+    return paths, np.asarray(ys, dtype=np.int64), list(classes)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int = 0):
+    """Seeded split keeping the class proportions -> (train indices, test indices), each
+    sorted. Every class with at least 2 items keeps at least one on each side."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test fraction must be in (0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    tr, te = [], []
+    for c in np.unique(labels):
+        members = rng.permutation(np.where(labels == c)[0])
+        n_test = int(round(test_fraction * len(members)))
+        if len(members) >= 2:
+            n_test = min(max(n_test, 1), len(members) - 1)
+        te.append(members[:n_test])
+        tr.append(members[n_test:])
+    return np.sort(np.concatenate(tr)).astype(np.int64), np.sort(np.concatenate(te)).astype(np.int64)
+
+
+def list_folder(directory: str, test_fraction: float = 0.2, seed: int = 0):
+    """ImageFolder layout -> FILE PATHS, not pixels: (train_paths, y_train, test_paths,
+    y_test, classes), for readers that stream photos at their native size
+    (``mlcore.imaging``). A ``train``/``test`` split inside DIR is used when present,
+    otherwise a seeded stratified ``test_fraction`` split."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory}: not a folder")
+    train, test = os.path.join(directory, "train"), os.path.join(directory, "test")
+    if os.path.isdir(train) and os.path.isdir(test):
+        ptr, ytr, classes = _folder_files(train)
+        pte, yte, _ = _folder_files(test, classes)
+    else:
+        paths, ys, classes = _folder_files(directory)
+        if not paths:
+            raise ValueError(f"{directory}: no images in class subfolders (DIR/class_name/*.jpg)")
+        tr, te = stratified_split(ys, test_fraction, seed)
+        ptr, ytr = [paths[i] for i in tr], ys[tr]
+        pte, yte = [paths[i] for i in te], ys[te]
+    if not ptr or not pte:
+        raise ValueError(f"{directory}: the training or the test split has no images")
+    return ptr, ytr, pte, yte, classes
+
+
 def load_dataset(spec: str):
     """``mnist:DIR`` | ``npz:FILE`` | ``folder:DIR`` -> (x_train, y_train, x_test, y_test)."""
     kind, _, arg = spec.partition(":")

