@@ -1,4 +1,5 @@
 """The queue rules of annotator.labeling.leasing, independent of HTTP."""
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -205,3 +206,51 @@ def test_hotkeys_are_the_class_names_when_they_are_single_keys(alice):
     assert [c.hotkey for c in digits.ordered_classes()] == [str(d) for d in range(10)]
     animals = create_project(alice, name="Pets", classes=["cat", "dog", "s"])
     assert [c.hotkey for c in animals.ordered_classes()] == ["1", "2", "3"]
+
+
+def test_audit_draws_ignore_the_queue_and_cover_the_pool(project, bob, make_items):
+    """With every lease an audit, the draw is independent of the model: the top-ranked
+    items come up as often as their share, over imports (each draws the items' priorities
+    afresh, as here every 20 draws), and every item can come up."""
+    import random
+
+    from annotator.models import Item, ModelVersion, QueueEntry
+
+    items = make_items(40)
+    version = ModelVersion.objects.create(project=project, number=1, kind="fast")
+    QueueEntry.objects.bulk_create(QueueEntry(project=project, item=item, rank=r, version=version)
+                                   for r, item in enumerate(items[:10]))
+    project.audit_fraction = 1.0
+    project.save()
+    drawn = []
+    for n in range(400):
+        if n % 20 == 0:
+            for item in items:
+                Item.objects.filter(pk=item.pk).update(priority=random.random())
+        lease = lease_next(project, bob)
+        assert lease.is_audit
+        drawn.append(lease.item_id)
+        Lease.objects.filter(pk=lease.pk).delete()
+    queued = {item.pk for item in items[:10]}
+    share = sum(d in queued for d in drawn) / len(drawn)
+    assert 0.15 < share < 0.35  # 10 of 40 items are queued: 0.25 expected
+    assert len(set(drawn)) >= 36  # nearly every item drawn at least once
+    assert Counter(drawn).most_common(1)[0][1] < 40  # none dominates (10 expected each)
+
+
+def test_queue_order_is_kept_when_nothing_is_audited(project, bob, make_items):
+    from annotator.models import ModelVersion, QueueEntry
+
+    items = make_items(12)
+    version = ModelVersion.objects.create(project=project, number=1, kind="fast")
+    ranked = list(reversed(items[:5]))
+    QueueEntry.objects.bulk_create(QueueEntry(project=project, item=item, rank=r, version=version)
+                                   for r, item in enumerate(ranked))
+    project.audit_fraction = 0.0
+    project.save()
+    served = []
+    for i in range(5):
+        lease = lease_next(project, bob)
+        served.append(lease.item_id)
+        submit_annotation(project, bob, item_id=lease.item_id, label="one", idempotency_key=f"q{i}")
+    assert served == [item.pk for item in ranked]
