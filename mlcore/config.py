@@ -48,7 +48,9 @@ class PropagationConfig:
     cg_iters: int = 20
     cg_tol: float = 1e-6
     balance_labels: bool = False  # divide each column of Y by its label count
-    exact_max: int = 100_000  # above this many items: approximate search (HNSW)
+    exact_max: int = 100_000  # above this many items: approximate search (IVF-flat, mlcore.knn)
+    grow_max_new: float = 0.5  # with_embeddings(known=...): rebuild when more new rows than this fraction
+    grow_exact_pairs: float = 2e9  # growth: exact searches while (rows searched x rows) stays below this
     predict_k: int = 20  # kNN of a new image among the pool items (inductive predict)
     proto_temperature: float = 0.1
     proto_weight: float = 0.0  # mix of prototype probabilities into LP probabilities
@@ -82,6 +84,7 @@ class AcquisitionConfig:
     candidates_factor: int = 10  # diversity: pick the batch among factor x batch top items
     mc_samples: int = 20  # BALD
     cold_start_k: int = 20  # typicality neighbourhood (TypiClust uses 20)
+    spectral_max: int = 20_000  # cold start: spectral clusters up to this many items, k-means above
     cold_start_until: int = 30  # "auto" keeps choosing typical uncovered points below this many labels
     head_steps: int = 100  # fast dropout head fitted on cached features (BALD samples)
 

@@ -29,7 +29,16 @@ from mlcore.checkpoint import load_checkpoint, save_checkpoint
 from mlcore.config import LearnerConfig
 from mlcore.device import get_device
 from mlcore.fast import FastResult, fast_update, fit_dropout_head, heldout_probabilities, mc_dropout_probs
-from mlcore.propagation import Graph, affinity, certainty_weights, check_labels, knn_graph, knn_predict, normalize_graph
+from mlcore.propagation import (
+    Graph,
+    affinity,
+    certainty_weights,
+    check_labels,
+    grow_graph,
+    knn_graph,
+    knn_predict,
+    normalize_graph,
+)
 
 
 def unit_rows(emb: np.ndarray) -> np.ndarray:
@@ -55,11 +64,17 @@ class EmbeddingLearner:
         if emb is not None:
             self._set_embeddings(unit_rows(emb))
 
-    def _set_embeddings(self, emb: np.ndarray) -> None:
-        """New embeddings (N, D): a new kNN graph and a new version (cache key)."""
+    def _set_embeddings(self, emb: np.ndarray, grow_from: tuple | None = None) -> None:
+        """New embeddings (N, D): a new kNN graph and a new version (cache key).
+        ``grow_from`` (graph, old_rows): grow that graph (``mlcore.propagation.grow_graph``)
+        instead of building one from scratch."""
         p = self.cfg.propagation
         self.emb = emb
-        self.graph = knn_graph(emb, p.k, p.gamma, p.exact_max, self.device.type)
+        if grow_from is not None:
+            self.graph = grow_graph(grow_from[0], emb, grow_from[1], p.k, p.gamma, p.exact_max,
+                                    self.device.type, p.grow_exact_pairs)
+        else:
+            self.graph = knn_graph(emb, p.k, p.gamma, p.exact_max, self.device.type)
         self.version += 1
 
     @property
@@ -85,12 +100,53 @@ class EmbeddingLearner:
 
     # --- changes between steps ------------------------------------------------------------
 
-    def with_embeddings(self, emb: np.ndarray) -> EmbeddingLearner:
-        """A learner on another pool's embeddings (e.g. grown by an import), same config."""
+    def with_embeddings(self, emb: np.ndarray, known: np.ndarray | None = None) -> EmbeddingLearner:
+        """A learner on another pool's embeddings (e.g. grown by an import), same config.
+
+        ``known`` says which rows of ``emb`` this learner already has, so that its kNN graph
+        is grown (new rows searched, old lists updated) instead of rebuilt: either a bool
+        mask (N_new,) whose True rows are this learner's rows in their current order, or an
+        int array (N_new,) with each row's position in this learner's pool and -1 for new
+        items (rows of this pool it omits are dropped). Known rows must carry unchanged
+        embeddings (same encoder); when they do not, or when more than
+        ``propagation.grow_max_new`` of the new pool would need a fresh search, the graph
+        is rebuilt from scratch."""
         new = EmbeddingLearner(self.cfg, None, self.device)
         new.version = self.version
-        new._set_embeddings(unit_rows(emb))
+        emb = unit_rows(emb)
+        old_rows = self._known_rows(known, emb)
+        new._set_embeddings(emb, None if old_rows is None else (self.graph, old_rows))
         return new
+
+    def _known_rows(self, known, emb: np.ndarray) -> np.ndarray | None:
+        """``with_embeddings``' ``known`` as old row per new row (-1 new); None: rebuild."""
+        if known is None or self.graph is None:
+            return None
+        n = len(emb)
+        known = np.asarray(known)
+        if known.shape != (n,):
+            raise ValueError(f"known must have shape ({n},), got {known.shape}")
+        n_old = len(self.emb)
+        if known.dtype == bool:
+            if int(known.sum()) != n_old:
+                raise ValueError(f"known marks {int(known.sum())} rows but the learner has {n_old}")
+            old_rows = np.full(n, -1, np.int64)
+            old_rows[known] = np.arange(n_old)
+        else:
+            old_rows = known.astype(np.int64)
+            if old_rows.min(initial=0) < -1 or old_rows.max(initial=-1) >= n_old:
+                raise ValueError(f"known positions must be in [-1, {n_old})")
+            used = old_rows[old_rows >= 0]
+            if len(np.unique(used)) != len(used):
+                raise ValueError("known maps two rows to the same old row")
+        if int((old_rows < 0).sum()) > self.cfg.propagation.grow_max_new * n:
+            return None
+        rows = np.where(old_rows >= 0)[0]
+        for a in range(0, len(rows), 65_536):  # unchanged embeddings, checked in chunks
+            r = rows[a:a + 65_536]
+            if not np.allclose(emb[r], self.emb[old_rows[r]], atol=1e-5):
+                return None
+        return old_rows
 
     def set_num_classes(self, n: int, cold_start_until: int | None = None) -> None:
         """Classes added, removed or reordered: the probabilities (and any classifier head)
@@ -128,7 +184,7 @@ class EmbeddingLearner:
         if len(self._spectral) > 1:  # only the current graph's decomposition is kept
             self._spectral = {self.version: cache}
         return cold_start(self.emb, self.graph, n, labeled, self.cfg.acquisition.cold_start_k,
-                          self.cfg.seed, spectral_cache=cache)
+                          self.cfg.seed, spectral_cache=cache, spectral_max=self.cfg.acquisition.spectral_max)
 
     def fast_update(self, labels: np.ndarray, soft_labels: np.ndarray | None = None) -> np.ndarray:
         """Prototypes + label propagation -> probabilities (N, C) of all pool items."""
