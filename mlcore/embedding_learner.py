@@ -28,7 +28,14 @@ from mlcore.acquisition.rank import rank
 from mlcore.checkpoint import load_checkpoint, save_checkpoint
 from mlcore.config import LearnerConfig
 from mlcore.device import get_device
-from mlcore.fast import FastResult, fast_update, fit_dropout_head, heldout_probabilities, mc_dropout_probs
+from mlcore.fast import (
+    HELDOUT_ALL_FOLDS_MAX,
+    FastResult,
+    fast_update,
+    fit_dropout_head,
+    heldout_probabilities,
+    mc_dropout_probs,
+)
 from mlcore.propagation import (
     Graph,
     affinity,
@@ -168,12 +175,14 @@ class EmbeddingLearner:
 
     # --- fast path ------------------------------------------------------------------------
 
-    def heldout_probabilities(self, labels: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def heldout_probabilities(self, labels: np.ndarray, folds: int = 5,
+                              max_items: int | None = HELDOUT_ALL_FOLDS_MAX) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-fold propagation over the labelled items on the current graph:
-        (rows, probs (L, C)), see ``mlcore.fast.heldout_probabilities``."""
+        (rows, probs (L, C)), see ``mlcore.fast.heldout_probabilities`` (one fold only on
+        pools over ``max_items``)."""
         self._require_model()
-        return heldout_probabilities(self.graph, labels, self.cfg.num_classes,
-                                     self.cfg.propagation, folds=folds, seed=self.cfg.seed)
+        return heldout_probabilities(self.graph, labels, self.cfg.num_classes, self.cfg.propagation,
+                                     folds=folds, seed=self.cfg.seed, max_items=max_items)
 
     def cold_start(self, n: int, labels: np.ndarray | None = None) -> np.ndarray:
         self._require_model()

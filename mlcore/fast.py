@@ -78,31 +78,48 @@ def mc_dropout_probs(head: ClassifierHead, emb: np.ndarray, samples: int, seed: 
     return head.mc_probs(torch.from_numpy(emb), samples).numpy()
 
 
+# Above this many pool items the held-out estimate hides one fold of the labels (one fifth of
+# the work): measured at 1M x 384 (k=50, 200 labels), five folds took 58 s on 2 cores.
+HELDOUT_ALL_FOLDS_MAX = 200_000
+
+
 def heldout_probabilities(graph: Graph, labels: np.ndarray, num_classes: int,
                           cfg: PropagationConfig | None = None, folds: int = 5,
-                          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                          seed: int = 0, max_items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold propagation over the labelled items: (rows, probs), rows the indices
     of the labelled items, probs (L, C) the probabilities propagation gives each of them
     when its own fold's labels are hidden. The fast path clamps labelled items to their
     answers, so these are the model's only honest opinion of a human label: they find
-    suspect labels and the most confused classes. k-fold, so the cost is `folds` solves."""
+    suspect labels and the most confused classes.
+
+    The folds' label matrices are stacked into one (N, folds x C) right-hand side and solved
+    together: CG treats columns independently (only the stop waits for the slowest), and
+    the graph is read once per iteration instead of once per fold. With more than
+    `max_items` pool items only the first fold is held out (one fold's worth of columns):
+    `rows` are then that fold's items alone."""
     cfg = cfg or PropagationConfig()
     labels = check_labels(labels, num_classes)
     lab = np.where(labels >= 0)[0]
-    probs = np.zeros((len(lab), num_classes), np.float32)
     if len(lab) < 2:
-        return lab, probs
+        return lab, np.zeros((len(lab), num_classes), np.float32)
     order = np.random.default_rng(seed).permutation(lab)
-    position = np.empty(len(labels), np.int64)
-    position[lab] = np.arange(len(lab))
-    for f in range(min(folds, len(lab))):
-        held = order[f::folds]
+    n_folds = min(folds, len(lab))
+    helds = [order[f::folds] for f in range(n_folds)]
+    if max_items is not None and len(labels) > max_items:
+        helds = helds[:1]
+    Ys = []
+    for held in helds:
         train = labels.copy()
         train[held] = -1
-        Y = label_matrix(train, num_classes, balance=cfg.balance_labels)
-        Z = propagate(graph.S, Y, cfg.alpha, cfg.cg_iters, cfg.cg_tol)
-        probs[position[held]] = probabilities(Z[held])
-    return lab, probs
+        Ys.append(label_matrix(train, num_classes, balance=cfg.balance_labels))
+    Z = propagate(graph.S, np.concatenate(Ys, axis=1), cfg.alpha, cfg.cg_iters, cfg.cg_tol)  # (N, F*C)
+    rows = np.sort(np.concatenate(helds))
+    position = np.empty(len(labels), np.int64)
+    position[rows] = np.arange(len(rows))
+    probs = np.zeros((len(rows), num_classes), np.float32)
+    for f, held in enumerate(helds):
+        probs[position[held]] = probabilities(Z[held, f * num_classes:(f + 1) * num_classes])
+    return rows, probs
 
 
 def cross_validated_accuracy(graph: Graph, labels: np.ndarray, num_classes: int,

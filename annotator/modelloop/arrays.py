@@ -24,6 +24,19 @@ def pool_rows(project):
     return ids, pool_index, paths
 
 
+def positions(ids, wanted, missing=None):
+    """Position of each of `wanted` in `ids` (ids in any order): int64 (len(wanted),).
+    A wanted id absent from `ids` gets `missing` when given, else it is an error."""
+    ids, wanted = np.asarray(ids), np.asarray(wanted)
+    order = np.argsort(ids, kind="stable")
+    at = np.searchsorted(ids[order], wanted).clip(0, max(len(ids) - 1, 0))
+    found = (ids[order][at] == wanted) if len(ids) else np.zeros(len(wanted), bool)
+    if missing is None and not found.all():
+        raise KeyError(f"ids not found: {wanted[~found][:10].tolist()}")
+    out = order[at] if len(ids) else np.zeros(len(wanted), np.int64)
+    return np.where(found, out, missing if missing is not None else 0).astype(np.int64)
+
+
 def media_path(name):
     path = (Path(settings.MEDIA_ROOT) / name).resolve()
     if not path.is_relative_to(Path(settings.MEDIA_ROOT).resolve()):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from annotator.modelloop.arrays import media_path
+from annotator.modelloop.arrays import media_path, positions
 from annotator.modelloop.predictions import artifact_path
 from annotator.models import Encoder
 from mlcore.encoders import catalog
@@ -144,7 +144,7 @@ def embed_missing(store, backbone, item_ids, paths, device, progress=None):
     missing = store.missing(item_ids)
     if not len(missing):
         return 0
-    rows = _rows_of(item_ids, missing)
+    rows = positions(item_ids, missing)
     spec = registry.get(backbone.name)
     model = spec.build(backbone.weights).to(device)
     files = [str(media_path(paths[r])) for r in rows]
@@ -161,12 +161,6 @@ def embed_missing(store, backbone, item_ids, paths, device, progress=None):
         log.warning("%s of %s images could not be read for the %s encoder; they stay out of the model.",
                     failed, len(missing), backbone.name)
     return done
-
-
-def _rows_of(item_ids, wanted):
-    """Positions of `wanted` ids in `item_ids` (pool order, not id order)."""
-    order = np.argsort(item_ids)
-    return order[np.searchsorted(item_ids[order], wanted)]
 
 
 def pool_embeddings(store, item_ids):

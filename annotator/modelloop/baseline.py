@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotator.modelloop.arrays import load_images
+from annotator.modelloop.arrays import load_images, positions
 from mlcore.embedding_learner import EmbeddingLearner
 from mlcore.pixels import THUMB_SIDE, fit_pixel_basis, pixel_embeddings, thumbnails
 
@@ -50,10 +50,11 @@ def grow(model, old_item_ids):
     if old is None or model.size > MAX_ITEMS:
         attach(model)
         return
-    known = np.isin(model.item_ids, old_item_ids)
-    previous = old.thumbs[_positions(old_item_ids, model.item_ids[known])]
-    thumbs = _thumbs(model, known, previous)
-    model.baseline = Baseline(old.learner.with_embeddings(pixel_embeddings(thumbs, old.basis)), thumbs, old.basis)
+    rows = positions(old_item_ids, model.item_ids, missing=-1)  # old row of each new one, -1 new
+    known = rows >= 0
+    thumbs = _thumbs(model, known, old.thumbs[rows[known]])
+    model.baseline = Baseline(old.learner.with_embeddings(pixel_embeddings(thumbs, old.basis), known=rows),
+                              thumbs, old.basis)
 
 
 def sync_classes(model):
@@ -75,11 +76,6 @@ def _thumbs(model, known, previous):
         else:
             out[new] = load_images([model.paths[i] for i in new], THUMB_SIDE, model.channels)
     return out
-
-
-def _positions(ids, wanted):
-    order = np.argsort(ids)
-    return order[np.searchsorted(ids[order], wanted)]
 
 
 def pixels_win(labels, own, pixels):

@@ -17,7 +17,7 @@ import numpy as np
 from django.conf import settings
 
 from annotator.modelloop import backbone, baseline
-from annotator.modelloop.arrays import image_shape, load_images, ordered_class_ids, pool_rows
+from annotator.modelloop.arrays import image_shape, load_images, ordered_class_ids, pool_rows, positions
 from annotator.modelloop.backbone import Backbone
 from annotator.modelloop.predictions import (
     POOL_INDEX_FILE,
@@ -260,7 +260,8 @@ def _resume_backbone(project, version, meta, pool, rows, device):
 def _grow_embedded(model, item_ids, pool_index, paths):
     """New images for a backbone: embed only those, then a graph of the grown pool."""
     model.embedded += backbone.embed_missing(model.store, model.backbone, item_ids, paths, model.learner.device)
-    model.learner = model.learner.with_embeddings(backbone.pool_embeddings(model.store, item_ids))
+    known = positions(model.item_ids, item_ids, missing=-1)  # the graph grows instead of being rebuilt
+    model.learner = model.learner.with_embeddings(backbone.pool_embeddings(model.store, item_ids), known=known)
     old_ids = model.item_ids
     model.item_ids, model.pool_index, model.paths = item_ids, pool_index, paths
     baseline.grow(model, old_ids)

@@ -124,6 +124,25 @@ def test_heldout_probabilities_match_a_dense_solve(blobs):
         np.testing.assert_allclose(p, naive[int(row)], atol=1e-4)
 
 
+def test_heldout_on_a_budget_holds_out_the_first_fold_only(blobs):
+    """Above max_items one fold is held out: its items only, with the same probabilities as
+    in the full run (the folds are solved side by side, independently)."""
+    from mlcore.config import PropagationConfig
+    from mlcore.fast import heldout_probabilities
+    x, y = blobs(n_per=15, centers=3, spread=0.3)
+    labels = -np.ones(len(y), int)
+    labels[::3] = y[::3]
+    graph = knn_graph(x, k=8, device="cpu")
+    cfg = PropagationConfig(balance_labels=False, cg_iters=500, cg_tol=1e-12)
+    rows, probs = heldout_probabilities(graph, labels, 3, cfg, folds=4, seed=7)
+    one_rows, one = heldout_probabilities(graph, labels, 3, cfg, folds=4, seed=7, max_items=len(y) - 1)
+    first = np.random.default_rng(7).permutation(np.where(labels >= 0)[0])[0::4]
+    assert list(one_rows) == sorted(first)
+    np.testing.assert_allclose(one, probs[np.searchsorted(rows, one_rows)], atol=1e-5)
+    same_rows, same = heldout_probabilities(graph, labels, 3, cfg, folds=4, seed=7, max_items=len(y))
+    np.testing.assert_array_equal(same_rows, rows)
+
+
 def test_heldout_probabilities_expose_a_wrong_label(blobs):
     """A label that contradicts its cluster is predicted as the cluster's class when held out."""
     from mlcore.fast import heldout_probabilities

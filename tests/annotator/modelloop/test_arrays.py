@@ -44,3 +44,16 @@ def test_colour_pools_are_mirrored_in_pretraining_and_grayscale_pools_not():
     cpu = resolve_device("cpu")
     assert new_config(3, 32, 3, cpu).encoder.flip is True
     assert new_config(10, 28, 1, cpu).encoder.flip is False
+
+
+def test_positions_of_ids_in_any_order():
+    from annotator.modelloop.arrays import positions
+
+    ids = np.array([40, 10, 30, 20])
+    assert positions(ids, [10, 20, 40]).tolist() == [1, 3, 0]
+    assert positions(ids, [20, 99, 30], missing=-1).tolist() == [3, -1, 2]
+    assert positions(np.array([], np.int64), [5], missing=-1).tolist() == [-1]
+    import pytest
+
+    with pytest.raises(KeyError, match="99"):
+        positions(ids, [99])
