@@ -224,10 +224,17 @@ def resume(project, version, device=None):
     learner = ActiveLearner.load(str(artifact_path(version.checkpoint)), images[rows], device)
     model = ProjectModel(project.pk, learner, item_ids[rows], saved_index, images[rows], side, channels,
                          class_ids, class_names, base_checkpoint=version.checkpoint)
+    grown = (lambda: grow(model, item_ids, pool_index, images)) if len(pool_index) != len(saved_index) else None
+    return _resumed(model, version, class_ids, class_names, grown)
+
+
+def _resumed(model, version, class_ids, class_names, grow_to_pool=None):
+    """The last steps of a resume, for both kinds of model: the pixel baseline, today's
+    pool (`grow_to_pool`, when it changed) and classes."""
     model.labels_at_slow = version.labels_used
     baseline.attach(model)
-    if len(pool_index) != len(saved_index):
-        grow(model, item_ids, pool_index, images)
+    if grow_to_pool is not None:
+        grow_to_pool()
     sync_classes(model, class_ids, class_names)
     return model
 
@@ -249,12 +256,8 @@ def _resume_backbone(project, version, meta, pool, rows, device):
     model.learner = EmbeddingLearner.load(str(artifact_path(version.checkpoint)),
                                           backbone.pool_embeddings(model.store, model.item_ids), device)
     model.config = model.learner.cfg
-    model.labels_at_slow = version.labels_used
-    baseline.attach(model)
-    if len(pool_index) != len(rows):
-        _grow_embedded(model, item_ids, pool_index, paths)
-    sync_classes(model, class_ids, class_names)
-    return model
+    grown = (lambda: _grow_embedded(model, item_ids, pool_index, paths)) if len(pool_index) != len(rows) else None
+    return _resumed(model, version, class_ids, class_names, grown)
 
 
 def _grow_embedded(model, item_ids, pool_index, paths):
