@@ -336,12 +336,14 @@ class ProjectLoop:
         labels = self.slow_labels
         if clone.accepted and np.array_equal(self.slow_pool, self.model.pool_index):
             self.model.learner.adopt(clone)  # the pool is the one the clone was fine-tuned on
+            self.model.embedded += self.model.size  # the fine-tuned encoder embedded every image
             checkpoint = bridge.checkpoint_files(project, self.model, "slow", labels)
             self.model.base_checkpoint = checkpoint
             folder = checkpoint.rsplit("/", 1)[0]
         else:
             checkpoint, folder = "", ""
         metrics["adopted"] = bool(checkpoint)  # accepted, and the pool did not change meanwhile
+        metrics.update(self.model.encoder_metrics())
         results.commit_version(
             project, self.trainer.name, kind=ModelVersion.Kind.SLOW, model=self.model, labels=labels,
             durations={"finetune_s": round(seconds, 2)}, metrics=metrics, artifact_dir=folder,

@@ -175,6 +175,8 @@ def test_the_slow_path_runs_in_the_background_and_keeps_new_labels(shapes, bob, 
     trainer.run_once()  # adopts the result
     slow = ModelVersion.objects.get(project=shapes, kind="slow")
     assert slow.labels_used == 4 and "accepted" in slow.metrics
+    assert slow.metrics["encoder"] == "self-supervised"
+    assert slow.metrics["embedded"] == (slow.pool_size if slow.metrics["adopted"] else 0)
     if slow.metrics["accepted"]:
         load_checkpoint(str(predictions.artifact_path(slow.checkpoint)))
     trainer.run_once()
