@@ -1,5 +1,6 @@
-"""The model and embeddings formats: the newest checkpoint of the current model, and an .npz
-of the pool embeddings saved beside it. Only files inside ARTIFACTS_ROOT are read."""
+"""The model and embeddings formats: the newest checkpoint of the current model (with its
+pretrained backbone's weights inside, so that it loads anywhere), and an .npz of the pool
+embeddings saved beside it. Only files inside ARTIFACTS_ROOT are read."""
 import logging
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from annotator.exporting import zipstream
 from annotator.exporting.registry import MODEL, Body, ExportFormat, NoModel, register
+from annotator.modelloop import backbone
 from annotator.modelloop.predictions import POOL_INDEX_FILE, artifact_path
 from annotator.models import Item, ModelVersion
 
@@ -66,8 +68,13 @@ def _file_chunks(path, progress, total):
 
 
 def _model(project, options, progress):
-    """The checkpoint file as it is (mlcore: config, weights, class names)."""
+    """The checkpoint (mlcore: config, weights, class names), self-contained: a project on a
+    pretrained backbone gets the backbone's weights inside (`backbone.export_file`)."""
     version, path = _checkpoint(project)
+    try:
+        path = backbone.export_file(project, version, path)
+    except ValueError as exc:
+        raise NoModel(str(exc)) from None
     size = path.stat().st_size
     return Body(_file_chunks(path, progress, size), size, version=version.number)
 

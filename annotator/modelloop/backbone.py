@@ -91,19 +91,62 @@ def check_stock_weights(path):
             "classes": None}
 
 
+def check_bundled_weights(path, ck):
+    """What an uploaded export of a backbone project is (`export_file`: our checkpoint with
+    the backbone's weights inside), after a strict load of them; None for other files."""
+    from mlcore.encoders import registry
+    from mlcore.encoders.bundle import bundled_backbone
+
+    name = bundled_backbone(ck)
+    if name is None:
+        return None
+    registry.get(name).build(path)  # strict: every backbone tensor must load
+    total = len(ck["state"]["backbone"])
+    classes = ck["meta"].get("classes")
+    return {"encoder": None, "backbone": name, "architecture": name, "matched": total, "total": total,
+            "classes": list(classes) if isinstance(classes, (list, tuple)) else None}
+
+
 def uploaded(project):
-    """The backbone of the project's uploaded checkpoint when it is a stock pretrained
-    state dict (its file holds the weights), else None (our own checkpoint: self-supervised
-    encoder started from it)."""
+    """The backbone of the project's uploaded checkpoint when its file holds a pretrained
+    backbone's weights (a stock state dict, or an export of a backbone project), else None
+    (our own self-supervised checkpoint: the encoder starts from it)."""
     from mlcore.checkpoint import load_checkpoint
     from mlcore.encoders import registry
+    from mlcore.encoders.bundle import bundled_backbone
 
     path = uploaded_file(project)
     ck = load_checkpoint(str(path))
     if ck["config"] is not None:  # our own format
-        return None
+        name = bundled_backbone(ck)
+        return Backbone(name, path) if name is not None else None
     found = registry.recognise(ck["state"]["model"])
     return Backbone(found[0], path) if found is not None else None
+
+
+EXPORT_FILE = "export.pt"
+
+
+def export_file(project, version, checkpoint):
+    """The file the model export streams for a version whose checkpoint is `checkpoint` (a
+    Path): the checkpoint itself when the model has its own encoder (its weights are in it);
+    for a pretrained backbone, a copy with the backbone's weights inside, written once next
+    to the checkpoint, so the export loads (and starts a project) on a machine without the
+    weights file. ValueError when that weights file is gone."""
+    name = (version.metrics or {}).get("encoder")
+    if name not in catalog.PRETRAINED:
+        return checkpoint
+    out = checkpoint.with_name(EXPORT_FILE)
+    if out.is_file() and out.stat().st_mtime_ns >= checkpoint.stat().st_mtime_ns:
+        return out
+    weights = uploaded_file(project) if project.init_checkpoint else find_weights(name)
+    if weights is None or not weights.is_file():
+        raise ValueError(f"The weights of the {name} encoder are no longer on this server, so the "
+                         "model cannot be exported with them. Add them again with "
+                         f"`python manage.py weights add {name} FILE`.")
+    from mlcore.encoders.bundle import bundle
+
+    return bundle(checkpoint, weights, name, out)
 
 
 def find_weights(name):

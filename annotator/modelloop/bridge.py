@@ -154,6 +154,10 @@ def check_init_checkpoint(project, path, shape=None):
         stock = backbone.check_stock_weights(path)
         if stock is not None:
             return stock
+    else:  # our export of a project on a pretrained backbone (its weights inside)?
+        bundled = backbone.check_bundled_weights(path, ck)
+        if bundled is not None:
+            return bundled
     if ck["config"] is not None and hasattr(ck["config"], "encoder"):
         encoder_cfg = copy.deepcopy(ck["config"].encoder)
     else:

@@ -13,8 +13,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # wrappers around the tensors of a saved file: {"state_dict": sd}, {"model": sd}, a DINO
-# training checkpoint {"teacher": sd}, an mlcore checkpoint {"state": {"encoder": sd}}
-CONTAINER_KEYS = ("state_dict", "model", "teacher", "state", "encoder")
+# training checkpoint {"teacher": sd}, an mlcore checkpoint {"state": {"encoder": sd}} or,
+# exported from a project on a pretrained backbone, {"state": {"backbone": sd}}
+CONTAINER_KEYS = ("state_dict", "model", "teacher", "state", "encoder", "backbone")
 # key prefixes added by wrappers: DataParallel/DDP, torch.compile, training frameworks
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "backbone.", "model.")
 

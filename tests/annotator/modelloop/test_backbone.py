@@ -173,3 +173,52 @@ def test_an_uploaded_stock_state_dict_is_the_backbone(photos, alice, weights, ap
     again.run_once()  # resumes from the uploaded file's vectors: nothing embedded again
     assert versions(photos, kind="pretrain").count() == 1
     again.release()
+
+
+def test_the_model_export_of_a_backbone_project_carries_the_weights_and_starts_another_project(
+        photos, alice, weights, api):
+    """The exported .pt holds the backbone's weights: with the weights file gone from the
+    server, it starts a new project on the same backbone, giving the same vectors."""
+    from mlcore.checkpoint import load_checkpoint
+    from mlcore.encoders.bundle import bundled_backbone
+
+    trainer = Trainer("t1", publish=lambda *a: None)
+    trainer.run_once()
+    trainer.release()
+    first = versions(photos, kind="pretrain").get()
+    r = api(alice).get(f"/api/projects/{photos.pk}/export/?format=model")
+    assert r.status_code == 200, r.content
+    exported = b"".join(r.streaming_content)
+    ck = load_checkpoint(io.BytesIO(exported))
+    assert bundled_backbone(ck) == "resnet18"
+    stock = torchvision.models.resnet18(weights=None).state_dict()
+    for key, tensor in ck["state"]["backbone"].items():
+        torch.testing.assert_close(tensor, torch.load(weights, weights_only=True)[key])
+    assert set(ck["state"]["backbone"]) == {k for k in stock if not k.startswith("fc.")}
+
+    weights.unlink()  # only the export has the weights now
+    other = create_project(alice, name="Colours again", classes=list(COLOURS), audit_fraction=0.0,
+                           encoder="self-supervised")
+    add_photos(other, 24)
+    r = api(alice).post(f"/api/projects/{other.pk}/model/checkpoint/",
+                        {"checkpoint": ContentFile(exported, name="colours-model-v1.pt")}, format="multipart")
+    assert r.status_code == 200, r.content
+    assert (r.json()["architecture"], r.json()["matched"], r.json()["total"]) == ("resnet18", 120, 120)
+    again = Trainer("t2", publish=lambda *a: None)
+    again.run_once()
+    again.release()
+    second = versions(other, kind="pretrain").get()
+    assert (second.metrics["encoder"], second.metrics["embedded"]) == ("resnet18", 24)
+    folder = lambda v: predictions.artifact_path(v.checkpoint).parent  # noqa: E731
+    np.testing.assert_allclose(np.load(folder(second) / "embeddings.npy"), np.load(folder(first) / "embeddings.npy"),
+                               atol=1e-3)
+
+
+def test_the_export_says_so_when_the_backbone_weights_are_gone(photos, alice, weights, api):
+    trainer = Trainer("t1", publish=lambda *a: None)
+    trainer.run_once()
+    trainer.release()
+    weights.unlink()
+    r = api(alice).get(f"/api/projects/{photos.pk}/export/?format=model")
+    assert r.status_code == 404
+    assert "weights of the resnet18 encoder are no longer on this server" in r.json()["detail"]
