@@ -130,6 +130,19 @@ class EmbeddingLearner:
         if known is None or self.graph is None:
             return None
         n = len(emb)
+        old_rows = self._old_rows(known, n)
+        if int((old_rows < 0).sum()) > self.cfg.propagation.grow_max_new * n:
+            return None
+        rows = np.where(old_rows >= 0)[0]
+        for a in range(0, len(rows), 65_536):  # unchanged embeddings, checked in chunks
+            r = rows[a:a + 65_536]
+            if not np.allclose(emb[r], self.emb[old_rows[r]], atol=1e-5):
+                return None
+        return old_rows
+
+    def _old_rows(self, known, n: int) -> np.ndarray:
+        """``known`` (bool mask or positions, see ``with_embeddings``) as this learner's row
+        for each of ``n`` new rows, -1 for new ones; ValueError when it does not fit."""
         known = np.asarray(known)
         if known.shape != (n,):
             raise ValueError(f"known must have shape ({n},), got {known.shape}")
@@ -146,13 +159,6 @@ class EmbeddingLearner:
             used = old_rows[old_rows >= 0]
             if len(np.unique(used)) != len(used):
                 raise ValueError("known maps two rows to the same old row")
-        if int((old_rows < 0).sum()) > self.cfg.propagation.grow_max_new * n:
-            return None
-        rows = np.where(old_rows >= 0)[0]
-        for a in range(0, len(rows), 65_536):  # unchanged embeddings, checked in chunks
-            r = rows[a:a + 65_536]
-            if not np.allclose(emb[r], self.emb[old_rows[r]], atol=1e-5):
-                return None
         return old_rows
 
     def set_num_classes(self, n: int, cold_start_until: int | None = None) -> None:

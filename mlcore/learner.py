@@ -103,15 +103,29 @@ class ActiveLearner(EmbeddingLearner):
 
     # --- changes the app makes between steps -------------------------------------------
 
-    def with_pool(self, images) -> ActiveLearner:
+    def with_pool(self, images, known: np.ndarray | None = None) -> ActiveLearner:
         """A new learner on another pool (e.g. grown by an import) with this one's encoder,
-        head and projection (shared, not copied): the pool is embedded and its graph built."""
+        head and projection (shared, not copied). ``known`` as in ``with_embeddings``
+        (which rows of ``images`` this learner already has): those keep their embeddings
+        (the encoder is the same, in eval mode) and only the others are embedded, and the
+        graph grows instead of being rebuilt. Without it the whole pool is embedded."""
         self._require_model()
         new = type(self)(self.cfg, images, self.device)
         new.encoder, new.head, new.proj = self.encoder, self.head, self.proj
-        # the +1 here and the +1 of _refresh keep the version the app's grow() gave
+        # the +1 here and the +1 of _set_embeddings keep the version the app's grow() gave
         new.version = self.version + 1
-        new._refresh()
+        if known is None:
+            new._refresh()
+            return new
+        old_rows = self._old_rows(known, len(new.pool))
+        emb = np.empty((len(new.pool), self.emb.shape[1]), dtype=self.emb.dtype)
+        had = old_rows >= 0
+        emb[had] = self.emb[old_rows[had]]
+        fresh = np.flatnonzero(~had)
+        if len(fresh):
+            emb[fresh] = embed(self.encoder, new.pool[torch.from_numpy(fresh).to(new.pool.device)])
+        grow_from = self._known_rows(known, emb)  # None (rebuild) when most of the pool is new
+        new._set_embeddings(emb, None if grow_from is None else (self.graph, grow_from))
         return new
 
     def _forget_head(self) -> None:

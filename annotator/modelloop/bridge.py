@@ -275,11 +275,12 @@ def _grow_embedded(model, item_ids, pool_index, paths):
 
 
 def grow(model, item_ids, pool_index, images):
-    """New images were imported: embed the whole pool with the current encoder, new graph."""
-    learner = model.learner.with_pool(images)  # same encoder; embeddings + kNN graph of the grown pool
+    """New images were imported: embed only those with the current encoder; the graph grows."""
+    known = positions(model.item_ids, item_ids, missing=-1)
+    learner = model.learner.with_pool(images, known=known)
     old_ids = model.item_ids
     model.learner, model.item_ids, model.pool_index, model.images = learner, item_ids, pool_index, images
-    model.embedded += len(item_ids)
+    model.embedded += int((known < 0).sum())
     baseline.grow(model, old_ids)
 
 

@@ -85,6 +85,26 @@ def test_with_pool_keeps_encoder_and_embeds_the_grown_pool(learner, data):
         ActiveLearner(tiny_cfg(), x, device="cpu").with_pool(x)
 
 
+def test_with_pool_and_known_rows_embeds_only_the_new_images(learner, data, monkeypatch):
+    """An import with ``known``: the old rows keep their vectors, only the new ones go
+    through the encoder, and the grown graph equals a rebuild (below exact_max)."""
+    import mlcore.learner as learner_module
+
+    x, _ = data
+    order = np.random.default_rng(0).permutation(len(x))  # old rows shuffled among new ones
+    known = np.where(order < N, order, -1)
+    full = learner.with_pool(x[order])
+    seen = []
+    real_embed = learner_module.embed
+    monkeypatch.setattr(learner_module, "embed", lambda enc, imgs, *a, **k: seen.append(len(imgs)) or real_embed(
+        enc, imgs, *a, **k))
+    grown = learner.with_pool(x[order], known=known)
+    assert seen == [len(x) - N]
+    assert grown.version == full.version == learner.version + 2
+    np.testing.assert_allclose(grown.emb, full.emb, atol=1e-5)
+    np.testing.assert_array_equal(np.sort(grown.graph.idx, axis=1), np.sort(full.graph.idx, axis=1))
+
+
 def test_clone_is_independent(learner, labels):
     learner.fast_update(labels)
     learner.cold_start(5)  # fills the original's cold-start cache

@@ -102,6 +102,7 @@ def test_imported_images_and_new_classes_reach_the_model(shapes, bob):
     version = fast_versions(shapes).order_by("-number").first()
     assert version.pool_size == 69 and version.classes == SHAPES + ["blank"]
     assert np.load(predictions.artifact_path(version.artifact_dir) / "probs.npy").shape == (69, 4)
+    assert version.metrics["embedded"] == 9  # only the imported images went through the encoder
 
 
 def test_a_trainer_that_lost_its_lease_writes_nothing(shapes):
