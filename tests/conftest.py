@@ -13,6 +13,8 @@ from annotator.models import Role
 from annotator.projects.changes import create_project
 from annotator.projects.members import add_member
 
+pytest_plugins = ["tests.skipguard"]  # --fail-on-skip / --allow-skip (CI)
+
 PASSWORD = "correct-horse-battery-staple"
 
 

@@ -1,5 +1,5 @@
-"""Helpers the crash tests run in subprocesses, against a throwaway SQLite data dir:
-`python -m tests.annotator.modelloop.loop_scripts setup|label N|verify`."""
+"""Helpers the crash tests run in subprocesses, against a throwaway data dir (and database):
+`python -m tests.annotator.modelloop.loop_scripts setup|label N|verify|die-at KIND STEP|catch-up`."""
 import json
 import os
 import sys
@@ -40,6 +40,72 @@ def main(argv):
                                        idempotency_key=f"{lease.item_id}-{lease.pk}")
     elif command == "verify":
         print(json.dumps(verify(Project.objects.get(slug="shapes"))))
+    elif command == "die-at":
+        die_at(argv[1], argv[2])
+    elif command == "catch-up":
+        from annotator.modelloop.trainer import Trainer
+
+        trainer = Trainer("victim", publish=lambda *a: None)
+        for _ in range(4):
+            trainer.run_once()
+        trainer.release()
+
+
+# Where `die-at` kills the trainer (SIGKILL to itself: no `finally`, no rollback but the
+# database's own), for a step of the given kind ("pretrain" or "fast"):
+#   checkpoint-rename  the checkpoint's temporary file written, not yet renamed (pretrain)
+#   after-artifacts    every artifact file of the step written, nothing in the database yet
+#   in-transaction     the version row inserted inside the commit's transaction, not committed
+#   after-commit       the transaction committed, before anything else runs
+STEPS = ("checkpoint-rename", "after-artifacts", "in-transaction", "after-commit")
+
+
+def die_at(kind, step):
+    """Run a trainer named "victim" (the same name every time, so the next one takes the
+    project at once) until it reaches `step` of a `kind` step, and kill it there. Exits
+    with 3 if it never got there (the injection did not fire: the test must fail)."""
+    import signal
+
+    from django.db.models.signals import post_save
+
+    from annotator.modelloop import bridge, results
+    from annotator.modelloop.trainer import Trainer
+    from annotator.models import ModelVersion
+    from mlcore import checkpoint
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def after(function, when):
+        def wrapped(*args, **kwargs):
+            out = function(*args, **kwargs)
+            if when(args, kwargs):
+                die()
+            return out
+        return wrapped
+
+    if step == "checkpoint-rename":
+        assert kind == "pretrain", "only pretraining and fine-tuning write checkpoints"
+        real_replace = checkpoint.os.replace
+        checkpoint.os.replace = lambda a, b: die() if str(b).endswith("learner.pt") else real_replace(a, b)
+    elif step == "after-artifacts":
+        if kind == "fast":
+            results.write_probabilities = after(results.write_probabilities, lambda a, k: True)
+        else:
+            bridge.checkpoint_files = after(bridge.checkpoint_files, lambda a, k: a[2] == kind)
+    elif step == "in-transaction":
+        def on_save(sender, instance, created, **kwargs):
+            if created and instance.kind == kind:
+                die()
+        post_save.connect(on_save, sender=ModelVersion, weak=False)
+    elif step == "after-commit":
+        results.commit_version = after(results.commit_version, lambda a, k: k["kind"] == kind)
+    else:
+        raise SystemExit(f"unknown step {step!r}; one of {', '.join(STEPS)}")
+    trainer = Trainer("victim", publish=lambda *a: None)
+    for _ in range(6):
+        trainer.run_once()
+    sys.exit(3)
 
 
 def verify(project):
