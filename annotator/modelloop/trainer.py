@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import threading
-import traceback
 from datetime import timedelta
 
 from django.conf import settings
@@ -164,8 +163,8 @@ class Trainer:
                     break
             except Superseded as exc:  # reset or paused meanwhile: the next step follows the project
                 log.info("Trainer %s: %s; result dropped", self.name, exc)
-            except Exception:  # noqa: BLE001 - recorded on the project; the loop goes on
-                loop.failed(traceback.format_exc())
+            except Exception as exc:  # noqa: BLE001 - recorded on the project; the loop goes on
+                loop.failed(exc)
             self._lost(pk)
         return busy
 
