@@ -67,3 +67,14 @@ def test_the_api_next_refuses_huge_ids(api, project, bob, make_items, huge):
     response = api(bob).post(f"/api/projects/{project.pk}/next/", {"release": [huge], "exclude": [huge]},
                              format="json")
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("huge", HUGE)
+def test_owner_corrections_of_a_huge_annotation_id_are_not_found(api, project, alice, huge):
+    url = f"/api/projects/{project.pk}/annotations/{huge}/"
+    assert api(alice).patch(url, {"label": "zero"}, format="json").status_code == 404
+    assert api(alice).delete(url).status_code == 404
+    assert api(alice).get(url).status_code == 404
+    review = api(alice).post(f"/api/projects/{project.pk}/items/{huge}/review/", {"label": "zero"}, format="json")
+    assert review.status_code == 404
