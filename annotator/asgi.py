@@ -12,12 +12,15 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from annotator.live.routing import websocket_urlpatterns  # noqa: E402
+from annotator.request_limits import RequestSizeLimit  # noqa: E402
 
 http_app = django_asgi_app
 if settings.SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     http_app = ASGIStaticFilesHandler(django_asgi_app)
+# Outermost: a body over the limit is refused before Django (or anything else) reads it.
+http_app = RequestSizeLimit(http_app)
 
 application = ProtocolTypeRouter(
     {

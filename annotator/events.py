@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 STATUS = "trainer.status"  # handler `trainer_status` on the consumer
 QUEUE = "queue.updated"  # handler `queue_updated`
+MEMBERS = "members.changed"  # handler `members_changed`: each socket re-checks its membership
 
 
 def group_name(project_id):
@@ -29,6 +30,10 @@ def status_event(status):
 
 def queue_event(version_number):
     return {"type": QUEUE, "version": version_number}
+
+
+def members_event():
+    return {"type": MEMBERS}
 
 
 def _send_to_layer(project_id, message):

@@ -212,6 +212,43 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = envint("UPLOAD_MAX_FILES", 5000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# Request limits, media and quotas (docs/configuration.md explains each one).
+# Bodies are refused with 413 before they are read (annotator/request_limits.py): every request
+# may carry REQUEST_MAX_BYTES; the upload routes UPLOAD_MAX_REQUEST_BYTES, for their owners only.
+REQUEST_MAX_BYTES = envint("REQUEST_MAX_BYTES", 2 * 1024 * 1024)
+UPLOAD_MAX_REQUEST_BYTES = envint("UPLOAD_MAX_REQUEST_BYTES", 1024 * 1024 * 1024)
+# Who serves image bytes once Django has checked access: Django itself (streamed), or the proxy
+# (nginx: X-Accel-Redirect to MEDIA_ACCEL_PREFIX + the file's path under MEDIA_ROOT; apache:
+# X-Sendfile with the file's absolute path).
+MEDIA_ACCEL = os.environ.get("MEDIA_ACCEL", "off").strip().lower() or "off"
+MEDIA_ACCEL_PREFIX = os.environ.get("MEDIA_ACCEL_PREFIX", "/protected-media/")
+# Live sockets: messages a page may send per minute (a token bucket); beyond it they are
+# answered with an error, and a socket that keeps going is closed.
+WS_MESSAGES_PER_MINUTE = envint("WS_MESSAGES_PER_MINUTE", 30)
+# Who may create projects ("all" signed-in users, or "staff"), and quotas (0 = unlimited).
+PROJECT_CREATORS = os.environ.get("PROJECT_CREATORS", "all").strip().lower() or "all"
+MAX_PROJECTS_PER_USER = envint("MAX_PROJECTS_PER_USER", 50)
+MAX_IMAGES_PER_PROJECT = envint("MAX_IMAGES_PER_PROJECT", 250_000)
+# Projects one trainer process holds at once (0 = no limit); beyond it the least recently
+# labeled project is handed back so that a waiting, more active one gets the trainer.
+TRAINER_MAX_PROJECTS = envint("TRAINER_MAX_PROJECTS", 8)
+for _name, _value, _least in (
+    ("REQUEST_MAX_BYTES", REQUEST_MAX_BYTES, 64 * 1024),
+    ("UPLOAD_MAX_REQUEST_BYTES", UPLOAD_MAX_REQUEST_BYTES, 64 * 1024),
+    ("WS_MESSAGES_PER_MINUTE", WS_MESSAGES_PER_MINUTE, 1),
+    ("MAX_PROJECTS_PER_USER", MAX_PROJECTS_PER_USER, 0),
+    ("MAX_IMAGES_PER_PROJECT", MAX_IMAGES_PER_PROJECT, 0),
+    ("TRAINER_MAX_PROJECTS", TRAINER_MAX_PROJECTS, 0),
+):
+    if _value < _least:
+        raise ImproperlyConfigured(f"{_name} must be at least {_least}, got {_value}.")
+if MEDIA_ACCEL not in {"off", "nginx", "apache"}:
+    raise ImproperlyConfigured(f"MEDIA_ACCEL must be off, nginx or apache, got {MEDIA_ACCEL!r}.")
+if not (MEDIA_ACCEL_PREFIX.startswith("/") and MEDIA_ACCEL_PREFIX.endswith("/")):
+    raise ImproperlyConfigured(f"MEDIA_ACCEL_PREFIX must start and end with '/', got {MEDIA_ACCEL_PREFIX!r}.")
+if PROJECT_CREATORS not in {"all", "staff"}:
+    raise ImproperlyConfigured(f"PROJECT_CREATORS must be all or staff, got {PROJECT_CREATORS!r}.")
+
 LEASE_SECONDS = envint("LEASE_SECONDS", 300)
 
 

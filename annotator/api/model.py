@@ -5,7 +5,7 @@ from rest_framework import parsers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from annotator.access import OWNER_ROLES, NotFound
+from annotator.access import OWNER_ROLES, NotFound, is_row_id
 from annotator.api.permissions import ANY_MEMBER
 from annotator.api.project_settings import settings_body
 from annotator.api.schema import (
@@ -80,7 +80,7 @@ class ModelViewSet(ProjectScopedViewSet):
     )
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<version_id>\d+)", url_name="version")
     def version(self, request, pk=None, version_id=None):
-        version = self.project.model_versions.filter(pk=int(version_id)).first()
+        version = self.project.model_versions.filter(pk=version_id).first() if is_row_id(version_id) else None
         if version is None:
             raise NotFound(f"Model version {version_id} is not in this project.")
         return Response(ModelVersionSerializer(version, context=_version_context(self.project)).data)

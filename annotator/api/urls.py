@@ -1,10 +1,12 @@
 """URLs under /api/ (namespace "api"): the token, the encoders, the projects and everything
-under them (one viewset per resource), schema and docs, and a JSON 404 for every other path
+under them (one viewset per resource), schema and docs (for signed-in users), and a JSON 404 for every other path
 that ends with a slash (paths without one still get APPEND_SLASH's redirect first)."""
+from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
 from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
@@ -54,8 +56,9 @@ def no_such_endpoint(request, path):
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # Signed-in users only (a token or the session): the schema maps every endpoint.
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
+    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
     path("encoders/", EncoderListView.as_view(), name="encoders"),
     *router.urls,
     re_path(r"^(?P<path>[\s\S]*/)$", no_such_endpoint, name="no-such-endpoint"),

@@ -51,6 +51,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
+from annotator.access import Invalid
 from annotator.importing.archives import ARCHIVE_SUFFIXES, ZIP_MAGIC, Entry, plan_file, plan_upload, walk
 from annotator.importing.pictures import decode_image
 from annotator.importing.report import DUPLICATE, IMPORTED, REJECTED, FileOutcome, ImportReport, Rejected, megabytes
@@ -174,7 +175,27 @@ class _SameAs:
     first: _Pending
 
 
+def check_room(project, planned):
+    """Refuse, before anything is stored, an import whose files would take the project past
+    MAX_IMAGES_PER_PROJECT. Every file counts, duplicates too (they are only known once read):
+    an import either fits or is refused whole. Two imports running at once may both fit alone
+    and together pass the limit by at most one import."""
+    limit = settings.MAX_IMAGES_PER_PROJECT
+    if not limit:
+        return
+    files = sum(1 for task in planned if isinstance(task, Entry))
+    have = Item.objects.filter(project_id=project.pk).count()
+    if have + files > limit:
+        room = max(0, limit - have)
+        raise Invalid(
+            f"This import holds {files:,} files, but the project already has {have:,} images and may hold "
+            f"{limit:,} (MAX_IMAGES_PER_PROJECT): there is room for {room:,} more. Import fewer files (duplicates "
+            "count too), or ask an administrator to raise the limit."
+        )
+
+
 def _import_all(project, planned, *, user, progress, folder_labels):
+    check_room(project, planned)
     run = _Run(project, user, folder_labels)
     report = ImportReport()
     total = len(planned)

@@ -1,18 +1,41 @@
 """Live updates for a project's pages: trainer status and queue changes over one websocket.
 
 The group messages come from `annotator.events` (STATUS -> `trainer_status`, QUEUE ->
-`queue_updated`); each is forwarded to the browser as ``{"type": "status", ...}`` or
-``{"type": "queue", ...}``.
+`queue_updated`, MEMBERS -> `members_changed`); the first two are forwarded to the browser as
+``{"type": "status", ...}`` or ``{"type": "queue", ...}``.
+
+Membership is checked when the socket opens and again before every message it is sent: a
+member who was removed (or whose account was deactivated) gets nothing more, and the socket is
+closed with CLOSE_NOT_MEMBER. Removing a member publishes MEMBERS, so that socket closes at once
+rather than at the next event.
+
+What a page sends (pings, status requests) is rate-limited per socket: WS_MESSAGES_PER_MINUTE,
+as a token bucket that holds a minute's worth. A message beyond it is answered with
+``{"type": "error", "message": ...}``; a socket that goes on regardless is closed with
+CLOSE_TOO_MANY.
 """
 import json
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.http import Http404
 
 from annotator import events
 from annotator.access import project_for
 from annotator.modelloop.status import trainer_status
+from annotator.models import Membership
+
+# Close codes (4000-4999 are the application's): the page stops reconnecting on the first.
+CLOSE_NOT_MEMBER = 4403
+CLOSE_TOO_MANY = 4429
+# Refused messages in a row after which the socket is closed.
+MAX_REFUSED = 10
+# The page's messages are a few bytes; anything longer is not read.
+MAX_MESSAGE_CHARS = 4096
+NOT_A_MEMBER = "You are no longer a member of this project."
+TOO_MANY = "Too many messages on this socket: at most {n} a minute. Slow down."
 
 
 @database_sync_to_async
@@ -24,8 +47,34 @@ def _project_for_member(user, project_id):
         return None
 
 
+@database_sync_to_async
+def _still_member(user_id, project_id):
+    return Membership.objects.filter(project_id=project_id, user_id=user_id, user__is_active=True).exists()
+
+
+class TokenBucket:
+    """`capacity` messages at once, refilled at `per_minute`. Ten lines, so no library: the
+    async limiters around (aiolimiter) make the caller wait, and a socket must be refused."""
+
+    def __init__(self, per_minute, clock=time.monotonic):
+        self.capacity = self.tokens = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self):
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
     project = None
+    closing = False
 
     async def connect(self):
         pk = self.scope["url_route"]["kwargs"]["pk"]
@@ -36,6 +85,9 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if self.project is None:
             await self.close()  # before accept: the browser sees a refused handshake
             return
+        self.user_id = user.pk
+        self.bucket = TokenBucket(settings.WS_MESSAGES_PER_MINUTE)
+        self.refused = 0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_status()  # a reconnecting page resynchronises at once
@@ -44,28 +96,64 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if self.project is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def still_member(self):
+        """Before anything about the project goes out: a removed member's socket is closed."""
+        if self.closing:
+            return False
+        if await _still_member(self.user_id, self.project.pk):
+            return True
+        await self.shut(CLOSE_NOT_MEMBER, NOT_A_MEMBER)
+        return False
+
+    async def shut(self, code, reason):
+        self.closing = True
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.close(code=code, reason=reason)
+
     async def send_status(self):
         status = await database_sync_to_async(trainer_status)(self.project)
         await self.send_json({"type": "status", "status": status})
 
     async def trainer_status(self, event):
-        await self.send_json({"type": "status", "status": event["status"]})
+        if await self.still_member():
+            await self.send_json({"type": "status", "status": event["status"]})
 
     async def queue_updated(self, event):
-        await self.send_json({"type": "queue", "version": event["version"]})
+        if await self.still_member():
+            await self.send_json({"type": "queue", "version": event["version"]})
+
+    async def members_changed(self, event):
+        await self.still_member()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        """Ignore what the page never sends (binary frames, bad JSON, non-objects) instead of
-        letting the base class raise and drop the socket."""
+        """Every frame counts against the rate limit. Ignore what the page never sends (binary
+        frames, bad JSON, non-objects) instead of letting the base class raise and drop the
+        socket."""
+        if self.closing or not await self.allowed():
+            return
+        if text_data is None or len(text_data) > MAX_MESSAGE_CHARS:
+            return
         try:
-            content = json.loads(text_data or "")
+            content = json.loads(text_data)
         except ValueError:
             return
         if isinstance(content, dict):
             await self.receive_json(content)
 
+    async def allowed(self):
+        """Take a token; without one, answer with an error (and close after MAX_REFUSED)."""
+        if self.bucket.take():
+            self.refused = 0
+            return True
+        self.refused += 1
+        if self.refused >= MAX_REFUSED:
+            await self.shut(CLOSE_TOO_MANY, "Too many messages.")
+        else:
+            await self.send_json({"type": "error", "message": TOO_MANY.format(n=settings.WS_MESSAGES_PER_MINUTE)})
+        return False
+
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "ping":
             await self.send_json({"type": "pong"})
-        elif content.get("type") == "status":
+        elif content.get("type") == "status" and await self.still_member():
             await self.send_status()

@@ -12,3 +12,21 @@ class LostLease(Exception):
 class Superseded(Exception):
     """An owner reset the model (or paused training) while this result was computed: it
     belongs to a model that no longer counts and must not be written."""
+
+
+# What members see of a failure: one line, never a traceback (tracebacks go to the log).
+MAX_ERROR_CHARS = 1000
+
+
+def one_line(error):
+    """One line for a failure: an exception's type and message, or the last line of a
+    traceback's text (rows written before tracebacks stopped being stored have them)."""
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}".strip()
+    else:
+        lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
+        text = lines[-1] if lines else ""
+        if text.startswith("Traceback"):
+            text = ""
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"

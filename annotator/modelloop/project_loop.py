@@ -5,7 +5,6 @@ learner is driven through its public methods only (`clone`, `adopt`, `has_encode
 import logging
 import threading
 import time
-import traceback
 from concurrent.futures import Future
 
 import numpy as np
@@ -71,8 +70,8 @@ class ProjectLoop:
         self.data_signature = None
 
     def failed(self, error):
-
-        log.error("Trainer %s: project %s failed:\n%s", self.trainer.name, self.project_id, error)
+        """A step raised `error`: the traceback goes to the log, its last line on the project."""
+        log.error("Trainer %s: project %s failed", self.trainer.name, self.project_id, exc_info=error)
         project = Project.objects.filter(pk=self.project_id).first()
         if project is None:
             return
@@ -327,8 +326,9 @@ class ProjectLoop:
             clone, seconds = future.result()
         except Interrupted:
             return False
-        except Exception:  # noqa: BLE001
-            results.record_failure(project, self.trainer.name, ModelVersion.Kind.SLOW, traceback.format_exc(),
+        except Exception as exc:  # noqa: BLE001
+            log.error("Trainer %s: project %s: the fine-tuning failed", self.trainer.name, project.pk, exc_info=exc)
+            results.record_failure(project, self.trainer.name, ModelVersion.Kind.SLOW, exc,
                                     max_failures=settings.TRAINER_MAX_FAILURES, backoff_s=5)
             self.trainer._publish_status(project.pk)
             return True

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from annotator.modelloop import baseline
-from annotator.modelloop.errors import LostLease, Superseded
+from annotator.modelloop.errors import LostLease, Superseded, one_line
 from annotator.modelloop.predictions import (
     HELDOUT_ITEMS_FILE,
     HELDOUT_LABELS_FILE,
@@ -218,16 +218,18 @@ def commit_version(project, trainer, *, kind, model, labels, durations, metrics,
 
 
 def record_failure(project, trainer, kind, error, *, max_failures, backoff_s):
-    """A failed run: its row (with the error) and a backoff, so a broken project is retried
-    a few times and then waits for new data instead of looping."""
+    """A failed run: its row (with the error's last line: members see it, so never the
+    traceback, which `error` may be and which goes to the log) and a backoff, so a broken
+    project is retried a few times and then waits for new data instead of looping."""
+    error = one_line(error) or f"The {kind} run failed; the trainer's log has the details."
     with transaction.atomic():
         state = TrainerState.objects.select_for_update().get(project=project)
         if state.owner != trainer:
             return None
         ModelVersion.objects.create(project=project, kind=kind, status=ModelVersion.Status.FAILED,
-                                    error=error[-4000:], trainer=trainer)
+                                    error=error, trainer=trainer)
         state.failures += 1
-        state.last_error = error[-2000:]
+        state.last_error = error
         from datetime import timedelta
 
         from django.utils import timezone

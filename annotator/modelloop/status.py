@@ -4,6 +4,7 @@ interval)."""
 from django.db.models import Count, F
 from django.utils import timezone
 
+from annotator.modelloop.errors import one_line
 from annotator.models import Annotation, TrainerState
 
 
@@ -74,7 +75,7 @@ def trainer_status(project):
         "device": (state.device if state else "") or "",
         "encoder": (version.metrics or {}).get("encoder") if version else None,
         "served_by": (version.metrics or {}).get("served_by") if version else None,
-        "error": state.last_error if state and phase == TrainerState.Phase.FAILED else "",
+        "error": one_line(state.last_error) if state and phase == TrainerState.Phase.FAILED else "",
         "accuracy": audit_accuracy(project),
         "updated_at": (state.updated_at if state else now).isoformat(),
     }

@@ -19,25 +19,31 @@ import logging
 import os
 import socket
 import threading
-import traceback
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from annotator import events
 from annotator.modelloop.errors import Interrupted, Superseded
 from annotator.modelloop.project_loop import ProjectLoop
 from annotator.modelloop.status import trainer_status
-from annotator.models import Project, TrainerState
+from annotator.models import Lease, Project, TrainerState
 
 log = logging.getLogger(__name__)
 
 
 def default_name():
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def last_activity(project_ids):
+    """{project id: when its newest lease was handed out, or None}: a project being labeled
+    now has leases (the leases table is small, so this is cheap on every claim)."""
+    rows = Project.objects.filter(pk__in=project_ids).annotate(active=Max("leases__created_at"))
+    return dict(rows.values_list("pk", "active"))
 
 
 def _row_lock(qs):
@@ -50,7 +56,8 @@ class Trainer:
     def __init__(self, name=None, *, slugs=None, max_projects=None, device=None, publish=None):
         self.name = name or default_name()
         self.slugs = set(slugs or [])
-        self.max_projects = max_projects
+        # TRAINER_MAX_PROJECTS unless given (0: no limit)
+        self.max_projects = max_projects if max_projects is not None else (settings.TRAINER_MAX_PROJECTS or None)
         self.device = device
         self.publish = publish or events.publish
         self.stop = threading.Event()
@@ -61,30 +68,68 @@ class Trainer:
     # --- leases ------------------------------------------------------------------------
 
     def claim(self):
-        """Take free or expired projects (up to max_projects held). Returns new project ids."""
+        """Take free or expired projects (up to max_projects held), those being labeled most
+        recently first; when full, hand back a held project to a more active waiting one
+        (`_make_room`). Returns new project ids."""
         now = timezone.now()
-        room = None if self.max_projects is None else self.max_projects - len(self.held)
-        if room is not None and room <= 0:
-            return []
         candidates = Project.objects.filter(items__isnull=False).distinct()
         if self.slugs:
             candidates = candidates.filter(slug__in=self.slugs)
         missing = candidates.filter(trainer_state__isnull=True).values_list("pk", flat=True)
         TrainerState.objects.bulk_create([TrainerState(project_id=pk) for pk in missing], ignore_conflicts=True)
+        free = Q(owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(owner=self.name)
+        waiting = TrainerState.objects.filter(free, project__in=candidates).exclude(project_id__in=list(self.held))
+        room = None if self.max_projects is None else self.max_projects - len(self.held)
+        if room is not None and room <= 0:
+            if not self._make_room(waiting):
+                return []
+            room = 1
         claimed = []
         with transaction.atomic():
-            qs = TrainerState.objects.filter(project__in=candidates).exclude(project_id__in=list(self.held))
-            qs = qs.filter(Q(owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(owner=self.name))
-            for state in _row_lock(qs.order_by("project_id"))[:room] if room else _row_lock(qs.order_by("project_id")):
+            newest_lease = Lease.objects.filter(project_id=OuterRef("project_id")).order_by("-created_at")
+            qs = waiting.annotate(active=Subquery(newest_lease.values("created_at")[:1]))
+            qs = _row_lock(qs.order_by(F("active").desc(nulls_last=True), "project_id"))
+            for state in qs[:room] if room is not None else qs:
                 state.owner = self.name
                 state.lease_expires_at = now + timedelta(seconds=settings.TRAINER_LEASE_SECONDS)
                 state.heartbeat_at = now
                 state.save(update_fields=["owner", "lease_expires_at", "heartbeat_at", "updated_at"])
                 claimed.append(state.project_id)
         for pk in claimed:
+            with self._lock:
+                self.lost.discard(pk)  # from an earlier hold of the same project
             self.held[pk] = ProjectLoop(self, pk)
             log.info("Trainer %s took project %s", self.name, pk)
         return claimed
+
+    def _make_room(self, waiting):
+        """With every slot taken (TRAINER_MAX_PROJECTS): hand back the held project labeled
+        least recently if a waiting project is being labeled more recently, so that one user's
+        many projects cannot keep the trainer from everyone else's. True if a slot is free."""
+        best = waiting.annotate(active=Max("project__leases__created_at")).filter(active__isnull=False)
+        best = best.order_by("-active").values_list("active", flat=True).first()
+        if best is None:
+            return False
+        held = last_activity(list(self.held))
+        stalest = min(self.held, key=lambda pk: (held.get(pk) is not None, held.get(pk) or best))
+        if held.get(stalest) is not None and held[stalest] >= best:
+            return False
+        self.hand_back(stalest)
+        return True
+
+    def hand_back(self, pk):
+        """Stop working on a held project and free its lease for another trainer (or later)."""
+        loop = self.held.pop(pk)
+        loop.abandon()
+        loop.join_slow(timeout=5)
+        TrainerState.objects.filter(project_id=pk, owner=self.name).update(
+            owner="", lease_expires_at=None, phase=TrainerState.Phase.WAITING, progress=None, updated_at=timezone.now(),
+            detail="Waiting for a trainer: it is busy with more recently labeled projects (TRAINER_MAX_PROJECTS).",
+        )
+        with self._lock:
+            self.lost.discard(pk)
+        log.info("Trainer %s handed back project %s (less recently labeled than a waiting one)", self.name, pk)
+        self._publish_status(pk)
 
     def heartbeat(self):
         """Renew every held lease; a lease that could not be renewed is lost."""
@@ -164,8 +209,8 @@ class Trainer:
                     break
             except Superseded as exc:  # reset or paused meanwhile: the next step follows the project
                 log.info("Trainer %s: %s; result dropped", self.name, exc)
-            except Exception:  # noqa: BLE001 - recorded on the project; the loop goes on
-                loop.failed(traceback.format_exc())
+            except Exception as exc:  # noqa: BLE001 - recorded on the project; the loop goes on
+                loop.failed(exc)
             self._lost(pk)
         return busy
 

@@ -1,11 +1,28 @@
-"""Images are served only to members of the item's project, through this view."""
-from django.http import FileResponse, Http404
+"""Images are served only to members of the item's project, through this view.
+
+The bytes are streamed, never read whole: under ASGI Django turns a synchronous file
+iterator into a list before sending it (the whole original in memory, up to
+IMPORT_MAX_FILE_BYTES per request), so an ASGI request gets an asynchronous iterator that reads
+one block at a time in a worker thread. With MEDIA_ACCEL a proxy sends the file instead, after
+this view has checked access: nginx's X-Accel-Redirect (to an `internal` location at
+MEDIA_ACCEL_PREFIX) or Apache's X-Sendfile.
+"""
+import mimetypes
+from pathlib import Path
+from urllib.parse import quote
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http import FileResponse, Http404, HttpResponse
 from django.views.decorators.http import require_GET
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from annotator.access import project_for
 from annotator.models import Item
+
+BLOCK_BYTES = 256 * 1024
 
 
 def _user(request):
@@ -27,11 +44,42 @@ def item_image(request, pk, item_pk):
         raise Http404("No such item.")
     use_original = request.GET.get("original") == "1" or not item.display_image
     field = item.image if use_original else item.display_image
+    if settings.MEDIA_ACCEL != "off":
+        response = _proxy_response(field)
+    else:
+        response = _file_response(request, field)
+    response["Cache-Control"] = "private, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _file_response(request, field):
     try:
         handle = field.open("rb")
     except FileNotFoundError as exc:
         raise Http404("The image file is missing on the server.") from exc
-    response = FileResponse(handle)
-    response["Cache-Control"] = "private, max-age=86400"
-    response["X-Content-Type-Options"] = "nosniff"
+    response = FileResponse(handle)  # sets Content-Length and Content-Type from the file
+    if isinstance(request, ASGIRequest):
+        response.streaming_content = _blocks(handle)  # the handle is still closed with the response
+    return response
+
+
+async def _blocks(handle):
+    read = sync_to_async(handle.read, thread_sensitive=False)
+    while block := await read(BLOCK_BYTES):
+        yield block
+
+
+def _proxy_response(field):
+    """An empty answer that tells the proxy which file to send (it must exist: a missing file
+    is a 404 here, not the proxy's)."""
+    path = Path(field.path)
+    if not path.is_file():
+        raise Http404("The image file is missing on the server.")
+    response = HttpResponse(content_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+    if settings.MEDIA_ACCEL == "nginx":
+        relative = path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()
+        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX + quote(relative)
+    else:
+        response["X-Sendfile"] = str(path.resolve())
     return response

@@ -19,7 +19,7 @@ from annotator.models import Membership, Role
 from annotator.pages.forms import MemberForm, ProjectForm
 from annotator.pages.members import back_to, members_context, render_members
 from annotator.pages.settings import render_settings
-from annotator.projects.changes import create_project
+from annotator.projects.changes import create_project, creation_refusal
 from annotator.projects.members import add_member
 from annotator.projects.selectors import project_stats
 
@@ -40,6 +40,9 @@ def project_list(request):
 @login_required
 def project_create(request):
     form = ProjectForm(request.POST or None)
+    refusal = creation_refusal(request.user)
+    if refusal:
+        return render(request, "annotator/project_form.html", {"refusal": refusal}, status=403)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

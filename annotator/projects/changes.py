@@ -1,15 +1,33 @@
-"""Creating a project and changing its settings (name, strategy, batch size, audit fraction,
-answers per item) and its class list in one transaction."""
+"""Creating a project (who may, and how many: PROJECT_CREATORS, MAX_PROJECTS_PER_USER) and
+changing its settings (name, strategy, batch size, audit fraction, answers per item) and its
+class list in one transaction."""
+from django.conf import settings
 from django.db import transaction
 
-from annotator.access import Invalid
+from annotator.access import Forbidden, Invalid
 from annotator.db import lock_project_row
 from annotator.models import Item, LabelClass, Membership, Project, Role, default_hotkeys
 from annotator.projects.classes import check_class_names, set_classes
 
 
+def creation_refusal(user):
+    """Why `user` may not create a project now (a sentence), or None."""
+    if settings.PROJECT_CREATORS == "staff" and not user.is_staff:
+        return "Only staff members can create projects on this server. Ask an administrator to create one for you."
+    limit = settings.MAX_PROJECTS_PER_USER
+    if limit and Project.objects.filter(created_by=user).count() >= limit:
+        return (f"You have created {limit} projects, the most one user may create on this server "
+                "(MAX_PROJECTS_PER_USER). Ask an administrator to raise the limit.")
+    return None
+
+
 @transaction.atomic
-def create_project(owner, *, name, classes, **options):
+def create_project(owner, *, name, classes, check_limits=True, **options):
+    """A new project owned by `owner`. `check_limits=False` is for the operator's commands
+    (demo data, benchmarks): PROJECT_CREATORS and MAX_PROJECTS_PER_USER apply to users."""
+    refusal = creation_refusal(owner) if check_limits else None
+    if refusal:
+        raise Forbidden(refusal)
     names = [c.strip() for c in classes]
     if not name.strip():
         raise Invalid("A project needs a name.")

@@ -3,6 +3,7 @@ always keeps at least one owner."""
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from annotator import events
 from annotator.access import Invalid, NotFound
 from annotator.db import lock_project_row
 from annotator.models import Lease, Membership, Role
@@ -47,4 +48,6 @@ def remove_member(project, username):
                 raise Invalid(f"{username} is the only owner of this project; make someone else an owner first.")
         membership.delete()
         Lease.objects.filter(project=project, user=membership.user).delete()
+        # the removed member's open sockets close (annotator/live/consumers.py)
+        transaction.on_commit(lambda: events.publish(project.pk, events.members_event()))
     return membership

@@ -192,9 +192,16 @@
       else if (message.type === "status") this.status(message.status, false);
       else if (message.type === "queue") this.queue(message.version);
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (socket !== this.socket) return;
       this.socket = null;
+      // 4403: no longer a member of this project (annotator/live/consumers.py); reconnecting
+      // or polling would only be refused.
+      if (event.code === 4403) {
+        this.close();
+        this.setOnline(false);
+        return;
+      }
       this.dropped();
     });
     // An "error" is always followed by "close", which does the work.

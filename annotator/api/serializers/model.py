@@ -2,6 +2,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotator.modelloop.errors import one_line
 from annotator.models import ModelVersion
 
 
@@ -30,7 +31,7 @@ class TrainerStatusSerializer(serializers.Serializer):
         allow_null=True, help_text="Which representation made the current guesses: the encoder's, or \"pixels\" "
         "when the pixel baseline predicted held-out labels better."
     )
-    error = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True, help_text="Why the trainer stopped, in one line, when the phase is failed.")
     accuracy = AccuracySerializer(help_text="Accuracy of the model's guesses on audit items (drawn at random).")
     updated_at = serializers.DateTimeField()
 
@@ -43,6 +44,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     durations = serializers.DictField(child=serializers.FloatField(), help_text="Seconds per step.")
     metrics = serializers.DictField(help_text="What the trainer measured (losses, validation scores...).")
     classes = serializers.ListField(child=serializers.CharField(), help_text="Class names of the probability columns.")
+    error = serializers.SerializerMethodField(help_text="Why a failed run failed, in one line (the trainer's log "
+                                              "has the details).")
 
     class Meta:
         model = ModelVersion
@@ -51,6 +54,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "durations", "metrics", "error", "created_at", "current", "audit_accuracy",
         ]
         read_only_fields = fields
+
+    def get_error(self, version) -> str:
+        return one_line(version.error)
 
     def get_current(self, version) -> bool:
         return version.pk == self.context.get("current_id")

@@ -82,7 +82,7 @@ class Command(BaseCommand):
         User = get_user_model()
         owner = User.objects.create_user(f"bench-{token}-owner")
         users = [User.objects.create_user(f"bench-{token}-{i}") for i in range(n_annotators)]
-        project = create_project(owner, name=f"Dashboard benchmark {token}", classes=CLASSES,
+        project = create_project(owner, check_limits=False, name=f"Dashboard benchmark {token}", classes=CLASSES,
                                           audit_fraction=0.0, annotations_per_item=per_item)
         for user in users:
             add_member(project, user.get_username(), Role.ANNOTATOR)

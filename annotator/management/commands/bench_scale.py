@@ -175,7 +175,7 @@ class Command(BaseCommand):
         owner = User.objects.create_user(f"bench-scale-{token}-owner")
         annotator = User.objects.create_user(f"bench-scale-{token}-annotator")
         names = [f"class{j:02d}" for j in range(classes)]
-        project = create_project(owner, name=f"Scale benchmark {token}", classes=names)
+        project = create_project(owner, check_limits=False, name=f"Scale benchmark {token}", classes=names)
         add_member(project, annotator.get_username(), Role.ANNOTATOR)
         # Own the project's trainer lease before it has items, as `Trainer.claim` does, so a
         # trainer running on the same database never claims the throwaway project.

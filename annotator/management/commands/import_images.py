@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from annotator.access import ServiceError
 from annotator.importing.images import import_path
 from annotator.importing.report import DUPLICATE, REJECTED
 from annotator.management.progress import tqdm_progress
@@ -49,9 +50,12 @@ class Command(BaseCommand):
             raise CommandError(f"{source} does not exist. Give a folder of images or a .zip archive on this server.")
         user = self._user(project, username)
         with tqdm(desc="Importing", unit="img", file=options.get("stderr") or sys.stderr) as bar:
-            report = import_path(
-                project, source, user=user, progress=tqdm_progress(bar), folder_labels=not no_folder_labels
-            )
+            try:
+                report = import_path(
+                    project, source, user=user, progress=tqdm_progress(bar), folder_labels=not no_folder_labels
+                )
+            except ServiceError as exc:  # the image quota (MAX_IMAGES_PER_PROJECT)
+                raise CommandError(exc.message) from exc
         self._print_summary(project, source, report, verbose)
         if report.imported == 0 and report.rejected:
             raise CommandError(

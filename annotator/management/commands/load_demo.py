@@ -30,7 +30,7 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
             project = create_project(
-                users["owner"], name="MNIST demo", classes=[str(d) for d in range(10)]
+                users["owner"], name="MNIST demo", classes=[str(d) for d in range(10)], check_limits=False
             )
             project.slug = DEMO_SLUG
             project.save(update_fields=["slug"])

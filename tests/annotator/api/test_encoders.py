@@ -82,6 +82,7 @@ def _nullable_to_json_schema(node):
 def test_the_answer_matches_the_schema(alice, api, client, weights_dir):
     weights_dir.mkdir()
     (weights_dir / "convnext_tiny-983f1562.pth").write_bytes(b"weights")
+    client.force_login(alice)
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     operation = schema["paths"]["/api/encoders/"]["get"]
     assert operation["tags"] == ["encoders"]

@@ -3,7 +3,9 @@ import re
 
 import jsonschema
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 PATHS = {
     "/api/auth/token/": {"post"},
@@ -33,6 +35,8 @@ PATHS = {
 
 
 def _schema(client):
+    client = APIClient()
+    client.force_authenticate(get_user_model()(username="reader"))  # signed in; no row needed
     r = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert r.status_code == 200
     return r.json()
@@ -110,7 +114,8 @@ def test_it_generates_without_warnings(tmp_path, settings):
     assert "/api/projects/{id}/next/" in (tmp_path / "schema.yml").read_text()
 
 
-def test_the_docs_page_loads_only_local_files(client):
+def test_the_docs_page_loads_only_local_files(client, alice):
+    client.force_login(alice)
     r = client.get("/api/docs/")
     assert r.status_code == 200
     html = r.content.decode()
@@ -119,3 +124,25 @@ def test_the_docs_page_loads_only_local_files(client):
     assert not re.search(r"https?://", " ".join(urls))
     assert not re.search(r"""["']https?://[^"']*\.(?:js|css)""", html)
     assert all(u.startswith("/static/") for u in urls if u.endswith((".js", ".css")))
+
+
+@pytest.mark.django_db
+def test_the_schema_needs_a_sign_in(client, api, alice):
+    assert client.get("/api/schema/").status_code == 401
+    assert api(alice).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_schema_accepts_a_token(client, alice):
+    from tests.conftest import PASSWORD
+
+    token = client.post("/api/auth/token/", {"username": "alice", "password": PASSWORD}).json()["token"]
+    r = client.get("/api/schema/", HTTP_AUTHORIZATION=f"Token {token}", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert r.status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_docs_page_sends_anonymous_visitors_to_sign_in(client):
+    r = client.get("/api/docs/")
+    assert r.status_code == 302
+    assert r["Location"].startswith("/accounts/login/?next=/api/docs/")

@@ -525,7 +525,8 @@ def test_it_streams_under_asgi_without_reading_everything_first(project, labeled
     assert body == _export(project, "csv")
 
 
-def test_it_lists_the_export_in_the_api_schema(client):
+def test_it_lists_the_export_in_the_api_schema(client, alice):
+    client.force_login(alice)
     r = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     operation = r.json()["paths"]["/api/projects/{id}/export/"]["get"]
     assert {p["name"] for p in operation["parameters"]} == {"id", "format", "predictions", "min_confidence"}

@@ -230,3 +230,108 @@ def test_it_leaves_the_group_on_disconnect(project, bob):
         return joined, len(layer.groups.get(group, {}))
 
     assert async_to_sync(scenario)() == (1, 0)
+
+
+# --- membership re-checked on every event, and the rate limit -------------------------------
+
+
+async def _closed_with(socket):
+    message = await socket.receive_output(1)
+    assert message["type"] == "websocket.close", message
+    return message["code"]
+
+
+def test_a_removed_member_is_closed_at_once_and_gets_nothing(project, alice, bob):
+    from annotator.live.consumers import CLOSE_NOT_MEMBER
+    from annotator.projects.members import remove_member
+
+    bob_headers, alice_headers = _headers(bob), _headers(alice)
+
+    async def scenario():
+        bobs, _ = await _join(project.pk, bob_headers)
+        alices, _ = await _join(project.pk, alice_headers)
+        await sync_to_async(remove_member)(project, "bob")
+        code = await _closed_with(bobs)
+        await alices.receive_nothing(timeout=0.1)  # the members event is not forwarded
+        await sync_to_async(events.publish)(project.pk, events.status_event({"phase": "training"}))
+        alice_got = await alices.receive_json()
+        bob_quiet = await bobs.receive_nothing(timeout=0.2)
+        await alices.disconnect()
+        return code, alice_got, bob_quiet
+
+    code, alice_got, bob_quiet = async_to_sync(scenario)()
+    assert code == CLOSE_NOT_MEMBER
+    assert alice_got == {"type": "status", "status": {"phase": "training"}}
+    assert bob_quiet
+
+
+@pytest.mark.parametrize("event", [events.status_event({"phase": "training"}), events.queue_event(4)])
+def test_membership_is_checked_before_every_event(project, bob, event):
+    """Removed behind the consumer's back (no members event): the next event is not sent."""
+    from annotator.live.consumers import CLOSE_NOT_MEMBER
+    from annotator.models import Membership
+
+    headers = _headers(bob)
+
+    async def scenario():
+        socket, _ = await _join(project.pk, headers)
+        await sync_to_async(Membership.objects.filter(project=project, user=bob).delete)()
+        await get_channel_layer().group_send(events.group_name(project.pk), event)
+        return await _closed_with(socket)
+
+    assert async_to_sync(scenario)() == CLOSE_NOT_MEMBER
+
+
+def test_a_deactivated_user_gets_no_more_events(project, bob):
+    from annotator.live.consumers import CLOSE_NOT_MEMBER
+
+    headers = _headers(bob)
+
+    async def scenario():
+        socket, _ = await _join(project.pk, headers)
+        bob.is_active = False
+        await sync_to_async(bob.save)()
+        await socket.send_json({"type": "status"})
+        return await _closed_with(socket)
+
+    assert async_to_sync(scenario)() == CLOSE_NOT_MEMBER
+
+
+def test_status_requests_are_rate_limited_and_abuse_closes_the_socket(project, bob, settings):
+    from annotator.live.consumers import CLOSE_TOO_MANY, MAX_REFUSED
+
+    settings.WS_MESSAGES_PER_MINUTE = 5
+    headers = _headers(bob)
+
+    async def scenario():
+        socket, _ = await _join(project.pk, headers)
+        answered = []
+        for _ in range(5):
+            await socket.send_json({"type": "status"})
+            answered.append((await socket.receive_json())["type"])
+        await socket.send_json({"type": "status"})
+        refusal = await socket.receive_json()
+        for _ in range(MAX_REFUSED - 2):
+            await socket.send_json({"type": "ping"})
+            assert (await socket.receive_json())["type"] == "error"
+        await socket.send_json({"type": "status"})
+        return answered, refusal, await _closed_with(socket)
+
+    answered, refusal, code = async_to_sync(scenario)()
+    assert answered == ["status"] * 5
+    assert refusal == {"type": "error", "message": "Too many messages on this socket: at most 5 a minute. Slow down."}
+    assert code == CLOSE_TOO_MANY
+
+
+def test_the_bucket_refills_with_time():
+    from annotator.live.consumers import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(60, clock=lambda: now[0])
+    assert all(bucket.take() for _ in range(60))
+    assert not bucket.take()
+    now[0] += 1.0  # one message a second
+    assert bucket.take()
+    assert not bucket.take()
+    now[0] += 3600
+    assert sum(bucket.take() for _ in range(100)) == 60  # never more than a minute's worth
