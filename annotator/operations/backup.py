@@ -23,7 +23,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from django.conf import settings
 from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.utils import load_backend

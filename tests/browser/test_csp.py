@@ -2,8 +2,6 @@
 `browser` fixture fails a test on any violation), and the watcher does catch one."""
 import os
 
-import pytest
-
 from tests.browser.helpers import BROWSER_MARKS, log_in
 
 pytestmark = BROWSER_MARKS
