@@ -41,3 +41,9 @@ def test_owner_pages_work_without_a_violation(browser, live_server, project, ali
     page.wait_for_selector("#label-import-result")
     page.wait_for_timeout(300)
     assert form.locator("input[type=file]").evaluate("e => e.files.length") == 0
+
+
+def test_the_api_docs_render_under_the_policy(browser, live_server, alice):
+    page = log_in(browser, live_server, "alice", "/projects/")
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20000)
