@@ -1,6 +1,9 @@
-# One image for the web and trainer processes (different commands).
+# One image for the web and trainer processes (different commands; docs/deploy.md).
 #   web:     docker run -p 8000:8000 -e SECRET_KEY=... -e DATABASE_URL=... -e REDIS_URL=... IMAGE
+#            (the default command: the web server alone, no trainer inside)
+#   trainer: docker run -e SECRET_KEY=... -e DATABASE_URL=... -e REDIS_URL=... IMAGE python manage.py trainer
 #   migrate: docker run ... IMAGE python manage.py migrate
+# Web and trainer containers share DATA_DIR (a volume) and need PostgreSQL and Redis.
 # Not built in this project's CI (no Docker engine on its machines).
 FROM python:3.11-slim-bookworm
 
@@ -27,4 +30,7 @@ RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app:app /da
 USER app
 VOLUME ["/data"]
 EXPOSE 8000
-CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# Liveness: the server answers /healthz (readiness, /readyz, is for the proxy or orchestrator).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["python", "manage.py", "healthcheck", "--port", "8000"]
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000", "--trainer", "none"]

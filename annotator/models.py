@@ -4,12 +4,16 @@ Domain verbs that touch one model live here; multi-model writes live in the pack
 their domain (`annotator.projects`, `labeling`, `importing`, `modelloop`).
 """
 import secrets
+import shutil
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils.text import slugify
 
@@ -111,12 +115,30 @@ class Project(models.Model):
     def class_names(self):
         return [c.name for c in self.ordered_classes()]
 
+    @staticmethod
+    def file_folders(pk):
+        """The folders holding a project's files: its images and its model files."""
+        return [Path(settings.MEDIA_ROOT) / "items" / str(pk), Path(settings.ARTIFACTS_ROOT) / "projects" / str(pk)]
+
     def role_of(self, user):
         """The user's role in this project, or None for outsiders and anonymous users."""
         if not user.is_authenticated:
             return None
         membership = self.memberships.filter(user=user).only("role").first()
         return membership.role if membership else None
+
+
+@receiver(post_delete, sender=Project, dispatch_uid="remove_project_files")
+def _remove_project_files(sender, instance, using, **kwargs):
+    """A deleted project's files go once the deletion is committed (a rolled-back deletion
+    keeps them), however it was deleted: the admin, a queryset, the shell."""
+    folders = Project.file_folders(instance.pk)
+
+    def remove():
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    transaction.on_commit(remove, using=using)
 
 
 class LabelClass(models.Model):

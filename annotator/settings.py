@@ -114,7 +114,10 @@ TEMPLATES = [
 # failing) under DATA_DIR by default; PostgreSQL (or any dj-database-url URL) via DATABASE_URL.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+    # Health checks: a connection kept across requests (DB_CONN_MAX_AGE) is tested before
+    # reuse, so a restarted server costs no failed request.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+                                                  conn_health_checks=True)}
 else:
     SQLITE_BUSY_TIMEOUT_MS = envint("SQLITE_BUSY_TIMEOUT_MS", 20000)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -161,8 +164,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
-# The embedded server serves static files itself; behind a proxy set SERVE_STATIC=0.
-SERVE_STATIC = envbool("SERVE_STATIC", True)
 MEDIA_URL = "media/"  # never served directly: images go through a membership-checked view
 
 LOGIN_URL = "login"
@@ -170,8 +171,6 @@ LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
 REST_FRAMEWORK = {
@@ -309,3 +308,72 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "faiss.loader": {"level": "WARNING"}},
 }
+
+# Deployment: HTTPS, CSP, static files, health
+# (docs/deploy.md shows them together with a reverse proxy; docs/configuration.md lists each.)
+#
+# DEPLOY_HTTPS=1 when a TLS proxy fronts the app: HSTS, redirect to https, Secure cookies, and
+# the proxy's X-Forwarded-Proto trusted to say the request came over https (the proxy must
+# set that header itself, overwriting the client's). SECURE_COOKIES, the older switch, still
+# marks the cookies Secure on its own.
+DEPLOY_HTTPS = envbool("DEPLOY_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DEPLOY_HTTPS or envbool("SECURE_COOKIES", False)
+if DEPLOY_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
+    # Probes (Docker's HEALTHCHECK, a load balancer) call these over plain http inside.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# Content-Security-Policy (django-csp 4.x): nothing inline, scripts and styles from /static/
+# only. Pages set widths through CSSOM from static/js, and htmx is told not to inject its
+# indicator <style> (templates/base.html); connect-src 'self' covers the same-origin websocket.
+from csp.constants import NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Static files: WhiteNoise serves /static/ from the app process (SERVE_STATIC=0 leaves it to
+# the proxy). With a collected STATIC_ROOT (the Docker image runs collectstatic) the files
+# get hashed, compressed names and a year's caching; without one (a checkout, `make demo`,
+# the tests) they are served from static/ as they are.
+SERVE_STATIC = envbool("SERVE_STATIC", True)
+STATIC_MANIFEST = envbool("STATIC_MANIFEST", (STATIC_ROOT / "staticfiles.json").exists())
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+if not STATIC_MANIFEST:  # served from the finders: an uncollected STATIC_ROOT is expected, not news
+    import warnings  # noqa: E402
+
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+_csp_at = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE[_csp_at:_csp_at] = ["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+
+# Health: GET /healthz (the process answers) and GET /readyz (database, channel layer,
+# storage, trainer heartbeat). A trainer counts as alive when a project's heartbeat is at
+# most READY_TRAINER_MAX_AGE_S old; READY_REQUIRE_TRAINER=0 leaves the trainer out.
+READY_REQUIRE_TRAINER = envbool("READY_REQUIRE_TRAINER", True)
+READY_TRAINER_MAX_AGE_S = envint("READY_TRAINER_MAX_AGE_S", 3 * TRAINER_LEASE_SECONDS)
+if READY_TRAINER_MAX_AGE_S < 1:
+    raise ImproperlyConfigured(f"READY_TRAINER_MAX_AGE_S must be at least 1, got {READY_TRAINER_MAX_AGE_S}.")

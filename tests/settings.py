@@ -13,3 +13,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # live server) then get WAL and the busy timeout like production instead of "table locked".
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+
+# Static files straight from static/ (no collectstatic, no manifest) whatever STATIC_ROOT holds.
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = DATA_DIR / "staticfiles"  # noqa: F405  (exists, so WhiteNoise does not warn about it)
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)

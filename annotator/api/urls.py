@@ -1,11 +1,13 @@
 """URLs under /api/ (namespace "api"): the token, the encoders, the projects and everything
 under them (one viewset per resource), schema and docs (for signed-in users), and a JSON 404 for every other path
 that ends with a slash (paths without one still get APPEND_SLASH's redirect first)."""
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
@@ -58,7 +60,10 @@ urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     # Signed-in users only (a token or the session): the schema maps every endpoint.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
-    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
+    # Swagger UI: its script from a URL (the split view), not inline; its page keeps one inline
+    # <style>, so this page alone may use inline styles (annotator/settings.py has the policy).
+    path("docs/", login_required(csp_update({"style-src": [UNSAFE_INLINE]})(
+        SpectacularSwaggerSplitView.as_view(url_name="api:schema"))), name="docs"),
     path("encoders/", EncoderListView.as_view(), name="encoders"),
     *router.urls,
     re_path(r"^(?P<path>[\s\S]*/)$", no_such_endpoint, name="no-such-endpoint"),

@@ -196,6 +196,7 @@ NOT_PROJECT_SCOPED_NAMES = {
     "api:token", "api:schema", "api:docs",  # sign-in and the API's description
     "api:encoders",  # the encoders a project can use (tests/annotator/api/test_encoders.py)
     "api:no-such-endpoint",  # the JSON 404 for every other path under /api/
+    "healthz", "readyz",  # probes, open to anyone (tests/annotator/operations/test_health.py)
 }
 NOT_PROJECT_SCOPED_PREFIXES = (
     "admin/",  # the Django admin, staff only
