@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
-from annotator.api.auth import TokenView
+from annotator.api.auth import TokenDetailView, TokenListView, TokenView
 from annotator.api.encoders import EncoderListView
 
 app_name = "api"
@@ -54,6 +54,8 @@ def no_such_endpoint(request, path):
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
+    path("tokens/", TokenListView.as_view(), name="tokens"),
+    path("tokens/<int:token_id>/", TokenDetailView.as_view(), name="token-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("encoders/", EncoderListView.as_view(), name="encoders"),

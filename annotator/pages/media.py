@@ -1,10 +1,10 @@
 """Images are served only to members of the item's project, through this view."""
 from django.http import FileResponse, Http404
 from django.views.decorators.http import require_GET
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from annotator.access import project_for
+from annotator.accounts.tokens import ApiTokenAuthentication
 from annotator.models import Item
 
 
@@ -13,7 +13,7 @@ def _user(request):
     if request.user.is_authenticated:
         return request.user
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = ApiTokenAuthentication().authenticate(request)
     except AuthenticationFailed:
         return request.user
     return found[0] if found else request.user

@@ -7,6 +7,8 @@ from django.core.management import call_command
 
 PATHS = {
     "/api/auth/token/": {"post"},
+    "/api/tokens/": {"get"},
+    "/api/tokens/{token_id}/": {"delete"},
     "/api/encoders/": {"get"},
     "/api/projects/": {"get", "post"},
     "/api/projects/{id}/": {"get"},
