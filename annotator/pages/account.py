@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotator.access import ServiceError
 from annotator.accounts.tokens import issue_token, revoke_token, user_tokens
@@ -18,6 +18,7 @@ def _render(request, *, form=None, new_key=None, status=200):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def account(request):
     if request.method != "POST":
         return _render(request)
