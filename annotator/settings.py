@@ -4,6 +4,7 @@ Every variable is documented in docs/configuration.md. No setting needs a file e
 the embedded default is SQLite under DATA_DIR and an in-memory channel layer; set
 DATABASE_URL and REDIS_URL for PostgreSQL and Redis.
 """
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -215,6 +216,13 @@ for _name, _value in (("LOGIN_FAILURE_LIMIT", LOGIN_FAILURE_LIMIT), ("LOGIN_COOL
                       ("API_TOKEN_TTL_DAYS", API_TOKEN_TTL_DAYS)):
     if _value < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1, got {_value}.")
+for _entry in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES has {_entry!r}, which is not an IP address or network (such as 10.0.0.0/8)."
+        ) from _exc
 
 AUTHENTICATION_BACKENDS = [
     # Refuses a locked-out (username, address) before the password is checked.
