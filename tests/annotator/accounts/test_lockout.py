@@ -117,3 +117,9 @@ def test_the_token_throttle_counts_the_peer_not_a_rotating_header(alice):
         for i in range(4)
     ]
     assert codes == [400, 400, 400, 429]
+
+
+def test_wrong_passwords_are_not_stored(client, alice):
+    client.post(reverse("login"), {"username": "alice", "password": "almost-the-right-one"})
+    attempt = AccessAttempt.objects.get()
+    assert "almost-the-right-one" not in attempt.post_data + attempt.get_data
