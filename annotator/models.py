@@ -3,6 +3,7 @@
 Domain verbs that touch one model live here; multi-model writes live in the packages of
 their domain (`annotator.projects`, `labeling`, `importing`, `modelloop`).
 """
+import hashlib
 import secrets
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils.text import slugify
@@ -224,7 +225,9 @@ class Annotation(models.Model):
         IMPORT = "import", "Imported with the images"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    # PROTECT: a user with answers is deactivated, never deleted (deleting took their labels
+    # while the items kept label_count and done).
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
     label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
     skipped = models.BooleanField(default=False)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
@@ -378,8 +381,8 @@ class AnnotationChange(models.Model):
         DELETE = "delete", "Deleted"
 
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="changes")
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="annotation_changes"
+    changed_by = models.ForeignKey(  # PROTECT, like Annotation.annotator: the history keeps who
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="annotation_changes"
     )
     action = models.CharField(max_length=16, choices=Action.choices)
     old_label = models.CharField(max_length=100, blank=True)  # empty for a skip
@@ -391,3 +394,63 @@ class AnnotationChange(models.Model):
 
     def __str__(self):
         return f"{self.changed_by} {self.action} annotation {self.annotation_id}: {self.old_label!r} -> {self.new_label!r}"
+
+
+def token_digest(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """An API token: only its SHA-256 and its first characters are stored, so a copy of the
+    database holds no usable token (rest_framework.authtoken keeps the key itself). A token is
+    40 random hex characters (160 bits): a fast hash is enough, and a deterministic one lets
+    the lookup use the unique index. Tokens expire, and a new password or a deactivated
+    account revokes them all (the receivers below)."""
+
+    PREFIX_LENGTH = 8
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH)  # shown in lists so the owner can tell tokens apart
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "expires_at"], name="api_token_by_user_idx")]
+
+    def __str__(self):
+        return f"{self.prefix}... of {self.user}"
+
+    @staticmethod
+    def new_key():
+        return secrets.token_hex(20)
+
+
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL)
+def _note_credential_change(sender, instance, update_fields=None, **kwargs):
+    """Marks a save that changes the password hash or deactivates the account (whoever
+    saves: the password change page, the admin, `changepassword`, set_unusable_password)."""
+    instance._revokes_tokens = False
+    if instance.pk is None or (update_fields is not None and not {"password", "is_active"} & set(update_fields)):
+        return  # a new account, or a save of other fields (last_login at each sign-in)
+    before = sender._default_manager.filter(pk=instance.pk).values("password", "is_active").first()
+    if before is None:
+        return
+    # check_password() re-hashes a correct password when the hasher's parameters changed (a
+    # Django upgrade) and saves only the password, with the raw password already forgotten:
+    # the same password, so the tokens stay. set_password() then save() keeps the raw one.
+    rehash = getattr(instance, "_password", None) is None and update_fields is not None and set(update_fields) == {
+        "password"
+    }
+    new_password = before["password"] != instance.password and not rehash
+    instance._revokes_tokens = new_password or (before["is_active"] and not instance.is_active)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def _revoke_tokens_on_credential_change(sender, instance, **kwargs):
+    if getattr(instance, "_revokes_tokens", False):
+        ApiToken.objects.filter(user=instance).delete()
+        instance._revokes_tokens = False

@@ -4,7 +4,9 @@ Every variable is documented in docs/configuration.md. No setting needs a file e
 the embedded default is SQLite under DATA_DIR and an in-memory channel layer; set
 DATABASE_URL and REDIS_URL for PostgreSQL and Redis.
 """
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -72,12 +74,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "channels",
+    "axes",
     "annotator",
 ]
 
@@ -90,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during the view into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "annotator.urls"
@@ -140,14 +144,23 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Live events: in-memory for one process; Redis when REDIS_URL is set (several workers).
+# Live events and the cache (throttle counters): in-memory for one process; Redis when
+# REDIS_URL is set, so that every web process shares them.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "annotator",
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -176,7 +189,7 @@ X_FRAME_OPTIONS = "DENY"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so anonymous API calls get 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "annotator.accounts.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": {"auth-token": os.environ.get("AUTH_TOKEN_RATE", "20/min")},
@@ -187,6 +200,47 @@ REST_FRAMEWORK = {
     # `?format=` is reserved for exports, not DRF's renderer switch.
     "URL_FORMAT_OVERRIDE": None,
 }
+
+# Authentication hardening (docs/configuration.md, "Sign-in and tokens").
+# The client's address: X-Forwarded-For is believed only when the connecting peer is one of
+# TRUSTED_PROXIES (IPs or CIDRs), and then only up to the rightmost address that is not a
+# trusted proxy. Empty (the default): no proxy header is believed. uvicorn (`manage.py
+# serve`), django-axes and the API's throttles all follow this one rule
+# (annotator.accounts.client_address).
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", [])
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)  # wrong passwords per (username, address)...
+LOGIN_COOLOFF_MINUTES = envint("LOGIN_COOLOFF_MINUTES", 15)  # ...within this, then locked for this long
+API_TOKEN_TTL_DAYS = envint("API_TOKEN_TTL_DAYS", 30)
+for _name, _value in (("LOGIN_FAILURE_LIMIT", LOGIN_FAILURE_LIMIT), ("LOGIN_COOLOFF_MINUTES", LOGIN_COOLOFF_MINUTES),
+                      ("API_TOKEN_TTL_DAYS", API_TOKEN_TTL_DAYS)):
+    if _value < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, got {_value}.")
+for _entry in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES has {_entry!r}, which is not an IP address or network (such as 10.0.0.0/8)."
+        ) from _exc
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out (username, address) before the password is checked.
+    "annotator.accounts.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# django-axes with its database handler: attempts are rows, so every process (several web
+# workers, with or without Redis, SQLite included) counts the same failures, lockouts survive
+# a restart, and the admin lists them (`manage.py axes_reset` clears them). The cache
+# handler would count per process whenever the cache is local memory (no REDIS_URL).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "annotator.accounts.client_address.client_ip"
+AXES_LOCKOUT_CALLABLE = "annotator.accounts.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures only: no row per successful sign-in
+AXES_VERBOSE = False
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Active-learning annotator API",
@@ -366,9 +420,10 @@ if not STATIC_MANIFEST:  # served from the finders: an uncollected STATIC_ROOT i
     import warnings  # noqa: E402
 
     warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
-_csp_at = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
-MIDDLEWARE[_csp_at:_csp_at] = ["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []
-MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+_static_at = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE[_static_at:_static_at] = ["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []
+# before axes, whose middleware must stay last (its lockout answers get the policy too)
+MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "csp.middleware.CSPMiddleware")
 
 # Health: GET /healthz (the process answers) and GET /readyz (database, channel layer,
 # storage, trainer heartbeat). A trainer counts as alive when a project's heartbeat is at

@@ -1,7 +1,6 @@
 """/api/projects/<id>/annotations/: answering items and undoing the last answer (owners and
 annotators), the answers of a project with their history (every member), and owners'
 corrections and deletions."""
-from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -177,9 +176,14 @@ def _filtered_annotations(project, query):
     if not query["include_undone"]:
         annotations = annotations.filter(undone=False)
     if "annotator" in query:
-        if not get_user_model().objects.filter(username=query["annotator"]).exists():
-            raise Invalid(f"There is no user named {query['annotator']!r}.")
-        annotations = annotations.filter(annotator__username=query["annotator"])
+        name = query["annotator"]
+        # One answer for a missing account and an account outside the project: the filter
+        # must not tell a member which usernames exist elsewhere.
+        known = project.memberships.filter(user__username=name).exists() or Annotation.objects.filter(
+            item__project=project, annotator__username=name).exists()
+        if not known:
+            raise Invalid(f"No member of this project, past or present, is named {name!r}.")
+        annotations = annotations.filter(annotator__username=name)
     if "label" in query:
         annotations = annotations.filter(label=find_class(project, query["label"]))
     if "source" in query:

@@ -1,5 +1,6 @@
 """The OpenAPI pieces every API module shares: the refusal shape and the responses built on it,
 the path parameters, and the refusals of an operation that takes a request body."""
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -50,3 +51,18 @@ BODY_REFUSALS = {400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUN
 # The description of the operations that have none of their own. One viewset served every
 # project route once and lent them its docstring; kept so the published schema stays the same.
 PROJECT_ROUTES = "Projects the caller is a member of, and what members do in them."
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """The schema's `tokenAuth` for the app's own token class (annotator.accounts.tokens)."""
+
+    target_class = "annotator.accounts.tokens.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'An API token from /api/auth/token/, sent as "Token <token>". Tokens expire.',
+        }

@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
 from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
-from annotator.api.auth import TokenView
+from annotator.api.auth import TokenDetailView, TokenListView, TokenView
 from annotator.api.encoders import EncoderListView
 
 app_name = "api"
@@ -58,6 +58,8 @@ def no_such_endpoint(request, path):
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
+    path("tokens/", TokenListView.as_view(), name="tokens"),
+    path("tokens/<int:token_id>/", TokenDetailView.as_view(), name="token-detail"),
     # Signed-in users only (a token or the session): the schema maps every endpoint.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
     # Swagger UI: its script from a URL (the split view), not inline; its page keeps one inline

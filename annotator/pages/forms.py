@@ -35,6 +35,10 @@ class ProjectForm(forms.Form):
         return {field: self.cleaned_data[field] for field in self.OPTION_FIELDS}
 
 
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="What the token is for (a script, a machine).")
+
+
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)

@@ -16,10 +16,10 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import FileResponse, Http404, HttpResponse
 from django.views.decorators.http import require_GET
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from annotator.access import project_for
+from annotator.accounts.tokens import ApiTokenAuthentication
 from annotator.models import Item
 
 BLOCK_BYTES = 256 * 1024
@@ -30,7 +30,7 @@ def _user(request):
     if request.user.is_authenticated:
         return request.user
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = ApiTokenAuthentication().authenticate(request)
     except AuthenticationFailed:
         return request.user
     return found[0] if found else request.user

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotator.pages import dashboard, export, labeling, media, members, projects, settings
+from annotator.pages import account, dashboard, export, labeling, media, members, projects, settings
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False), name="home"),
@@ -16,6 +16,8 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("accounts/", account.account, name="account"),
+    path("accounts/tokens/<int:token_pk>/revoke/", account.token_revoke, name="token-revoke"),
     path("projects/", projects.project_list, name="project-list"),
     path("projects/new/", projects.project_create, name="project-create"),
     path("projects/<int:pk>/", projects.project_detail, name="project-detail"),

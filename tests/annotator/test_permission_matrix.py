@@ -190,10 +190,11 @@ MATRIX = [
 # URLs that are not about one project, so the matrix leaves them out (each has its own tests).
 NOT_PROJECT_SCOPED_NAMES = {
     "home",  # redirect to the project list
-    "login", "logout", "password_change", "password_change_done",  # accounts
+    "login", "logout", "password_change", "password_change_done", "account", "token-revoke",  # accounts
     "project-list", "project-create",  # the caller's projects, and a new one
     "api:project-list",  # the same over the API (GET list, POST create)
     "api:token", "api:schema", "api:docs",  # sign-in and the API's description
+    "api:tokens", "api:token-detail",  # the caller's own tokens (tests/annotator/api/test_auth.py)
     "api:encoders",  # the encoders a project can use (tests/annotator/api/test_encoders.py)
     "api:no-such-endpoint",  # the JSON 404 for every other path under /api/
     "healthz", "readyz",  # probes, open to anyone (tests/annotator/operations/test_health.py)

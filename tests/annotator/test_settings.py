@@ -17,6 +17,7 @@ from django.db import connection
 out = {
     "engine": settings.DATABASES["default"]["ENGINE"],
     "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "cache": settings.CACHES["default"]["BACKEND"],
     "debug": settings.DEBUG,
 }
 if connection.vendor == "sqlite":
@@ -59,6 +60,7 @@ def test_the_default_is_sqlite_in_wal_mode_with_a_busy_timeout_and_in_memory_cha
     assert out["journal_mode"] == "wal"
     assert out["busy_timeout"] >= 1000
     assert out["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert out["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert (tmp_path / "db.sqlite3").exists()
 
 
@@ -73,6 +75,7 @@ def test_database_url_and_redis_url_switch_to_postgresql_and_redis(tmp_path):
     out = json.loads(result.stdout)
     assert out["engine"] == "django.db.backends.postgresql"
     assert out["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert out["cache"] == "django.core.cache.backends.redis.RedisCache"  # throttle counters shared
 
 
 @pytest.mark.parametrize(
@@ -82,6 +85,9 @@ def test_database_url_and_redis_url_switch_to_postgresql_and_redis(tmp_path):
         ("TRAINER_SLOW_BUDGET_S", "abc", "TRAINER_SLOW_BUDGET_S must be a number"),
         ("TRAINER_SLOW_EVERY", "-1", "TRAINER_SLOW_EVERY must be at least 0"),
         ("SERVE_TRAINER", "gpu", "SERVE_TRAINER must be process, thread or none"),
+        ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT must be at least 1"),
+        ("API_TOKEN_TTL_DAYS", "0", "API_TOKEN_TTL_DAYS must be at least 1"),
+        ("TRUSTED_PROXIES", "10.0.0.1,proxy.local", "TRUSTED_PROXIES has 'proxy.local'"),
     ],
 )
 def test_it_refuses_bad_trainer_settings_with_a_sentence(tmp_path, name, value, message):

@@ -37,7 +37,8 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
             raise CommandError("No demo project: run `make demo` (or manage.py load_demo) first.")
-        token = _call(f"{url}/api/auth/token/", {"username": username, "password": password})["token"]
+        token = _call(f"{url}/api/auth/token/", {"username": username, "password": password,
+                                                      "name": "manage.py demo_check"})["token"]
         names = dict(project.items.values_list("id", "original_name"))
         started = time.monotonic()
         self.stdout.write("Waiting for the cold start (pretraining + first queue)...")

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print the result as JSON.")
 
     def handle(self, *args, url, username, password, project, seconds, pause, as_json, **options):
-        token = self._call(f"{url}/api/auth/token/", {"username": username, "password": password})["token"]
+        token = self._call(f"{url}/api/auth/token/", {"username": username, "password": password, "name": "manage.py latency"})["token"]
         classes = self._call(f"{url}/api/projects/{project}/", None, token)["classes"]
         first = classes[0]["name"] if isinstance(classes[0], dict) else classes[0]
         times, guessed, deadline = [], 0, time.monotonic() + seconds

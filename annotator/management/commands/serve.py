@@ -49,6 +49,15 @@ def _child_main(event_queue, stop_event, parent):
     trainer.run()
 
 
+def proxy_options(trusted_proxies):
+    """uvicorn's proxy settings from TRUSTED_PROXIES: X-Forwarded-For and -Proto are read only
+    from those addresses (the rule of annotator.accounts.client_address), and not at all when
+    the list is empty."""
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(trusted_proxies)}
+
+
 class ChildTrainer:
     """Runs the trainer in a child process, restarts it if it dies, relays its events."""
 
@@ -135,7 +144,7 @@ class Command(BaseCommand):
             log_level=log_level,
             lifespan="off",
             ws="websockets-sansio",
-            proxy_headers=False,
+            **proxy_options(settings.TRUSTED_PROXIES),
         )
         server = uvicorn.Server(config)
         self.stdout.write(f"Serving on http://{host}:{port}/ with the trainer: {trainer}  (Ctrl+C to stop)")

@@ -66,7 +66,7 @@ def test_it_filters_by_annotator_class_source_and_item(project, api, alice, answ
     "params, message",
     [
         ({"label": "seven"}, "This project's classes are: zero, one, two."),
-        ({"annotator": "mallory"}, "no user named 'mallory'"),
+        ({"annotator": "mallory"}, "No member of this project, past or present, is named 'mallory'"),
         ({"source": "robot"}, "not a valid choice"),
         ({"item": "x"}, "valid integer"),
         ({"include_undone": "maybe"}, "valid boolean"),

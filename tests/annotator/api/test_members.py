@@ -35,7 +35,7 @@ def test_owner_changes_a_members_role(project, api, alice, dave):
 def test_it_rejects_an_unknown_user_with_a_message(project, api, alice):
     r = api(alice).post(_url(project), {"username": "mallory", "role": "annotator"}, format="json")
     assert r.status_code == 400
-    assert "no user named 'mallory'" in r.json()["detail"]
+    assert "No active account is named 'mallory'" in r.json()["detail"]
     assert Membership.objects.filter(project=project).count() == 3
 
 

@@ -9,6 +9,8 @@ from rest_framework.test import APIClient
 
 PATHS = {
     "/api/auth/token/": {"post"},
+    "/api/tokens/": {"get"},
+    "/api/tokens/{token_id}/": {"delete"},
     "/api/encoders/": {"get"},
     "/api/projects/": {"get", "post"},
     "/api/projects/{id}/": {"get"},

@@ -25,7 +25,6 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -33,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from annotator.accounts.tokens import issue_token
 from annotator.labeling.answers import submit_annotation, undo_last
 from annotator.labeling.corrections import correct_annotation
 from annotator.labeling.leasing import lease_next
@@ -143,7 +143,7 @@ def world(project, make_items, alice, bob, charlie, dave):
     classes = project.class_names()
     users = ["alice", "bob", "dave", "charlie"]
     return {
-        "tokens": {user.username: Token.objects.create(user=user).key for user in (alice, bob, charlie, dave)},
+        "tokens": {user.username: issue_token(user)[1] for user in (alice, bob, charlie, dave)},
         # Parameter or body field name -> real values.
         "values": {
             "id": [project.pk],

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.test import AsyncClient
-from rest_framework.authtoken.models import Token
 
+from annotator.accounts.tokens import issue_token
 from annotator.exporting import formats, imagefolder, labels, zipstream
 from annotator.modelloop import predictions
 from annotator.modelloop.steering import reset_model
@@ -480,9 +480,9 @@ def test_it_rejects_anonymous(client, project, labeled):
 
 
 def test_it_accepts_a_token(api, project, labeled, bob):
-    token = Token.objects.create(user=bob)
+    _, token_key = issue_token(bob)
     client = api()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
     r = client.get(f"/api/projects/{project.pk}/export/?format=jsonl", HTTP_ACCEPT="application/x-ndjson")
     assert r.status_code == 200
     assert len(_body(r).decode().splitlines()) == 3

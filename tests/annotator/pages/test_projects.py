@@ -115,12 +115,12 @@ def test_adding_an_unknown_user_shows_the_error(client, project, alice):
     client.force_login(alice)
     response = client.post(reverse("project-members", args=[project.pk]), {"username": "nobody", "role": "annotator"})
     assert response.status_code == 400
-    assert "There is no user named" in response.content.decode()
+    assert "No active account is named" in response.content.decode()
     response = client.post(
         reverse("project-members", args=[project.pk]), {"username": "nobody", "role": "annotator"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200
-    assert "There is no user named" in response.content.decode()
+    assert "No active account is named" in response.content.decode()
     assert project.memberships.count() == 3
 
 

@@ -214,7 +214,7 @@ def test_adding_a_member_from_the_settings_page_comes_back_to_it(client, project
     r = client.post(url, {"username": "charlie", "role": "viewer", "back": "settings"})
     assert r["Location"] == reverse("project-settings", args=[project.pk])
     r = client.post(url, {"username": "nobody", "role": "viewer", "back": "settings"})
-    assert r.status_code == 400 and "There is no user named" in r.content.decode()
+    assert r.status_code == 400 and "No active account is named" in r.content.decode()
     assert r.templates[0].name == "annotator/project_settings.html"
 
 
