@@ -258,3 +258,19 @@ def test_encoders_without_their_package_are_listed_as_such_and_not_added(weights
     with pytest.raises(CommandError, match="needs the timm package"):
         weights("fetch", "timm/convnext_tiny")
     assert files_in(weights_dir) == []
+
+
+def test_fetch_takes_the_hubs_file_name_and_keeps_it_under_the_models_name(weights_dir, server, monkeypatch):
+    """timm publishes every model as model.safetensors: the catalog's URL ends in that name
+    and the file is kept under the model's own (the format found by content, not by name)."""
+    import timm
+    from safetensors.torch import save_file
+
+    folder, base = server
+    name = "timm/efficientnet_b0"
+    monkeypatch.setitem(catalog.PRETRAINED, name, dataclasses.replace(catalog.PRETRAINED[name], url_base=base))
+    assert catalog.PRETRAINED[name].url(catalog.PRETRAINED[name].weight_files[0]) == base + "model.safetensors"
+    save_file(timm.create_model("efficientnet_b0", pretrained=False).state_dict(), str(folder / "model.safetensors"))
+    out = weights("fetch", name)
+    assert f"Downloaded {base}model.safetensors" in out
+    assert files_in(weights_dir) == ["efficientnet_b0.ra_in1k.safetensors"]
