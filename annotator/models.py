@@ -48,7 +48,8 @@ class Encoder(models.TextChoices):
     """What turns a project's images into embeddings. `auto`: the best pretrained backbone
     whose weights are on the server, for photos; self-supervised pretraining on the
     project's own images otherwise (digits, scans, micrographs) or when no weights are
-    present. The pretrained names are mlcore's encoder registry's (a test checks)."""
+    present. The pretrained names are mlcore's encoder catalog's (a test checks); the timm
+    and open_clip ones can be chosen only where their packages are installed."""
 
     AUTO = "auto", "Auto (a pretrained backbone for photos when its weights are present)"
     SELF_SUPERVISED = "self-supervised", "Self-supervised on this project's images"
@@ -58,6 +59,11 @@ class Encoder(models.TextChoices):
     VIT_B_16 = "vit_b_16", "ViT-B/16 (ImageNet, torchvision)"
     DINOV2_VITS14 = "dinov2_vits14", "DINOv2 ViT-S/14"
     DINOV2_VITB14 = "dinov2_vitb14", "DINOv2 ViT-B/14"
+    CLIP_VIT_B_32 = "open_clip/ViT-B-32", "CLIP ViT-B/32 (LAION-2B, open_clip; zero-shot guesses)"
+    CLIP_VIT_B_16 = "open_clip/ViT-B-16", "CLIP ViT-B/16 (LAION-2B, open_clip; zero-shot guesses)"
+    TIMM_VIT_SMALL = "timm/vit_small_patch16_224", "ViT-S/16 (ImageNet-21k, timm)"
+    TIMM_CONVNEXT_TINY = "timm/convnext_tiny", "ConvNeXt-Tiny (ImageNet-12k, timm)"
+    TIMM_EFFICIENTNET_B0 = "timm/efficientnet_b0", "EfficientNet-B0 (ImageNet, timm)"
 
 
 class Role(models.TextChoices):

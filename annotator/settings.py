@@ -324,6 +324,9 @@ TRAINER_SEED = envint("TRAINER_SEED", 0)
 WEIGHTS_DIR = Path(os.environ.get("WEIGHTS_DIR") or DATA_DIR / "weights").resolve()
 EMBED_BATCH_SIZE = envint("EMBED_BATCH_SIZE", 32)  # images per batch when a backbone embeds the pool
 EMBED_WORKERS = envint("EMBED_WORKERS", -1)  # image-decoding processes; -1: min(4, cores - 1)
+# CLIP-like encoders: class names give zero-shot guesses, faded out per class over this many
+# labels of the class (mlcore.zeroshot); 0 turns zero-shot guesses off.
+ZERO_SHOT_FADE_LABELS = envfloat("ZERO_SHOT_FADE_LABELS", 5.0)
 # Largest model checkpoint an owner may upload to start the model from (transfer learning).
 CHECKPOINT_UPLOAD_MAX_MB = envint("CHECKPOINT_UPLOAD_MAX_MB", 500)
 # The dashboard lists labeled items whose held-out guess disagrees with at least this confidence.
@@ -344,6 +347,7 @@ for _name, _value, _least in (
     ("TRAINER_MAX_IMAGE_SIDE", TRAINER_MAX_IMAGE_SIDE, 8),
     ("EMBED_BATCH_SIZE", EMBED_BATCH_SIZE, 1),
     ("EMBED_WORKERS", EMBED_WORKERS, -1),
+    ("ZERO_SHOT_FADE_LABELS", ZERO_SHOT_FADE_LABELS, 0),
     ("CHECKPOINT_UPLOAD_MAX_MB", CHECKPOINT_UPLOAD_MAX_MB, 1),
     ("SUSPECT_MIN_CONFIDENCE", SUSPECT_MIN_CONFIDENCE, 0),
 ):

@@ -112,7 +112,8 @@ def weights_identity(path: Path) -> str:
 def cache_path(cache_dir: str, data_id: dict, encoder: str, weights_id: str, input_size: int) -> str:
     key = json.dumps({"format": CACHE_FORMAT, "data": data_id, "encoder": encoder, "weights": weights_id,
                       "input_size": input_size, "crop_ratio": imaging.CROP_RATIO}, sort_keys=True)
-    return os.path.join(cache_dir, f"{encoder}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz")
+    stem = encoder.replace("/", "--")  # "timm/convnext_tiny": one file, not a folder
+    return os.path.join(cache_dir, f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz")
 
 
 def read_cache(path: str | None) -> dict:

@@ -64,8 +64,12 @@ def atomic_write(path: str, write) -> None:
 
 def load_checkpoint(path: str, map_location="cpu") -> dict:
     """-> {"config": dataclass, "state": {name: state_dict}, "arrays": {name: np.ndarray},
-    "meta": dict}. Plain state dicts (a user's own checkpoint) come back as
-    {"config": None, "state": {"model": sd}, ...}."""
+    "meta": dict}. Plain state dicts (a user's own checkpoint, a stock backbone's; a
+    safetensors file too) come back as {"config": None, "state": {"model": sd}, ...}."""
+    from mlcore.encoders.spec import is_safetensors, read_state_dict
+
+    if is_safetensors(path):
+        return {"config": None, "state": {"model": read_state_dict(path)}, "arrays": {}, "meta": {}}
     payload = torch.load(path, map_location=map_location, weights_only=True)
     if not (isinstance(payload, dict) and payload.get("format") == FORMAT):
         sd = payload.get("state_dict", payload) if isinstance(payload, dict) else payload

@@ -1,4 +1,4 @@
-"""Projects embedded by a pretrained backbone (torchvision, DINOv2): which one, and an
+"""Projects embedded by a pretrained backbone (torchvision, DINOv2, timm, open_clip): which one, and an
 embedding store that embeds each image once.
 
 The backbone stays frozen: its features of every pool image go into an
@@ -55,10 +55,13 @@ def choose(project, shape):
         if channels != 3 or side < PHOTO_MIN_SIDE:
             return None
         for name in catalog.PREFERENCE:
-            path = find_weights(name)
+            path = find_weights(name) if catalog.usable(name) else None
             if path is not None:
                 return Backbone(name, path)
         return None
+    missing = catalog.missing_package(project.encoder)
+    if missing is not None:
+        raise ValueError(f"{missing} Install it, or choose another encoder in the settings.")
     path = find_weights(project.encoder)
     if path is None:
         dirs = catalog.weight_dirs(settings.WEIGHTS_DIR)
@@ -77,7 +80,7 @@ def uploaded_file(project):
 
 def check_stock_weights(path):
     """What an uploaded plain state dict is, when it is a stock pretrained backbone's
-    (torchvision, DINOv2 hub, under the usual wrappers): {"architecture", "matched",
+    (torchvision, DINOv2 hub, timm, open_clip; under the usual wrappers): {"architecture", "matched",
     "total", "backbone": name, ...} after a strict load of every backbone tensor, else None.
     ValueError naming the mismatched tensors when it looks like one but does not load."""
     from mlcore.encoders import registry
@@ -155,7 +158,8 @@ def find_weights(name):
 
 
 def store_folder(project, backbone, generation):
-    return artifact_path(f"projects/{project.pk}/embeddings/{backbone.name}-g{generation}")
+    # "timm/convnext_tiny" -> "timm--convnext_tiny": one folder per store, beside the others
+    return artifact_path(f"projects/{project.pk}/embeddings/{backbone.name.replace('/', '--')}-g{generation}")
 
 
 def open_store(project, backbone, generation):

@@ -65,6 +65,7 @@ class ProjectModel:
     embedded: int = 0  # images embedded since the last version was written
     baseline: object = None  # modelloop.baseline.Baseline: the pixels beside the representation
     served: str = ""  # which one served the last guesses: encoder_name or baseline.PIXELS
+    zero_shot: object = None  # mlcore.zeroshot.ZeroShot of a CLIP-like backbone, for class_names
     extra: dict = field(default_factory=dict)
 
     @property
@@ -135,6 +136,23 @@ def embed_pool(project, model, generation, device=None, progress=None):
     model.embedded += backbone.embed_missing(model.store, model.backbone, model.item_ids, model.paths,
                                              resolve_device(device), progress)
     model.learner = EmbeddingLearner(model.config, backbone.pool_embeddings(model.store, model.item_ids), device)
+
+
+def refresh_zero_shot(model, device=None):
+    """The text prototypes of a CLIP-like backbone for the model's current class names
+    (computed again after classes were added, removed or renamed), or None: another
+    encoder, or zero-shot guesses turned off (ZERO_SHOT_FADE_LABELS = 0)."""
+    from mlcore.encoders import catalog
+    from mlcore.zeroshot import ZeroShot
+
+    b = model.backbone
+    if b is None or settings.ZERO_SHOT_FADE_LABELS <= 0 or not catalog.PRETRAINED[b.name].zero_shot:
+        model.zero_shot = None
+        return None
+    names = tuple(model.class_names)
+    if model.zero_shot is None or model.zero_shot.class_names != names:
+        model.zero_shot = ZeroShot.build(b.name, b.weights, names, resolve_device(device))
+    return model.zero_shot
 
 
 def check_init_checkpoint(project, path, shape=None):

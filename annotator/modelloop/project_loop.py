@@ -253,6 +253,7 @@ class ProjectLoop:
         t0 = time.perf_counter()
         batch = max(1, project.query_batch_size)
         held = results.held_rows(project, self.model) if rerank else ()
+        bridge.refresh_zero_shot(self.model, self.trainer.device)
         probs, queue, durations, metrics, heldout = results.fast_path(
             project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held)
         metrics.update(self.model.encoder_metrics())

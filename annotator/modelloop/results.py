@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
@@ -25,6 +26,9 @@ from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
 from mlcore.checkpoint import atomic_write
 from mlcore.fast import apply_temperature, fit_temperature, heldout_scores
 from mlcore.propagation import certainty_weights
+from mlcore.zeroshot import blend
+
+ZERO_SHOT = "zero-shot"  # `served_by` of guesses made from the class names alone (no label yet)
 
 
 def save_array(path, array):
@@ -75,7 +79,8 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     batch. Pure compute; returns queue None when not re-ranked. Items in `held` (rows
     annotators hold now) are ranked as if answered: they are not asked twice, and for the
     cold start their clusters count as covered. Guesses and ranking come from the model's
-    representation or, when it wins on held-out labels, from its pixel baseline."""
+    representation or, when it wins on held-out labels, from its pixel baseline; with a
+    CLIP-like backbone, blended with zero-shot guesses from the class names (`with_zero_shot`)."""
     learners = {model.encoder_name: model.learner}
     if model.baseline is not None:
         learners[baseline.PIXELS] = model.baseline.learner
@@ -125,11 +130,28 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
             open_rows = labels < 0
             probs[open_rows] = apply_temperature(probs[open_rows], temperature)
         heldout = (rows, heldout_probs)
+    probs = with_zero_shot(model, probs, labels, metrics)
     if probs is not None:
         metrics["mean_confidence"] = round(float(probs.max(1).mean()), 4)
         metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
         metrics.update(pool_summary(probs, labels))
     return probs, queue, durations, metrics, heldout
+
+
+def with_zero_shot(model, probs, labels, metrics):
+    """The served probabilities blended with the zero-shot guesses of a CLIP-like backbone
+    (`model.zero_shot`, set by `bridge.refresh_zero_shot`), per class by the labels it has
+    (`mlcore.zeroshot.blend`). Metrics say so: "zero_shot" (whether they took part),
+    "zero_shot_weights" (per class), and "served_by" "zero-shot" before the first label."""
+    if model.zero_shot is None:
+        return probs
+    guesses = model.zero_shot.probs(model.learner.embeddings)  # (N, C), on the backbone's vectors
+    blended, weights = blend(probs, guesses, labels, settings.ZERO_SHOT_FADE_LABELS)
+    metrics["zero_shot"] = bool(weights.any())
+    metrics["zero_shot_weights"] = [round(float(w), 4) for w in weights]
+    if probs is None:
+        metrics["served_by"] = ZERO_SHOT
+    return blended
 
 
 UNCERTAINTY_BINS = 20

@@ -24,7 +24,7 @@ from annotator.models import Encoder, Project, QueueEntry, TrainerState
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
 def _publish(project):
@@ -55,9 +55,14 @@ def set_paused(project, paused):
 def set_encoder(project, encoder, *, by):
     """Choose what embeds the project's images (`models.Encoder`). A different encoder means
     different embeddings, so the model resets (a new generation); the same one changes
-    nothing."""
+    nothing. An encoder whose package (timm, open_clip) is not installed is refused."""
+    from mlcore.encoders import catalog
+
     if encoder not in Encoder.values:
         raise Invalid(f"Unknown encoder {encoder!r}; choose one of {', '.join(Encoder.values)}.")
+    missing = catalog.missing_package(encoder) if encoder in catalog.PRETRAINED else None
+    if missing is not None and encoder != project.encoder:
+        raise Invalid(f"{missing} Choose another encoder, or ask the server's administrator to install it.")
     with transaction.atomic():
         lock_project_row(project)
         changed = Project.objects.filter(pk=project.pk).exclude(encoder=encoder).update(encoder=encoder)

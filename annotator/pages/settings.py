@@ -195,6 +195,15 @@ def model_checkpoint(request, pk):
     return _model_change(request, project, change, notice)
 
 
+def encoder_choices():
+    """(value, label) of every encoder; those whose package is not installed say so."""
+    from mlcore.encoders import catalog
+
+    return [(value, f"{label} — package {catalog.PRETRAINED[value].package} not installed"
+             if value in catalog.PRETRAINED and not catalog.usable(value) else label)
+            for value, label in Encoder.choices]
+
+
 def render_settings(request, project, *, partial=None, **extra):
     """The settings page, or one of its regions for an htmx request (200, so htmx swaps the
     region with its errors); a full page with an error answers 400."""
@@ -212,7 +221,7 @@ def render_settings(request, project, *, partial=None, **extra):
         "label_rows_shown": LABEL_ROWS_SHOWN,
         "trainer_status": trainer_status(project),
         "checkpoint_max_mb": settings.CHECKPOINT_UPLOAD_MAX_MB,
-        "encoder_choices": Encoder.choices,
+        "encoder_choices": encoder_choices(),
         **members_context(project),
         **extra,
     }

@@ -1,5 +1,6 @@
 """Encoder registry (mlcore.encoders.registry) and one module per family: selfsup,
-torchvision_family, dinov2. Importing this package does not import torch."""
+torchvision_family, dinov2, and timm_family / open_clip_family where those packages are
+installed. Importing this package does not import torch."""
 
 _LAZY = {"REGISTRY", "EncoderSpec", "default_weight_dirs", "find_weights", "get", "names", "recognise"}
 

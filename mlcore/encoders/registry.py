@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,16 +16,39 @@ import torch
 from mlcore.encoders import catalog, dinov2, selfsup, torchvision_family
 from mlcore.encoders.spec import EncoderSpec, read_state_dict, strip_prefixes, unwrap
 
-__all__ = ["REGISTRY", "EncoderSpec", "default_weight_dirs", "find_weights", "get", "names", "recognise",
-           "sha256_prefix", "verify_sha256"]
+__all__ = ["MISSING", "REGISTRY", "EncoderSpec", "default_weight_dirs", "find_weights", "get", "names",
+           "recognise", "sha256_prefix", "verify_sha256"]
 
-REGISTRY: dict[str, EncoderSpec] = {s.name: s for m in (selfsup, torchvision_family, dinov2) for s in m.SPECS}
+# families whose module needs a package that may not be installed: family -> module
+OPTIONAL = {"timm": "mlcore.encoders.timm_family", "open_clip": "mlcore.encoders.open_clip_family"}
+
+
+def load_families() -> tuple[dict[str, EncoderSpec], dict[str, str]]:
+    """({name: spec} of every family that imports, {family: why it is left out}). A family
+    whose package (or one of the package's dependencies) is not installed is left out; any
+    other import error is a bug and raises."""
+    modules, missing = [selfsup, torchvision_family, dinov2], {}
+    for family, module in OPTIONAL.items():
+        try:
+            modules.append(importlib.import_module(module))
+        except ModuleNotFoundError as exc:
+            if not exc.name or exc.name.split(".")[0] == "mlcore":
+                raise
+            missing[family] = (f"the {exc.name} package is not installed "
+                               f"(pip install {catalog.PIP_NAMES[family]})")
+    return {s.name: s for m in modules for s in m.SPECS}, missing
+
+
+REGISTRY, MISSING = load_families()
 
 
 def get(name: str) -> EncoderSpec:
     try:
         return REGISTRY[name]
     except KeyError:
+        family = catalog.PRETRAINED[name].family if name in catalog.PRETRAINED else None
+        if family in MISSING:
+            raise KeyError(f"the {name} encoder cannot be used here: {MISSING[family]}") from None
         raise KeyError(f"unknown encoder {name!r}; registered: {', '.join(names())}") from None
 
 
@@ -81,7 +105,10 @@ def stock_shapes(name: str) -> dict[str, tuple]:
     return _SHAPES[name]
 
 
-def recognise(state_dict, families: tuple = ("torchvision", "dinov2"), min_fraction: float = 0.5
+PRETRAINED_FAMILIES = ("torchvision", "dinov2", "timm", "open_clip")
+
+
+def recognise(state_dict, families: tuple = PRETRAINED_FAMILIES, min_fraction: float = 0.5
               ) -> tuple[str, int, int] | None:
     """Which registered architecture a stock state dict (or a file path) belongs to.
 
@@ -89,7 +116,8 @@ def recognise(state_dict, families: tuple = ("torchvision", "dinov2"), min_fract
     counts for each candidate the tensors whose key AND shape match its stock layout.
     -> (best name, matched, total tensors in the dict), or None when the best candidate
     explains less than ``min_fraction`` of the dict or of its own layout. Self-supervised
-    encoders are left out by default: their layout depends on the pool's config."""
+    encoders are left out by default: their layout depends on the pool's config; so are
+    families whose package is not installed (not registered)."""
     sd = read_state_dict(state_dict) if isinstance(state_dict, (str, Path)) else unwrap(state_dict)
     if not sd:
         return None

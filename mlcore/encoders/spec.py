@@ -29,10 +29,12 @@ class EncoderSpec:
     extractor (B, channels, S, S) -> (B, out_dim) by dropping the head whose state-dict
     keys start with ``head``. Inputs are expected already normalised with ``mean``/``std``;
     ``mean is None`` (self-supervised encoders) means the model takes [0, 1] images and
-    standardises them itself. ``None`` sizes/channels follow the pool's images."""
+    standardises them itself. ``None`` sizes/channels follow the pool's images. CLIP-like
+    encoders keep their text tower (it is no head) and say how to embed texts with
+    ``text_encoder``."""
 
     name: str
-    family: str  # "selfsup" | "torchvision" | "dinov2"
+    family: str  # "selfsup" | "torchvision" | "dinov2" | "timm" | "open_clip"
     out_dim: int
     arch: Callable[..., nn.Module]
     input_size: int | None = 224
@@ -42,11 +44,18 @@ class EncoderSpec:
     weight_files: tuple = ()  # known file names, preferred first (torch hub cache names)
     head: tuple = ()  # state-dict key prefixes of the classifier head
     features: Callable[[nn.Module], nn.Module] = lambda m: m
+    # CLIP-like encoders: built model -> (texts -> (T, out_dim) text embeddings, logit scale)
+    text_encoder: Callable[[nn.Module], tuple] | None = None
     description: str = ""
 
     @property
     def pretrained(self) -> bool:
         return self.family != "selfsup"
+
+    @property
+    def zero_shot(self) -> bool:
+        """Its image embeddings share a space with text: class names give guesses."""
+        return self.text_encoder is not None
 
     def build(self, pretrained_path: str | Path | None = None, **kwargs) -> nn.Module:
         """The feature extractor, random or with the weights of a LOCAL file (never
@@ -63,9 +72,23 @@ class EncoderSpec:
         return model.eval()
 
 
+def is_safetensors(path: str | Path) -> bool:
+    """A safetensors file (by its content, not its name: downloads are written to *.part
+    files): 8 bytes of little-endian header length, then the JSON header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(10)
+    except OSError:
+        return False
+    return len(head) == 10 and head[8:10] in (b'{"', b"{}") and int.from_bytes(head[:8], "little") < 100_000_000
+
+
 def read_state_dict(path: str | Path) -> dict:
-    """torch.load(weights_only=True) of a local file, unwrapped to {key: tensor}."""
+    """A local file's {key: tensor}: a safetensors file (timm's and Hugging Face's format), or
+    torch.load(weights_only=True) of a PyTorch file unwrapped from its container."""
     path = Path(path)
+    if is_safetensors(path):
+        return _read_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torn zip, pickle, EOF...: one clear message
@@ -73,6 +96,21 @@ def read_state_dict(path: str | Path) -> dict:
     sd = unwrap(obj)
     if sd is None:
         raise ValueError(f"{path.name}: no state dict of tensors inside (top-level {type(obj).__name__})")
+    return sd
+
+
+def _read_safetensors(path: Path) -> dict:
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ValueError(f"{path.name}: a safetensors file, and the safetensors package is not installed "
+                         "(pip install safetensors)") from None
+    try:
+        sd = load_file(str(path), device="cpu")
+    except Exception as e:  # a torn or forged header: one clear message
+        raise ValueError(f"{path.name}: not a readable safetensors file ({type(e).__name__}: {e})") from e
+    if not sd:
+        raise ValueError(f"{path.name}: no tensors inside")
     return sd
 
 

@@ -209,3 +209,68 @@ def test_fetch_fails_cleanly_without_a_server(weights_dir, server):
     assert message.endswith("On a machine without internet, download the file elsewhere and run: "
                             "manage.py weights add resnet18 FILE")
     assert files_in(weights_dir) == []  # no partial file
+
+
+# --- timm and open_clip ---------------------------------------------------------------------
+
+
+def test_add_takes_timm_safetensors_and_pytorch_files_under_their_known_names(weights_dir, tmp_path):
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    sd = timm.create_model("efficientnet_b0.ra_in1k", pretrained=False).state_dict()
+    save_file(sd, str(tmp_path / "model.safetensors"))  # the hub's file name
+    out = weights("add", "timm/efficientnet_b0", str(tmp_path / "model.safetensors"))
+    assert f"{len(sd)} tensors load as timm/efficientnet_b0's weights" in out
+    assert files_in(weights_dir) == ["efficientnet_b0.ra_in1k.safetensors"]
+    torch.save(sd, tmp_path / "mine.bin")  # a PyTorch file is not named .safetensors
+    weights("add", "timm/efficientnet_b0", str(tmp_path / "mine.bin"))
+    assert files_in(weights_dir) == ["efficientnet_b0.ra_in1k.pth", "efficientnet_b0.ra_in1k.safetensors"]
+    assert catalog.find_weights("timm/efficientnet_b0", catalog.weight_dirs(weights_dir)).name == (
+        "efficientnet_b0.ra_in1k.safetensors")
+    with pytest.raises(CommandError, match="holds timm/efficientnet_b0 weights .*not timm/convnext_tiny's"):
+        weights("add", "timm/convnext_tiny", str(tmp_path / "mine.bin"))
+
+
+def test_add_takes_an_open_clip_state_dict(weights_dir, tmp_path, monkeypatch):
+    import torch
+
+    from tests.tiny_encoders import TINY_CLIP, TINY_CLIP_FILE, register_tiny_clip, tiny_clip_state_dict
+
+    register_tiny_clip(monkeypatch, tmp_path)
+    sd = tiny_clip_state_dict()
+    torch.save(sd, tmp_path / "open_clip_pytorch_model.bin")
+    out = weights("add", TINY_CLIP, str(tmp_path / "open_clip_pytorch_model.bin"))
+    assert f"{len(sd)} tensors load as {TINY_CLIP}'s weights" in out
+    assert files_in(weights_dir) == [TINY_CLIP_FILE]
+
+
+def test_encoders_without_their_package_are_listed_as_such_and_not_added(weights_dir, random_resnet18,
+                                                                          monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "timm", None)
+    line = next(line for line in weights("list").splitlines() if line.startswith("timm/convnext_tiny "))
+    assert "package timm not installed (pip install timm)" in line
+    with pytest.raises(CommandError, match="needs the timm package, which is not installed"):
+        weights("add", "timm/convnext_tiny", str(random_resnet18))
+    with pytest.raises(CommandError, match="needs the timm package"):
+        weights("fetch", "timm/convnext_tiny")
+    assert files_in(weights_dir) == []
+
+
+def test_fetch_takes_the_hubs_file_name_and_keeps_it_under_the_models_name(weights_dir, server, monkeypatch):
+    """timm publishes every model as model.safetensors: the catalog's URL ends in that name
+    and the file is kept under the model's own (the format found by content, not by name)."""
+    import timm
+    from safetensors.torch import save_file
+
+    folder, base = server
+    name = "timm/efficientnet_b0"
+    monkeypatch.setitem(catalog.PRETRAINED, name, dataclasses.replace(catalog.PRETRAINED[name], url_base=base))
+    assert catalog.PRETRAINED[name].url(catalog.PRETRAINED[name].weight_files[0]) == base + "model.safetensors"
+    save_file(timm.create_model("efficientnet_b0", pretrained=False).state_dict(), str(folder / "model.safetensors"))
+    out = weights("fetch", name)
+    assert f"Downloaded {base}model.safetensors" in out
+    assert files_in(weights_dir) == ["efficientnet_b0.ra_in1k.safetensors"]

@@ -10,7 +10,11 @@ sys.path.insert(0, sys.argv[1])
 import mlcore
 names = ["mlcore"] + [m.name for m in pkgutil.walk_packages(mlcore.__path__, "mlcore.")]
 for name in names:
-    importlib.import_module(name)
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as e:  # the timm / open_clip families where their package is missing
+        if e.name not in ("timm", "open_clip"):
+            raise
 assert len(names) > 10, names
 bad = [m for m in sys.modules if m == "django" or m.startswith("django.")]
 assert not bad, bad

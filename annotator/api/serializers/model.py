@@ -28,8 +28,9 @@ class TrainerStatusSerializer(serializers.Serializer):
         "or self-supervised)."
     )
     served_by = serializers.CharField(
-        allow_null=True, help_text="Which representation made the current guesses: the encoder's, or \"pixels\" "
-        "when the pixel baseline predicted held-out labels better."
+        allow_null=True, help_text="Which representation made the current guesses: the encoder's, \"pixels\" "
+        "when the pixel baseline predicted held-out labels better, or \"zero-shot\" when a CLIP encoder guessed "
+        "from the class names alone (no label yet)."
     )
     error = serializers.CharField(allow_blank=True, help_text="Why the trainer stopped, in one line, when the phase is failed.")
     accuracy = AccuracySerializer(help_text="Accuracy of the model's guesses on audit items (drawn at random).")
@@ -76,8 +77,9 @@ class ModelResetSerializer(serializers.Serializer):
 
 class CheckpointUploadSerializer(serializers.Serializer):
     checkpoint = serializers.FileField(
-        help_text="A .pt/.pth/.ckpt/.bin file: a model exported from a project of this app, or a PyTorch state "
-        "dict of the same encoder. Loaded with weights_only=True."
+        help_text="A .pt/.pth/.ckpt/.bin or .safetensors file: a model exported from a project of this app, a "
+        "PyTorch state dict of the same encoder, or a stock pretrained backbone's state dict (torchvision, DINOv2, "
+        "timm, open_clip). Loaded with weights_only=True."
     )
 
 

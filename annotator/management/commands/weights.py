@@ -63,7 +63,7 @@ class Command(BaseCommand):
             ),
         )
         add.add_argument("name", help=f"The encoder: {', '.join(catalog.PRETRAINED)}.")
-        add.add_argument("file", help="A PyTorch weight file (.pth/.pt) of that encoder.")
+        add.add_argument("file", help="A PyTorch weight file (.pth/.pt/.bin) or a safetensors file of that encoder.")
         fetch = actions.add_parser(
             "fetch",
             help="Download the encoder's weights from their publisher into WEIGHTS_DIR (needs internet).",
@@ -92,10 +92,12 @@ class Command(BaseCommand):
         auto = None
         for name, c in catalog.PRETRAINED.items():
             path = catalog.find_weights(name, dirs)
-            rows.append((name, c.family, f"{c.input_size} px", str(c.out_dim),
-                         str(path) if path else f"missing — add with: {add_hint(name)}"))
+            where = str(path) if path else f"missing — add with: {add_hint(name)}"
+            if not catalog.usable(name):
+                where = f"package {c.package} not installed (pip install {catalog.PIP_NAMES[c.family]}); {where}"
+            rows.append((name, c.family, f"{c.input_size} px", str(c.out_dim), where))
         for name in catalog.PREFERENCE:
-            if auto is None and catalog.find_weights(name, dirs) is not None:
+            if auto is None and catalog.usable(name) and catalog.find_weights(name, dirs) is not None:
                 auto = name
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
@@ -105,7 +107,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {d}" + ("" if d.is_dir() else "  (does not exist)"))
         self.stdout.write(
             f"\n`auto` takes for colour photos: {auto or 'self-supervised (no pretrained weights present)'}"
-            f" (the first present of {', '.join(catalog.PREFERENCE)}).")
+            f" (the first present, with its package installed, of {', '.join(catalog.PREFERENCE)}).")
 
     # --- add ----------------------------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class Command(BaseCommand):
             raise CommandError(f"{src}: no such file.")
         matched = check_layout(name, src, src.name)
         sha = sha_note(src.name, lambda: file_sha256(src))
-        dest = install(src, weights_dir, dest_name(c, src.name))
+        dest = install(src, weights_dir, dest_name(c, src.name, src))
         self.done(name, dest, f"Checked {src}: {matched} tensors load as {name}'s weights; {sha}. Copied to {dest}.")
 
     # --- fetch --------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ class Command(BaseCommand):
                 size, digest = download(url, out, progress_file, name)
             sha = sha_note(file_name, lambda: digest)  # refuses a damaged download before torch reads it
             matched = check_layout(name, tmp, file_name)
-            dest = weights_dir / dest_name(c, file_name)
+            dest = weights_dir / dest_name(c, file_name, tmp)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
@@ -153,16 +155,26 @@ class Command(BaseCommand):
 
 def pretrained(name):
     if name in catalog.PRETRAINED:
+        missing = catalog.missing_package(name)
+        if missing is not None:
+            raise CommandError(f"{missing} Its files cannot be checked without it.")
         return catalog.PRETRAINED[name]
     if name in NO_WEIGHTS:
         raise CommandError(f"{name!r} needs no weight file. Encoders with weights: {', '.join(catalog.PRETRAINED)}.")
     raise CommandError(f"Unknown encoder {name!r}. Encoders with weights: {', '.join(catalog.PRETRAINED)}.")
 
 
-def dest_name(c, file_name):
+def dest_name(c, file_name, path):
     """The name the trainer finds: the file's own when it is one of the known names (its hash then
-    still describes it), else the preferred one."""
-    return file_name if file_name in c.weight_files else c.weight_files[0]
+    still describes it), else the preferred one of the file's format (a safetensors file is not
+    named .pth, nor a PyTorch file .safetensors)."""
+    from mlcore.encoders.spec import is_safetensors
+
+    if file_name in c.weight_files:
+        return file_name
+    safetensors = is_safetensors(path)
+    same_format = [f for f in c.weight_files if f.endswith(".safetensors") == safetensors]
+    return (same_format or c.weight_files)[0]
 
 
 def check_layout(name, path, shown):

@@ -38,6 +38,8 @@ def test_it_lists_every_encoder_but_auto_with_no_weights_present(alice, api, wei
             "name": name, "title": Encoder(name).label, "family": c.family, "description": c.description,
             "input_size": c.input_size, "out_dim": c.out_dim, "weights_present": False, "weights_file": None,
             "weight_files": list(c.weight_files), "auto_for_photos": False,
+            "package": {"timm": "timm", "open_clip": "open_clip"}.get(c.family), "package_installed": True,
+            "zero_shot": c.family == "open_clip",
         }
     selfsup = encoders["self-supervised"]
     assert (selfsup["family"], selfsup["input_size"], selfsup["weights_present"], selfsup["weights_file"]) == (
@@ -92,3 +94,28 @@ def test_the_answer_matches_the_schema(alice, api, client, weights_dir):
     validator = {**_nullable_to_json_schema(body), "components": _nullable_to_json_schema(schema["components"])}
     jsonschema.validate(api(alice).get(URL).json(), validator)
 
+
+
+def test_timm_and_open_clip_say_whether_their_package_is_installed(alice, api, weights_dir, monkeypatch):
+    import sys
+
+    weights_dir.mkdir()
+    for name in ("open_clip/ViT-B-32", "timm/convnext_tiny", "resnet18"):
+        (weights_dir / catalog.PRETRAINED[name].weight_files[0]).write_bytes(b"weights")
+    encoders = _by_name(api(alice).get(URL))
+    clip = encoders["open_clip/ViT-B-32"]
+    assert (clip["family"], clip["package"], clip["package_installed"], clip["zero_shot"]) == (
+        "open_clip", "open_clip", True, True)
+    assert clip["weights_file"] == "open_clip_ViT-B-32_laion2b_s34b_b79k.bin"
+    assert (encoders["timm/convnext_tiny"]["package"], encoders["timm/convnext_tiny"]["zero_shot"]) == ("timm", False)
+    assert encoders["resnet18"]["package"] is None
+    assert [n for n, e in encoders.items() if e["auto_for_photos"]] == ["open_clip/ViT-B-32"]  # after DINOv2
+    # without the packages: still listed, not usable, and auto passes them by
+    monkeypatch.setitem(sys.modules, "open_clip", None)
+    encoders = _by_name(api(alice).get(URL))
+    assert encoders["open_clip/ViT-B-32"]["package_installed"] is False
+    assert encoders["open_clip/ViT-B-32"]["weights_present"] is True
+    assert [n for n, e in encoders.items() if e["auto_for_photos"]] == ["timm/convnext_tiny"]
+    monkeypatch.setitem(sys.modules, "timm", None)
+    encoders = _by_name(api(alice).get(URL))
+    assert [n for n, e in encoders.items() if e["auto_for_photos"]] == ["resnet18"]

@@ -176,7 +176,7 @@ def test_an_uploaded_stock_state_dict_is_the_backbone(photos, alice, weights, ap
 
 
 def test_the_model_export_of_a_backbone_project_carries_the_weights_and_starts_another_project(
-        photos, alice, weights, api):
+        photos, alice, weights, api, tmp_path):
     """The exported .pt holds the backbone's weights: with the weights file gone from the
     server, it starts a new project on the same backbone, giving the same vectors."""
     from mlcore.checkpoint import load_checkpoint
@@ -189,7 +189,8 @@ def test_the_model_export_of_a_backbone_project_carries_the_weights_and_starts_a
     r = api(alice).get(f"/api/projects/{photos.pk}/export/?format=model")
     assert r.status_code == 200, r.content
     exported = b"".join(r.streaming_content)
-    ck = load_checkpoint(io.BytesIO(exported))
+    (tmp_path / "exported.pt").write_bytes(exported)
+    ck = load_checkpoint(str(tmp_path / "exported.pt"))
     assert bundled_backbone(ck) == "resnet18"
     stock = torchvision.models.resnet18(weights=None).state_dict()
     for key, tensor in ck["state"]["backbone"].items():
