@@ -58,7 +58,7 @@ def measure(name: str, paths: list[str], batch: int, workers: int | None, device
     for _ in range(repeats + 1):  # the first one warms up (allocator, worker start, oneDNN kernels)
         started = time.perf_counter()
         count = 0
-        for _idx, vectors, ok in iter_embed_files(model, paths, spec.input_size, spec.mean, spec.std,
+        for _idx, _vectors, ok in iter_embed_files(model, paths, spec.input_size, spec.mean, spec.std,
                                                   batch_size=batch, workers=workers, device=device):
             count += int(ok.sum())
         if device.startswith("cuda"):
