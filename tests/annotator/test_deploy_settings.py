@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(args, tmp_path, **env):
     base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG", "DEPLOY_HTTPS",
-                                                            "SECURE_COOKIES", "DATABASE_URL", "STATIC_MANIFEST"}}
+                                                            "SECURE_COOKIES", "DATABASE_URL", "STATIC_MANIFEST",
+                                                            # set by the browser tests' modules when collected
+                                                            "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     base.update(DJANGO_SETTINGS_MODULE="annotator.settings", DATA_DIR=str(tmp_path),
                 SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="label.example.com",
                 STATIC_ROOT=str(tmp_path / "static"), **env)
