@@ -415,7 +415,8 @@ CONTENT_SECURITY_POLICY = {
 SERVE_STATIC = envbool("SERVE_STATIC", True)
 STATIC_MANIFEST = envbool("STATIC_MANIFEST", (STATIC_ROOT / "staticfiles.json").exists())
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Uploaded and imported files appear whole or not at all (a full disk leaves no torn file).
+    "default": {"BACKEND": "annotator.storage.AtomicFileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage",
