@@ -289,3 +289,28 @@ class Server:
 def annotators_of(plan, n=None):
     people = [tuple(p) for p in plan["annotators"]]
     return people[:n] if n else people
+
+
+@pytest.fixture
+def app_database():
+    """A database URL of its own for `manage.py` subprocesses: a fresh database on the suite's
+    PostgreSQL (DATABASE_URL, as CI's first pass runs), dropped afterwards; "" (SQLite in the
+    subprocess's DATA_DIR) when the suite runs on SQLite."""
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith(("postgres://", "postgresql://")):
+        yield ""
+        return
+    import uuid
+
+    import psycopg
+
+    name = f"faults_{uuid.uuid4().hex[:12]}"
+    base = server.split("?", 1)[0].rsplit("/", 1)[0]
+    maintenance = f"{base}/postgres"
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
