@@ -42,6 +42,12 @@ class NotFound(ServiceError):
     status = 404
 
 
+class StorageFull(ServiceError):
+    """The server's disk (or quota) is full: nothing more can be stored until space is freed."""
+
+    status = 507
+
+
 class Forbidden(ServiceError, PermissionDenied):
     """Also a PermissionDenied, so pages answer it with the 403 page and its sentence."""
 

@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A database that cannot be reached answers 503 + Retry-After, not 500 (operations/unavailable.py).
+    "annotator.operations.unavailable.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a lockout flagged during the view into the 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -143,6 +145,10 @@ else:
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# While the database cannot be reached, requests answer 503 with this Retry-After (seconds).
+UNAVAILABLE_RETRY_AFTER_S = envint("UNAVAILABLE_RETRY_AFTER_S", 2)
+if UNAVAILABLE_RETRY_AFTER_S < 1:
+    raise ImproperlyConfigured(f"UNAVAILABLE_RETRY_AFTER_S must be at least 1, got {UNAVAILABLE_RETRY_AFTER_S}.")
 
 # Live events and the cache (throttle counters): in-memory for one process; Redis when
 # REDIS_URL is set, so that every web process shares them.
@@ -413,7 +419,8 @@ CONTENT_SECURITY_POLICY = {
 SERVE_STATIC = envbool("SERVE_STATIC", True)
 STATIC_MANIFEST = envbool("STATIC_MANIFEST", (STATIC_ROOT / "staticfiles.json").exists())
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Uploaded and imported files appear whole or not at all (a full disk leaves no torn file).
+    "default": {"BACKEND": "annotator.storage.AtomicFileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage",

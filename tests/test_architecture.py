@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Within a layer packages may use each other, but never in a loop (checked below).
 LAYERS = [
     {"settings", "models", "apps"},
-    {"access", "db", "events", "request_limits"},
+    {"access", "db", "events", "request_limits", "storage"},
     {"projects", "labeling", "importing", "exporting", "dashboard", "modelloop", "live", "operations", "accounts"},
     {"pages", "api", "admin"},
     {"urls", "asgi", "management"},

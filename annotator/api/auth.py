@@ -2,6 +2,8 @@
 slowed down per client address (a DRF throttle) and locked out per (username, address)
 (django-axes, like the sign-in page). GET /api/tokens/ and DELETE /api/tokens/<id>/: the
 caller's tokens."""
+import logging
+
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -16,6 +18,13 @@ from annotator.api.exceptions import ServiceErrorsMixin
 from annotator.api.schema import ERROR, NOT_SIGNED_IN, ROW_ID, UNSUPPORTED
 from annotator.api.serializers.auth import ApiTokenSerializer, CredentialsSerializer, TokenSerializer
 
+log = logging.getLogger(__name__)
+
+try:  # what the Redis cache raises when Redis cannot be reached (redis-py comes with channels-redis)
+    from redis.exceptions import RedisError as CacheUnavailable
+except ImportError:  # pragma: no cover - no Redis client installed, so no Redis cache either
+    CacheUnavailable = OSError
+
 TOO_MANY = OpenApiResponse(ERROR, description="Too many attempts from this address, or this account is locked "
                                               "out here after too many wrong passwords; wait and try again.")
 
@@ -26,6 +35,16 @@ class ClientAddressThrottle(AnonRateThrottle):
 
     def get_ident(self, request):
         return client_ip(request)
+
+    def allow_request(self, request, view):
+        """Fails open while the shared cache (Redis) is down: the counters are out of reach for
+        a moment, and signing in must not become a 500. Password guessing stays bounded by the
+        lockout, whose attempts are database rows (django-axes), not cache entries."""
+        try:
+            return super().allow_request(request, view)
+        except CacheUnavailable as exc:
+            log.warning("Throttle %s not applied: the cache is unavailable (%s)", self.scope, exc)
+            return True
 
 
 class TokenAttemptThrottle(ClientAddressThrottle):

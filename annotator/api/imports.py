@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from annotator.access import OWNER_ROLES, Invalid
-from annotator.api.schema import BODY_REFUSALS, PROJECT_ID
+from annotator.api.schema import BODY_REFUSALS, DISK_FULL, PROJECT_ID
 from annotator.api.serializers.imports import (
     ImageUploadSerializer,
     ImportReportSerializer,
@@ -38,6 +38,7 @@ class ImportViewSet(ProjectScopedViewSet):
             201: OpenApiResponse(ImportReportSerializer, description="At least one image was imported."),
             200: OpenApiResponse(ImportReportSerializer, description="Nothing new: duplicates or rejected files."),
             **BODY_REFUSALS,
+            507: DISK_FULL,
         },
     )
     @action(detail=True, methods=["post"], parser_classes=UPLOADS)

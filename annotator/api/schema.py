@@ -46,6 +46,8 @@ ANNOTATION_ID = OpenApiParameter("annotation_id", ROW_ID, OpenApiParameter.PATH,
 ITEM_ID = OpenApiParameter("item_id", ROW_ID, OpenApiParameter.PATH, description="The item's id.")
 VERSION_ID = OpenApiParameter("version_id", ROW_ID, OpenApiParameter.PATH, description="The version's id.")
 # The refusals of every operation that takes a request body.
+DISK_FULL = OpenApiResponse(ERROR, description="The server's disk is full: the import stopped (what was stored "
+                                                "before stays, whole); free space and send the files again.")
 BODY_REFUSALS = {400: INVALID, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND, 415: UNSUPPORTED}
 
 # The description of the operations that have none of their own. One viewset served every

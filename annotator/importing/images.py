@@ -51,11 +51,12 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
-from annotator.access import Invalid
+from annotator.access import Invalid, StorageFull
 from annotator.importing.archives import ARCHIVE_SUFFIXES, ZIP_MAGIC, Entry, plan_file, plan_upload, walk
 from annotator.importing.pictures import decode_image
 from annotator.importing.report import DUPLICATE, IMPORTED, REJECTED, FileOutcome, ImportReport, Rejected, megabytes
 from annotator.models import Annotation, Item, Project
+from annotator.storage import is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,29 @@ def check_room(project, planned):
         )
 
 
+class _DiskFull(Exception):
+    """Storing `name` (its files, or on SQLite its row) ran out of disk space: the import stops."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
+
+
+def _disk_full(exc):
+    """An OSError for a full disk or quota, or SQLite's "database or disk is full"."""
+    return is_disk_full(exc) or "disk is full" in str(exc)
+
+
+def disk_full_message(name, stored):
+    done = (f"The {stored:,} image{'s' if stored != 1 else ''} stored before it stay{'s' if stored == 1 else ''} "
+            "in the project" if stored else "Nothing from this import was stored")
+    return (
+        f"The server's disk is full: {name} could not be stored, so the import stopped there. {done}. Ask an "
+        "administrator to free some space, then import the same files again (images already stored are skipped "
+        "as duplicates)."
+    )
+
+
 def _import_all(project, planned, *, user, progress, folder_labels):
     check_room(project, planned)
     run = _Run(project, user, folder_labels)
@@ -201,13 +225,21 @@ def _import_all(project, planned, *, user, progress, folder_labels):
     total = len(planned)
     if progress:
         progress(0, total)
-    for batch in _batches(run, planned):
-        for outcome in _import_batch(run, batch):
-            if outcome.status == REJECTED:
-                logger.debug("Import into project %s rejected %s: %s", project.pk, outcome.name, outcome.reason)
-            report.outcomes.append(outcome)
-            if progress:
-                progress(len(report.outcomes), total)
+    try:
+        for batch in _batches(run, planned):
+            for outcome in _import_batch(run, batch):
+                if outcome.status == REJECTED:
+                    logger.debug("Import into project %s rejected %s: %s", project.pk, outcome.name, outcome.reason)
+                report.outcomes.append(outcome)
+                if progress:
+                    progress(len(report.outcomes), total)
+    except _DiskFull as exc:
+        # The batch being stored was rolled back and its files removed (_import_batch); the
+        # batches before it are committed, whole.
+        stored = report.counts[IMPORTED]
+        logger.error("Import into project %s stopped: the disk is full (%s; %s images stored before it)",
+                     project.pk, exc.name, stored)
+        raise StorageFull(disk_full_message(exc.name, stored)) from None
     counts = report.counts
     logger.info(
         "Import into project %s by user %s: %s imported, %s duplicates, %s rejected",
@@ -308,7 +340,9 @@ def _prepare(run, loaded):
         return _write_files(run, entry, loaded.digest, picture)
     except Rejected as exc:
         return FileOutcome(entry.name, REJECTED, exc.reason)
-    except Exception:
+    except Exception as exc:
+        if _disk_full(exc):
+            raise _DiskFull(entry.name) from exc
         logger.exception("Importing %s into project %s failed", entry.name, run.project.pk)
         return _server_error(entry.name)
 
@@ -402,7 +436,9 @@ def _insert_batch(run, pendings):
         try:
             _insert_rows(run, pendings)
             return
-        except Exception:
+        except Exception as exc:
+            if _disk_full(exc):
+                raise _DiskFull(pendings[0].entry.name) from exc
             logger.info("Batch insert into project %s failed; inserting one by one", run.project.pk, exc_info=True)
             for pending in pendings:
                 _reset(pending)
@@ -426,8 +462,10 @@ def _insert_alone(run, pending):
                 logger.info("Pool index taken in project %s while importing %s; retrying", run.project.pk, name)
                 continue
             logger.exception("Importing %s into project %s failed", name, run.project.pk)
-        except Exception:
+        except Exception as exc:
             _reset(pending)
+            if _disk_full(exc):
+                raise _DiskFull(name) from exc
             logger.exception("Importing %s into project %s failed", name, run.project.pk)
         _discard(pending)
         return _server_error(name)

@@ -15,6 +15,7 @@ as a token bucket that holds a minute's worth. A message beyond it is answered w
 CLOSE_TOO_MANY.
 """
 import json
+import logging
 import time
 
 from channels.db import database_sync_to_async
@@ -27,9 +28,19 @@ from annotator.access import project_for
 from annotator.modelloop.status import trainer_status
 from annotator.models import Membership
 
+try:  # what the Redis channel layer raises while Redis is down (redis-py comes with channels-redis)
+    from redis.exceptions import RedisError as _LayerError
+except ImportError:  # pragma: no cover - no Redis client installed, so no Redis layer either
+    _LayerError = OSError
+LAYER_ERRORS = (_LayerError, OSError)
+
+log = logging.getLogger(__name__)
+
 # Close codes (4000-4999 are the application's): the page stops reconnecting on the first.
 CLOSE_NOT_MEMBER = 4403
 CLOSE_TOO_MANY = 4429
+# 1012 "service restart": the channel layer (Redis) went away; the page reconnects with backoff.
+CLOSE_LAYER_DOWN = 1012
 # Refused messages in a row after which the socket is closed.
 MAX_REFUSED = 10
 # The page's messages are a few bytes; anything longer is not read.
@@ -75,6 +86,22 @@ class TokenBucket:
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
     project = None
     closing = False
+
+    async def __call__(self, scope, receive, send):
+        """While the channel layer (Redis) is down, joining the group or waiting on it fails:
+        the socket is closed with CLOSE_LAYER_DOWN (a handshake not yet accepted is refused
+        with 403) and one line goes to the log, instead of the ASGI server dropping the
+        connection without a close frame (or answering the handshake with 500) and logging a
+        traceback. Pages reconnect with backoff (static/js/live.js) and poll meanwhile."""
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_ERRORS as exc:
+            log.warning("Live socket %s closed: the channel layer is unavailable (%s: %s)", scope.get("path"),
+                        type(exc).__name__, exc)
+            try:
+                await send({"type": "websocket.close", "code": CLOSE_LAYER_DOWN})
+            except Exception:  # noqa: BLE001 - the connection may be gone already; nothing more to tell
+                pass
 
     async def connect(self):
         pk = self.scope["url_route"]["kwargs"]["pk"]

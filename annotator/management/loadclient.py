@@ -40,6 +40,8 @@ class Unrecoverable(Exception):
 class Tally:
     """What the annotators saw; merged over all threads."""
     latencies_ms: list = field(default_factory=list)  # next + answer, per acknowledged answer
+    acked_at: list = field(default_factory=list)  # time.monotonic() of each acknowledgement, same order
+    retried_at: list = field(default_factory=list)  # time.monotonic() of each retry (a timeline of an outage)
     acked: dict = field(default_factory=dict)  # idempotency key -> (user, item)
     served: list = field(default_factory=list)  # (user, item) for each new lease
     conflicts: int = 0  # 409: the server refused an answer (and said why)
@@ -51,6 +53,8 @@ class Tally:
     def merge(self, other: Tally) -> None:
         with self.lock:
             self.latencies_ms += other.latencies_ms
+            self.acked_at += other.acked_at
+            self.retried_at += other.retried_at
             self.acked.update(other.acked)
             self.served += other.served
             self.conflicts += other.conflicts
@@ -123,6 +127,7 @@ def call_with_retries(client: Client, tally: Tally, method: str, path: str, body
         except (OSError, http.client.HTTPException) as exc:
             why = type(exc).__name__
         tally.retries[why] += 1
+        tally.retried_at.append(time.monotonic())
         if time.monotonic() > give_up:
             raise Unrecoverable(f"{method} {path}: still failing after {retry_for:.0f} s ({why})")
         time.sleep(pause)
@@ -156,6 +161,7 @@ def annotate(base_url: str, token: str, username: str, project: int, classes: li
             if status in (200, 201):
                 tally.acked[answer["idempotency_key"]] = (username, item)
                 tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+                tally.acked_at.append(time.monotonic())
             elif status == 409:
                 tally.conflicts += 1
             else:

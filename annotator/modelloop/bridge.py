@@ -23,7 +23,7 @@ from annotator.modelloop.predictions import (
     POOL_INDEX_FILE,
     artifact_path,
 )
-from annotator.modelloop.results import new_artifact_dir, save_array
+from annotator.modelloop.results import new_artifact_dir, save_array, writing
 from annotator.models import Item
 from mlcore.checkpoint import load_checkpoint
 from mlcore.embedding_learner import EmbeddingLearner
@@ -346,15 +346,15 @@ def checkpoint_files(project, model, kind, labels):
     The checkpoint's meta carries what `resume` reads back ("side", "channels", "classes",
     "pool_index_file"; the learner adds its "version")."""
     folder = new_artifact_dir(project, kind)
-    base = artifact_path(folder)
     learner = model.learner
-    save_array(base / POOL_INDEX_FILE, model.pool_index)
-    save_array(base / EMBEDDINGS_FILE, learner.embeddings.astype(np.float32))
-    meta = {"classes": list(model.class_names), "side": model.side, "channels": model.channels,
-            "pool_index_file": POOL_INDEX_FILE}
-    if model.backbone is not None:  # what `resume` needs to find the same vectors again
-        meta.update(encoder=model.backbone.name, weights=model.backbone.weights.name)
-    learner.save(str(base / CHECKPOINT_FILE), labels=labels, meta=meta)
+    with writing(folder, "the new model checkpoint") as base:
+        save_array(base / POOL_INDEX_FILE, model.pool_index)
+        save_array(base / EMBEDDINGS_FILE, learner.embeddings.astype(np.float32))
+        meta = {"classes": list(model.class_names), "side": model.side, "channels": model.channels,
+                "pool_index_file": POOL_INDEX_FILE}
+        if model.backbone is not None:  # what `resume` needs to find the same vectors again
+            meta.update(encoder=model.backbone.name, weights=model.backbone.weights.name)
+        learner.save(str(base / CHECKPOINT_FILE), labels=labels, meta=meta)
     return f"{folder}/{CHECKPOINT_FILE}"
 
 

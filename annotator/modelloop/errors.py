@@ -14,6 +14,16 @@ class Superseded(Exception):
     belongs to a model that no longer counts and must not be written."""
 
 
+class StorageFull(Exception):
+    """The disk filled up while a new model's files were written: none of them were kept."""
+
+    def __init__(self, what="the new model's files"):
+        super().__init__(
+            f"The server's disk is full: {what} could not be saved, so the previous model stays in use. "
+            "Free some space under DATA_DIR; training resumes by itself."
+        )
+
+
 # What members see of a failure: one line, never a traceback (tracebacks go to the log).
 MAX_ERROR_CHARS = 1000
 

@@ -3,8 +3,10 @@ transaction the model version row, the ranked queue and the trainer state, fence
 trainer's lease and the model generation. A kill at any moment leaves the previous version
 and queue in place, never half of a new one. Also the fast path that produces them, on the
 learner's public methods (`fast_update`, `rank`, `heldout_probabilities`)."""
+import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from annotator.modelloop import baseline
-from annotator.modelloop.errors import LostLease, Superseded, one_line
+from annotator.modelloop.errors import LostLease, StorageFull, Superseded, one_line
 from annotator.modelloop.predictions import (
     HELDOUT_ITEMS_FILE,
     HELDOUT_LABELS_FILE,
@@ -23,6 +25,7 @@ from annotator.modelloop.predictions import (
     artifact_path,
 )
 from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
+from annotator.storage import is_disk_full
 from mlcore.checkpoint import atomic_write
 from mlcore.fast import apply_temperature, fit_temperature, heldout_scores
 from mlcore.propagation import certainty_weights
@@ -38,6 +41,22 @@ def save_array(path, array):
 
 def new_artifact_dir(project, kind):
     return f"projects/{project.pk}/{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def writing(folder, what):
+    """The files of a new version folder (`folder`, relative to ARTIFACTS_ROOT), written in the
+    body: if any write fails the folder goes at once (no row points at it yet, and nothing half
+    written waits for prune_artifacts), and a full disk becomes StorageFull, a sentence members
+    can read."""
+    base = artifact_path(folder)
+    try:
+        yield base
+    except BaseException as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        if is_disk_full(exc):
+            raise StorageFull(what) from exc
+        raise
 
 
 def queue_is_spent(project, strategy):
@@ -190,15 +209,15 @@ def write_probabilities(project, model, probs, labels=None, heldout=None):
     the labeled items (item ids, the label they were checked against, (L, C) float32) that
     the dashboard's confusions and suspect labels read."""
     folder = new_artifact_dir(project, "fast")
-    base = artifact_path(folder)
-    save_array(base / POOL_INDEX_FILE, model.pool_index)
-    if probs is not None:
-        save_array(base / PROBS_FILE, probs.astype(np.float32))
-    if heldout is not None and labels is not None:
-        rows, heldout_probs = heldout
-        save_array(base / HELDOUT_ITEMS_FILE, model.item_ids[rows].astype(np.int64))
-        save_array(base / HELDOUT_LABELS_FILE, labels[rows].astype(np.int64))
-        save_array(base / HELDOUT_PROBS_FILE, heldout_probs.astype(np.float32))
+    with writing(folder, "the new guesses") as base:
+        save_array(base / POOL_INDEX_FILE, model.pool_index)
+        if probs is not None:
+            save_array(base / PROBS_FILE, probs.astype(np.float32))
+        if heldout is not None and labels is not None:
+            rows, heldout_probs = heldout
+            save_array(base / HELDOUT_ITEMS_FILE, model.item_ids[rows].astype(np.int64))
+            save_array(base / HELDOUT_LABELS_FILE, labels[rows].astype(np.int64))
+            save_array(base / HELDOUT_PROBS_FILE, heldout_probs.astype(np.float32))
     return folder
 
 
@@ -270,8 +289,6 @@ def record_failure(project, trainer, kind, error, *, max_failures, backoff_s):
 def prune_artifacts(project, keep):
     """Drop the probability files of old fast versions (their rows stay, without files) and
     folders no version row points at (a trainer killed between writing and committing)."""
-    import shutil
-
     root = artifact_path(f"projects/{project.pk}")
     if not root.exists():
         return
