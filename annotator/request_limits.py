@@ -21,16 +21,20 @@ the Django user is and what role they hold in the project named by the URL.
 """
 import io
 import json
+import logging
 from importlib import import_module
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.core.handlers.asgi import ASGIRequest
+from django.db import InterfaceError, OperationalError
 from django.urls import Resolver404, resolve
 
 from annotator.access import OWNER_ROLES, is_row_id
 from annotator.models import Membership
+
+log = logging.getLogger(__name__)
 
 # URL names (see annotator/pages/urls.py and annotator/api/urls.py) that accept large uploads.
 UPLOAD_ROUTES = frozenset({
@@ -58,7 +62,13 @@ class RequestSizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit, upload = await self.limit_for(scope)
+        try:
+            limit, upload = await self.limit_for(scope)
+        except (OperationalError, InterfaceError) as exc:  # who uploads is read from the database
+            log.warning("%s %s: database unavailable while checking the uploader (%s); answered 503",
+                        scope.get("method"), scope.get("path"), type(exc).__name__)
+            return await _respond(scope, send, 503, DATABASE_UNAVAILABLE,
+                                  [(b"retry-after", str(settings.UNAVAILABLE_RETRY_AFTER_S).encode())])
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             return await _refuse(scope, send, limit, upload)
@@ -171,18 +181,27 @@ def refusal_text(limit, upload):
 
 
 async def _refuse(scope, send, limit, upload):
-    text = refusal_text(limit, upload)
+    await _respond(scope, send, 413, refusal_text(limit, upload))
+
+
+# the same sentence as annotator.operations.unavailable (a layer above this module)
+DATABASE_UNAVAILABLE = ("The database is unavailable for a moment (restarting or overloaded). "
+                        "Try again in a few seconds.")
+
+
+async def _respond(scope, send, status, text, headers=()):
     if scope.get("path", "").startswith("/api/"):
         body, content_type = json.dumps({"detail": text}).encode(), b"application/json"
     else:
         body, content_type = (text + "\n").encode(), b"text/plain; charset=utf-8"
     await send({
         "type": "http.response.start",
-        "status": 413,
+        "status": status,
         "headers": [
             (b"content-type", content_type),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
+            *headers,
         ],
     })
     await send({"type": "http.response.body", "body": body})

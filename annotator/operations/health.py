@@ -95,9 +95,11 @@ def readiness():
         except NotReady as exc:
             parts[name] = {"ok": False, "error": str(exc)}
             log.warning("Readiness: %s is not ready: %s", name, exc)
-        except Exception:  # noqa: BLE001 - any failure means not ready; the details go to the log only
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the details go to the log only
             parts[name] = {"ok": False, "error": f"{name.replace('_', ' ')} check failed"}
-            log.exception("Readiness: the %s check failed", name)
+            # one line per probe (a load balancer asks every few seconds); the traceback at debug
+            log.warning("Readiness: the %s check failed: %s", name, " ".join(str(exc).split())[:300] or type(exc).__name__)
+            log.debug("Readiness: the %s check failed", name, exc_info=True)
         parts[name]["ms"] = round(1000 * (time.monotonic() - started), 1)
     return parts, all(part["ok"] for part in parts.values())
 

@@ -236,3 +236,21 @@ def test_the_upload_routes_exist():
 
     for name in UPLOAD_ROUTES:
         assert reverse(name, kwargs={"pk": 1})
+
+
+@pytest.mark.django_db
+def test_an_upload_while_the_database_is_down_is_a_503_not_a_500(limits, project, alice, monkeypatch):
+    """Who may upload is read from the database before Django runs: an outage there answers
+    503 with Retry-After (clients retry), without reading the body."""
+    from django.db import OperationalError
+
+    from annotator import request_limits
+
+    def down(*args):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(request_limits, "may_upload", down)
+    upload = _large_image_upload(f"/api/projects/{project.pk}/images/", [token_header("alice")])
+    assert upload.status == 503 and upload.headers[b"retry-after"] == b"2"
+    assert "database is unavailable" in json.loads(upload.content)["detail"]
+    assert upload.pulled == 0
