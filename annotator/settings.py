@@ -324,6 +324,9 @@ TRAINER_SLOW_BUDGET_S = envfloat("TRAINER_SLOW_BUDGET_S", 60.0)
 TRAINER_MAX_FAILURES = envint("TRAINER_MAX_FAILURES", 5)  # then wait for new data instead of retrying
 TRAINER_KEEP_VERSIONS = envint("TRAINER_KEEP_VERSIONS", 5)  # fast-path probability files kept per project
 TRAINER_MAX_IMAGE_SIDE = envint("TRAINER_MAX_IMAGE_SIDE", 64)  # pool images are loaded at most this size
+# A self-supervised pool up to this size (decoded pixels) is trained from memory; a larger one
+# is read batch by batch from its pixel store on disk (modelloop/pixels.py).
+TRAINER_POOL_MEMORY_MB = envint("TRAINER_POOL_MEMORY_MB", 1024)
 TRAINER_SEED = envint("TRAINER_SEED", 0)
 # Pretrained backbones: weight files are read from here (and from torch hub's cache), never
 # downloaded at run time; `manage.py weights` lists and adds them.
@@ -351,6 +354,7 @@ for _name, _value, _least in (
     ("TRAINER_MAX_FAILURES", TRAINER_MAX_FAILURES, 1),
     ("TRAINER_KEEP_VERSIONS", TRAINER_KEEP_VERSIONS, 0),
     ("TRAINER_MAX_IMAGE_SIDE", TRAINER_MAX_IMAGE_SIDE, 8),
+    ("TRAINER_POOL_MEMORY_MB", TRAINER_POOL_MEMORY_MB, 0),
     ("EMBED_BATCH_SIZE", EMBED_BATCH_SIZE, 1),
     ("EMBED_WORKERS", EMBED_WORKERS, -1),
     ("ZERO_SHOT_FADE_LABELS", ZERO_SHOT_FADE_LABELS, 0),

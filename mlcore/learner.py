@@ -36,6 +36,7 @@ from mlcore.fast import cross_validated_accuracy
 from mlcore.finetune import finetune
 from mlcore.models.encoders import build_encoder
 from mlcore.models.heads import ClassifierHead
+from mlcore.pixelpool import PixelPool
 from mlcore.pretrain import embed, pretrain
 
 
@@ -63,7 +64,10 @@ class ActiveLearner(EmbeddingLearner):
 
     def __init__(self, cfg: LearnerConfig, images, device=None):
         super().__init__(cfg, None, device)
-        self.pool = to_tensor(images, cfg.encoder.input_size, self.device)  # (N, C, S, S) uint8
+        # (N, C, S, S) uint8: images (N, H, W[, C]) converted, a pool tensor already in that
+        # layout, or a PixelPool reading batches from disk
+        self.pool = (images.to(self.device) if isinstance(images, (torch.Tensor, PixelPool))
+                     else to_tensor(images, cfg.encoder.input_size, self.device))
         self.encoder: torch.nn.Module | None = None
         self.head: ClassifierHead | None = None
         self.proj = None  # projection head of the slow path's contrastive term

@@ -21,14 +21,16 @@ from mlcore.losses.byol import byol_loss
 from mlcore.losses.nt_xent import nt_xent
 from mlcore.models.encoders import build_encoder
 from mlcore.models.heads import PredictorHead, ProjectionHead
+from mlcore.pixelpool import PixelPool
 from mlcore.schedule import StepBudget
 
 Progress = Callable[[float, dict], None]
 
 
-def as_pool_tensor(images, enc_cfg: EncoderConfig, device) -> torch.Tensor:
-    """uint8 images (N, H, W[, C]) or an already converted tensor -> uint8 (N, C, S, S)."""
-    if isinstance(images, torch.Tensor):
+def as_pool_tensor(images, enc_cfg: EncoderConfig, device):
+    """uint8 images (N, H, W[, C]) or an already converted tensor -> uint8 (N, C, S, S); a
+    ``PixelPool`` (the pool on disk) stays one, reading batches onto ``device``."""
+    if isinstance(images, (torch.Tensor, PixelPool)):
         return images.to(device)
     return to_tensor(images, enc_cfg.input_size, device)
 
@@ -38,7 +40,7 @@ def embed(encoder: torch.nn.Module, images, enc_cfg: EncoderConfig | None = None
           batch_size: int = 1024, device=None) -> np.ndarray:
     """Features (N, D) float32, L2-normalised (cosine similarity = inner product)."""
     device = device or next(encoder.parameters()).device
-    x = images if isinstance(images, torch.Tensor) else to_tensor(images, enc_cfg.input_size, device)
+    x = images if isinstance(images, (torch.Tensor, PixelPool)) else to_tensor(images, enc_cfg.input_size, device)
     was_training = encoder.training
     encoder.eval()
     out = []

@@ -97,7 +97,12 @@ class EmbeddingStore:
     """Float16 embeddings keyed by int64 item id, memory-mapped from a folder.
 
     Open with ``EmbeddingStore.open(folder, dim, encoder=..., weights=..., generation=...)``.
+    Subclasses store other row types (``PixelStore``: uint8 pixels) with the same layout.
     """
+
+    DTYPE = _F16  # on disk
+    OUT_DTYPE = np.float32  # what get/as_array return
+    VECTORS = VECTORS
 
     def __init__(self, folder: str, meta: dict, readonly: bool):
         self.folder = os.path.abspath(folder)
@@ -144,15 +149,15 @@ class EmbeddingStore:
             cls._clean_temporaries(folder)
         return cls(folder, meta, readonly)
 
-    @staticmethod
-    def _create(folder: str, dim: int, identity: dict, capacity: int) -> None:
+    @classmethod
+    def _create(cls, folder: str, dim: int, identity: dict, capacity: int) -> None:
         """Empty files first, meta.json last: the store exists once meta.json does, so a
         kill during creation leaves no store (and the next open simply starts over)."""
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
         capacity = max(1, capacity)
         os.makedirs(folder, exist_ok=True)
-        for name, nbytes in ((VECTORS, capacity * dim * _F16.itemsize), (IDS, 0)):
+        for name, nbytes in ((cls.VECTORS, capacity * dim * cls.DTYPE.itemsize), (IDS, 0)):
             with open(os.path.join(folder, name), "wb") as fh:
                 fh.truncate(nbytes)
                 fh.flush()
@@ -176,11 +181,11 @@ class EmbeddingStore:
         """(Re)build the in-memory view from meta + files: only the first ``rows`` rows count."""
         meta = self._meta
         dim, rows = int(meta["dim"]), int(meta["rows"])
-        vec_bytes = os.path.getsize(self._path(VECTORS))
-        capacity = vec_bytes // (dim * _F16.itemsize)
+        vec_bytes = os.path.getsize(self._path(self.VECTORS))
+        capacity = vec_bytes // (dim * self.DTYPE.itemsize)
         if rows > capacity or os.path.getsize(self._path(IDS)) < rows * _I64.itemsize:
             raise ValueError(f"embedding store {self.folder} is damaged: meta.json commits {rows} rows but "
-                             f"{VECTORS}/{IDS} hold fewer")
+                             f"{self.VECTORS}/{IDS} hold fewer")
         self._dim, self._rows, self._capacity = dim, rows, capacity
         row_ids = np.fromfile(self._path(IDS), dtype=_I64, count=rows).astype(np.int64)  # (rows,)
         self._row_ids = row_ids
@@ -193,8 +198,8 @@ class EmbeddingStore:
         self._map()
 
     def _map(self) -> None:
-        # (capacity, dim) float16, read-only; writes go through pwrite on the same page cache
-        self._mm = np.memmap(self._path(VECTORS), dtype=_F16, mode="r", shape=(self._capacity, self._dim))
+        # (capacity, dim) DTYPE, read-only; writes go through pwrite on the same page cache
+        self._mm = np.memmap(self._path(self.VECTORS), dtype=self.DTYPE, mode="r", shape=(self._capacity, self._dim))
 
     def reload(self) -> None:
         """Re-read meta.json and the ids: pick up what another process committed since."""
@@ -256,14 +261,31 @@ class EmbeddingStore:
         ids = _as_ids(ids)
         return ids[~self._lookup(ids)[0]]
 
+    def rows_of(self, ids) -> np.ndarray:
+        """The file row of each id (n,) int64, for ``read_rows``; KeyError naming absent ids."""
+        ids = _as_ids(ids)
+        found, rows = self._lookup(ids)
+        if not found.all():
+            raise KeyError(f"ids not in the store: {_name_ids(ids[~found])}")
+        return rows.astype(np.int64)
+
+    def read_rows(self, rows) -> np.ndarray:
+        """DTYPE (n, dim) copies of file ``rows`` (from ``rows_of``), in the order given, read
+        front to back."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), self._dim), self.DTYPE)
+        out[order] = self._mm[rows[order]]
+        return out
+
     def get(self, ids, chunk: int = 65536) -> np.ndarray:
-        """ids (n,) -> float32 (n, dim), in the order asked; KeyError naming absent ids."""
+        """ids (n,) -> OUT_DTYPE (n, dim), in the order asked; KeyError naming absent ids."""
         return self.as_array(ids, chunk=chunk)
 
     def as_array(self, order_ids=None, chunk: int = 65536, out: np.ndarray | None = None) -> np.ndarray:
-        """float32 (n, dim) rows for ``order_ids`` (default: ``self.ids``), read from the memory
-        map ``chunk`` rows at a time, so memory beyond the result is O(chunk * dim).
-        ``out`` (n, dim) float32 is filled instead of allocating (e.g. a np.memmap)."""
+        """OUT_DTYPE (float32) (n, dim) rows for ``order_ids`` (default: ``self.ids``), read
+        from the memory map ``chunk`` rows at a time, so memory beyond the result is
+        O(chunk * dim). ``out`` (n, dim) is filled instead of allocating (e.g. a np.memmap)."""
         if order_ids is None:
             live = self._row_ids != REMOVED
             rows = np.flatnonzero(live)  # (count,) ascending: sequential reads
@@ -274,14 +296,14 @@ class EmbeddingStore:
                 raise KeyError(f"ids not in the embedding store: {_name_ids(ids[~found])}")
         n = len(rows)
         if out is None:
-            out = np.empty((n, self._dim), np.float32)
+            out = np.empty((n, self._dim), self.OUT_DTYPE)
         elif out.shape != (n, self._dim):
             raise ValueError(f"out has shape {out.shape}, expected {(n, self._dim)}")
         chunk = max(1, int(chunk))
         for s in range(0, n, chunk):
             r = rows[s:s + chunk]  # (c,)
             order = np.argsort(r, kind="stable")  # read the file front to back
-            out[s + order] = self._mm[r[order]]  # (c, dim) float16 -> float32
+            out[s + order] = self._mm[r[order]]  # (c, dim) DTYPE -> OUT_DTYPE
         return out
 
     # ------------------------------------------------------------------ writes
@@ -310,14 +332,11 @@ class EmbeddingStore:
         if len(present):
             raise ValueError(f"ids already in the embedding store: {_name_ids(present)} "
                              f"(each image is embedded once per representation; add only store.missing(ids))")
-        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
-            v16 = np.ascontiguousarray(vectors, dtype=_F16)  # (n, dim)
-        if not np.isfinite(v16).all():
-            raise ValueError("vectors must be finite in float16 (|x| <= 65504, no NaN)")
+        v16 = self._cast(vectors)  # (n, dim) DTYPE
         start, end = self._rows, self._rows + n
         self._grow(end)
         # 1. the new rows, past the committed ones, made durable
-        for name, data, offset in ((VECTORS, v16, start * self._dim * _F16.itemsize),
+        for name, data, offset in ((self.VECTORS, v16, start * self._dim * self.DTYPE.itemsize),
                                    (IDS, ids.astype(_I64), start * _I64.itemsize)):
             fd = os.open(self._path(name), os.O_WRONLY)
             try:
@@ -335,6 +354,13 @@ class EmbeddingStore:
         self._sorted_ids = np.insert(self._sorted_ids, pos, new_ids)
         self._sorted_rows = np.insert(self._sorted_rows, pos, new_rows)
 
+    def _cast(self, vectors: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            v16 = np.ascontiguousarray(vectors, dtype=_F16)  # (n, dim)
+        if not np.isfinite(v16).all():
+            raise ValueError("vectors must be finite in float16 (|x| <= 65504, no NaN)")
+        return v16
+
     def _grow(self, needed: int) -> None:
         """Double the vectors file until it holds ``needed`` rows (ftruncate: the committed
         prefix stays where it is)."""
@@ -343,8 +369,8 @@ class EmbeddingStore:
         capacity = max(1, self._capacity)
         while capacity < needed:
             capacity *= 2
-        with open(self._path(VECTORS), "r+b") as fh:
-            fh.truncate(capacity * self._dim * _F16.itemsize)
+        with open(self._path(self.VECTORS), "r+b") as fh:
+            fh.truncate(capacity * self._dim * self.DTYPE.itemsize)
             fh.flush()
             os.fsync(fh.fileno())
         self._capacity = capacity
@@ -377,3 +403,19 @@ class EmbeddingStore:
         self._sorted_ids, self._sorted_rows = self._sorted_ids[~drop], self._sorted_rows[~drop]
         self._commit(rows=self._rows, count=self.count)
         return int(drop.sum())
+
+
+class PixelStore(EmbeddingStore):
+    """Decoded pool images (uint8, one row of C*S*S pixels per item) for self-supervised
+    training, in the same crash-safe, memory-mapped layout (``pixels.u8``): each image is
+    decoded once per (side, channels), a restart decodes none, and the trainer reads
+    batches from the page cache instead of holding the pool in memory."""
+
+    DTYPE = np.dtype("u1")
+    OUT_DTYPE = np.uint8
+    VECTORS = "pixels.u8"
+
+    def _cast(self, vectors: np.ndarray) -> np.ndarray:
+        if vectors.dtype != np.uint8:
+            raise ValueError(f"pixels must be uint8, got {vectors.dtype}")
+        return np.ascontiguousarray(vectors)

@@ -72,7 +72,7 @@ def _thumbs(model, known, previous):
     new = np.where(~known)[0]
     if len(new):
         if model.images is not None:
-            out[new] = thumbnails(model.images[new], THUMB_SIDE)
+            out[new] = thumbnails(model.images.images(new), THUMB_SIDE)
         else:
             out[new] = load_images([model.paths[i] for i in new], THUMB_SIDE, model.channels)
     return out

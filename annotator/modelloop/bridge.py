@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
-from annotator.modelloop import backbone, baseline
-from annotator.modelloop.arrays import image_shape, load_images, ordered_class_ids, pool_rows, positions
+from annotator.modelloop import backbone, baseline, pixels
+from annotator.modelloop.arrays import image_shape, ordered_class_ids, pool_rows, positions
 from annotator.modelloop.backbone import Backbone
 from annotator.modelloop.predictions import (
     POOL_INDEX_FILE,
@@ -51,7 +51,7 @@ class ProjectModel:
     learner: ActiveLearner | EmbeddingLearner | None
     item_ids: np.ndarray
     pool_index: np.ndarray
-    images: np.ndarray | None
+    images: object  # mlcore.pixelpool.PixelPool (self-supervised), or None (a backbone's store)
     side: int
     channels: int
     class_ids: list
@@ -120,11 +120,11 @@ def build(project, device=None):
     if project.init_checkpoint:
         encoder_cfg = check_init_checkpoint(project, artifact_path(project.init_checkpoint), (side, channels))["encoder"]
         channels = encoder_cfg.in_channels
-    images = load_images(paths, side, channels)
     cfg = new_config(len(class_ids), side, channels, resolve_device(device))
     if encoder_cfg is not None:
         cfg.encoder = encoder_cfg
-    learner = ActiveLearner(cfg, images, device)
+    images, _decoded = pixels.pixel_pool(project, item_ids, paths, side, channels, cfg.encoder.input_size)
+    learner = ActiveLearner(cfg, pixels.for_learner(images), device)
     model = ProjectModel(project.pk, learner, item_ids, pool_index, images, side, channels, class_ids, class_names)
     model.embedded = model.size  # pretraining embeds every image
     return model
@@ -234,7 +234,8 @@ def resume(project, version, device=None):
     folder = artifact_path(version.checkpoint).parent
     saved_index = np.load(folder / POOL_INDEX_FILE)
     item_ids, pool_index, paths = pool_rows(project)
-    meta = load_checkpoint(artifact_path(version.checkpoint))["meta"]
+    ck = load_checkpoint(artifact_path(version.checkpoint))
+    meta = ck["meta"]
     side, channels = int(meta["side"]), int(meta["channels"])
     class_ids, class_names = ordered_class_ids(project)
     rows = np.searchsorted(pool_index, saved_index)
@@ -242,9 +243,10 @@ def resume(project, version, device=None):
         raise ValueError(f"Checkpoint {version.checkpoint} names images that are no longer in the pool.")
     if meta.get("learner") == "embedding":
         return _resume_backbone(project, version, meta, (item_ids, pool_index, paths), rows, device)
-    images = load_images(paths, side, channels)
-    learner = ActiveLearner.load(str(artifact_path(version.checkpoint)), images[rows], device)
-    model = ProjectModel(project.pk, learner, item_ids[rows], saved_index, images[rows], side, channels,
+    images, _decoded = pixels.pixel_pool(project, item_ids, paths, side, channels, ck["config"].encoder.input_size)
+    saved = images.subset(rows)
+    learner = ActiveLearner.load(str(artifact_path(version.checkpoint)), pixels.for_learner(saved), device)
+    model = ProjectModel(project.pk, learner, item_ids[rows], saved_index, saved, side, channels,
                          class_ids, class_names, base_checkpoint=version.checkpoint)
     grown = (lambda: grow(model, item_ids, pool_index, images)) if len(pool_index) != len(saved_index) else None
     return _resumed(model, version, class_ids, class_names, grown)
@@ -295,7 +297,7 @@ def _grow_embedded(model, item_ids, pool_index, paths):
 def grow(model, item_ids, pool_index, images):
     """New images were imported: embed only those with the current encoder; the graph grows."""
     known = positions(model.item_ids, item_ids, missing=-1)
-    learner = model.learner.with_pool(images, known=known)
+    learner = model.learner.with_pool(pixels.for_learner(images), known=known)
     old_ids = model.item_ids
     model.learner, model.item_ids, model.pool_index, model.images = learner, item_ids, pool_index, images
     model.embedded += int((known < 0).sum())
@@ -321,11 +323,8 @@ def refresh_pool(project, model):
         changed = True
     elif count != model.size:
         item_ids, pool_index, paths = pool_rows(project)
-        known = np.isin(pool_index, model.pool_index)
-        images = np.zeros((len(pool_index),) + model.images.shape[1:], dtype=np.uint8)
-        images[known] = model.images[np.searchsorted(model.pool_index, pool_index[known])]
-        new = np.where(~known)[0]
-        images[new] = load_images([paths[i] for i in new], model.side, model.channels)
+        images, _decoded = pixels.pixel_pool(project, item_ids, paths, model.side, model.channels,
+                                             model.learner.cfg.encoder.input_size)  # decodes only the new ones
         grow(model, item_ids, pool_index, images)
         changed = True
     class_ids, class_names = ordered_class_ids(project)

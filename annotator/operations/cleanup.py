@@ -76,6 +76,8 @@ def find_orphans(min_age_s=3600, progress=False):
                     generation = _generation(store)
                     if generation is not None and generation < projects[pk]:
                         add(store, "older model generation")
+            elif child.name == "pixels" and child.is_dir():
+                continue  # decoded pool images (modelloop.pixels): a cache the trainer reuses
             elif child.name == "uploads" and child.is_dir():
                 for upload in files.files_under(child):
                     if upload.relative_to(files.artifacts_root()).as_posix() not in named_files:

@@ -149,6 +149,7 @@ def verify(project):
         "pretrain": versions.filter(kind="pretrain").count(),
         "fast_labels": max(versions.filter(kind="fast").values_list("labels_used", flat=True), default=-1),
         "queue": len(queue),
+        "owner": state.owner if state else "",
     }
 
 

@@ -22,9 +22,18 @@ def _pool(seed=0):
 
 
 def _model(project, emb, images):
+    """A model whose pool pixels are in a pixel store (as the trainer keeps them)."""
+    from django.conf import settings
+
+    from mlcore.pixelpool import PixelPool
+    from mlcore.store import PixelStore
+
     cfg = new_config(CLASSES, 32, 1, resolve_device("cpu"))
     ids = np.arange(1, N + 1, dtype=np.int64)
-    model = ProjectModel(project.pk, EmbeddingLearner(cfg, emb, "cpu"), ids, ids - 1, images, 32, 1,
+    store = PixelStore.open(f"{settings.ARTIFACTS_ROOT}/pixels-test", dim=32 * 32)
+    store.add(ids, images.reshape(N, -1))
+    pool = PixelPool.of(store, ids, channels=1, side=32)
+    model = ProjectModel(project.pk, EmbeddingLearner(cfg, emb, "cpu"), ids, ids - 1, pool, 32, 1,
                          [1, 2, 3], ["top", "middle", "bottom"])
     baseline.attach(model)
     return model

@@ -303,3 +303,36 @@ def test_a_checkpoint_in_the_older_format_still_resumes(shapes, bob):
     assert model.base_checkpoint == pretrain.checkpoint and model.learner.version == old_meta["version"]
     assert model.learner.has_encoder
     np.testing.assert_array_equal(model.learner.embeddings, old_arrays["emb"])
+
+
+def test_the_pool_is_decoded_once_into_its_pixel_store_and_read_from_disk(shapes, bob, settings, monkeypatch):
+    """TRAINER_POOL_MEMORY_MB=0: the learner reads batches from the pixel store. A restart
+    decodes no image, an import only its new ones."""
+    from annotator.modelloop import pixels
+    from mlcore.pixelpool import PixelPool
+
+    settings.TRAINER_POOL_MEMORY_MB = 0
+    decoded = []
+    real = pixels.load_images
+    monkeypatch.setattr(pixels, "load_images", lambda paths, *a: decoded.append(len(paths)) or real(paths, *a))
+    trainer = Trainer("t1", publish=lambda *a: None)
+    trainer.run_once()
+    trainer.run_once()
+    assert sum(decoded) == 60
+    model = trainer.held[shapes.pk].model
+    assert isinstance(model.images, PixelPool) and len(model.images) == 60
+    trainer.release()
+
+    decoded.clear()
+    again = Trainer("t2", publish=lambda *a: None)
+    label_served(shapes, bob, 3)
+    again.run_once()  # resume
+    again.run_once()
+    assert decoded == [] and fast_versions(shapes).order_by("-number").first().labels_used == 3
+    add_shape_items(shapes, 9, seed=7)
+    label_served(shapes, bob, 1, prefix="more")
+    again.run_once()
+    assert sum(decoded) == 9
+    version = fast_versions(shapes).order_by("-number").first()
+    assert version.pool_size == 69 and version.metrics["embedded"] == 9
+    again.release()
