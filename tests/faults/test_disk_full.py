@@ -81,9 +81,12 @@ def test_an_import_that_does_not_fit_stores_nothing_half_and_says_so(small_fs, s
     write_figures("disk-full-import", figures)
 
 
+CACHES = {"pixels", "embeddings", "uploads"}  # decoded pool images, embedding stores, uploads: not versions
+
+
 def _version_folders(project):
     root = artifact_path(f"projects/{project.pk}")
-    return {p.name for p in root.iterdir() if p.is_dir()} if root.exists() else set()
+    return {p.name for p in root.iterdir() if p.is_dir() and p.name not in CACHES} if root.exists() else set()
 
 
 def _referenced_folders(project):
