@@ -70,18 +70,27 @@ def _claim_item(project, user, now, *, audit):
 
 
 def _claim_in_order(project, user, now, ordered):
+    """The first available item in `ordered`'s order, its row locked. With row locks, items
+    other requests are looking at are skipped; when that leaves nothing, the next look waits
+    for those locks instead: near the end of a pool every remaining item can be locked by
+    someone else's request at once, and most of them are given back when those requests
+    commit, so answering "nothing left" then would be wrong."""
     tried = set()
-    for _ in range(10):
-        qs = ordered(_available_items(project, user, now).exclude(pk__in=tried))
-        if _uses_row_locks():
-            qs = qs.select_for_update(skip_locked=True, of=("self",))
-        candidates = list(qs[:3])
+    locks = _uses_row_locks()
+    for _ in range(20):
+        base = ordered(_available_items(project, user, now).exclude(pk__in=tried))
+        if locks:
+            candidates = list(base.select_for_update(skip_locked=True, of=("self",))[:3])
+            if not candidates:  # all locked by other requests (or none left): wait and see
+                candidates = list(base.select_for_update(of=("self",))[:3])
+        else:
+            candidates = list(base[:3])
+        if not candidates:
+            return None
         for item in candidates:
             if _still_available(item, project, user, now):
                 return item
             tried.add(item.pk)
-        if len(candidates) < 3:
-            return None
     return None
 
 
