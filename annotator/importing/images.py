@@ -51,12 +51,12 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
-from annotator.access import Invalid, StorageFull
+from annotator.access import StorageFull
 from annotator.importing.archives import ARCHIVE_SUFFIXES, ZIP_MAGIC, Entry, plan_file, plan_upload, walk
+from annotator.importing.limits import DiskFull, check_room, disk_full, disk_full_message
 from annotator.importing.pictures import decode_image
 from annotator.importing.report import DUPLICATE, IMPORTED, REJECTED, FileOutcome, ImportReport, Rejected, megabytes
 from annotator.models import Annotation, Item, Project
-from annotator.storage import is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -176,48 +176,6 @@ class _SameAs:
     first: _Pending
 
 
-def check_room(project, planned):
-    """Refuse, before anything is stored, an import whose files would take the project past
-    MAX_IMAGES_PER_PROJECT. Every file counts, duplicates too (they are only known once read):
-    an import either fits or is refused whole. Two imports running at once may both fit alone
-    and together pass the limit by at most one import."""
-    limit = settings.MAX_IMAGES_PER_PROJECT
-    if not limit:
-        return
-    files = sum(1 for task in planned if isinstance(task, Entry))
-    have = Item.objects.filter(project_id=project.pk).count()
-    if have + files > limit:
-        room = max(0, limit - have)
-        raise Invalid(
-            f"This import holds {files:,} files, but the project already has {have:,} images and may hold "
-            f"{limit:,} (MAX_IMAGES_PER_PROJECT): there is room for {room:,} more. Import fewer files (duplicates "
-            "count too), or ask an administrator to raise the limit."
-        )
-
-
-class _DiskFull(Exception):
-    """Storing `name` (its files, or on SQLite its row) ran out of disk space: the import stops."""
-
-    def __init__(self, name):
-        super().__init__(name)
-        self.name = name
-
-
-def _disk_full(exc):
-    """An OSError for a full disk or quota, or SQLite's "database or disk is full"."""
-    return is_disk_full(exc) or "disk is full" in str(exc)
-
-
-def disk_full_message(name, stored):
-    done = (f"The {stored:,} image{'s' if stored != 1 else ''} stored before it stay{'s' if stored == 1 else ''} "
-            "in the project" if stored else "Nothing from this import was stored")
-    return (
-        f"The server's disk is full: {name} could not be stored, so the import stopped there. {done}. Ask an "
-        "administrator to free some space, then import the same files again (images already stored are skipped "
-        "as duplicates)."
-    )
-
-
 def _import_all(project, planned, *, user, progress, folder_labels):
     check_room(project, planned)
     run = _Run(project, user, folder_labels)
@@ -233,7 +191,7 @@ def _import_all(project, planned, *, user, progress, folder_labels):
                 report.outcomes.append(outcome)
                 if progress:
                     progress(len(report.outcomes), total)
-    except _DiskFull as exc:
+    except DiskFull as exc:
         # The batch being stored was rolled back and its files removed (_import_batch); the
         # batches before it are committed, whole.
         stored = report.counts[IMPORTED]
@@ -341,8 +299,8 @@ def _prepare(run, loaded):
     except Rejected as exc:
         return FileOutcome(entry.name, REJECTED, exc.reason)
     except Exception as exc:
-        if _disk_full(exc):
-            raise _DiskFull(entry.name) from exc
+        if disk_full(exc):
+            raise DiskFull(entry.name) from exc
         logger.exception("Importing %s into project %s failed", entry.name, run.project.pk)
         return _server_error(entry.name)
 
@@ -437,8 +395,8 @@ def _insert_batch(run, pendings):
             _insert_rows(run, pendings)
             return
         except Exception as exc:
-            if _disk_full(exc):
-                raise _DiskFull(pendings[0].entry.name) from exc
+            if disk_full(exc):
+                raise DiskFull(pendings[0].entry.name) from exc
             logger.info("Batch insert into project %s failed; inserting one by one", run.project.pk, exc_info=True)
             for pending in pendings:
                 _reset(pending)
@@ -464,8 +422,8 @@ def _insert_alone(run, pending):
             logger.exception("Importing %s into project %s failed", name, run.project.pk)
         except Exception as exc:
             _reset(pending)
-            if _disk_full(exc):
-                raise _DiskFull(name) from exc
+            if disk_full(exc):
+                raise DiskFull(name) from exc
             logger.exception("Importing %s into project %s failed", name, run.project.pk)
         _discard(pending)
         return _server_error(name)
