@@ -144,6 +144,12 @@ class Trainer:
             self.lost |= set(held) - mine
 
     def release(self):
+        """Give every held project back; their fine-tunings are cancelled and waited for first
+        (a thread still inside torch when the interpreter exits aborts the process)."""
+        for loop in self.held.values():
+            loop.abandon()
+        for loop in self.held.values():
+            loop.join_slow(timeout=30)
         TrainerState.objects.filter(project_id__in=list(self.held), owner=self.name).update(
             owner="", lease_expires_at=None
         )
@@ -183,10 +189,6 @@ class Trainer:
                     self.stop.wait(settings.TRAINER_POLL_SECONDS)
         finally:
             self.stop.set()
-            for loop in self.held.values():
-                loop.abandon()
-            for loop in self.held.values():
-                loop.join_slow(timeout=30)
             try:
                 self.release()
             finally:
