@@ -66,6 +66,7 @@ class Encoder(models.TextChoices):
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
     VIEWER = "viewer", "Viewer"
 
 
@@ -95,6 +96,9 @@ class Project(models.Model):
     model_generation = models.PositiveIntegerField(default=0)
     init_checkpoint = models.CharField(max_length=300, blank=True)
     init_checkpoint_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name
+    # Multi-label: an answer is a set of classes (Annotation.labels; an empty set means none
+    # applies) instead of one class. Chosen at creation and never changed afterwards.
+    multi_label = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name", "id"]
@@ -207,20 +211,29 @@ class Item(models.Model):
 
 
 class Annotation(models.Model):
-    """A human answer: a class, or a skip. Undo marks it undone instead of deleting it, so the
-    history and the idempotency key survive."""
+    """A human answer: a class (single-label projects), a set of classes in `labels`
+    (multi-label projects; `label` stays empty), a skip, or "unsure" (a skip that sends the
+    item to review). Undo marks it undone instead of deleting it, so the history and the
+    idempotency key survive."""
 
     class Source(models.TextChoices):
         HUMAN = "human", "Labeled in the app"
         IMPORT = "import", "Imported with the images"
+        BULK = "bulk", "Labeled in bulk from the graph"
+        REVIEW = "review", "Given by a reviewer"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
     # PROTECT: a user with answers is deactivated, never deleted (deleting took their labels
     # while the items kept label_count and done).
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
     label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    labels = models.ManyToManyField(
+        LabelClass, through="AnnotationLabel", blank=True, related_name="multi_annotations"
+    )  # multi-label projects only
     skipped = models.BooleanField(default=False)
+    unsure = models.BooleanField(default=False)  # always a skip: out of training until reviewed
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
+    batch = models.CharField(max_length=64, blank=True)  # a bulk answer's batch: undone together
     idempotency_key = models.CharField(max_length=100)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -239,20 +252,34 @@ class Annotation(models.Model):
             models.UniqueConstraint(
                 fields=["item", "annotator"], condition=Q(undone=False), name="one_live_answer_per_annotator"
             ),
-            models.CheckConstraint(
-                condition=Q(skipped=True, label__isnull=True) | Q(skipped=False, label__isnull=False),
-                name="label_xor_skip",
-            ),
+            # A skip has no class; "unsure" is a kind of skip. (That a single-label answer has
+            # its class is the service's check: the constraint cannot see the project.)
+            models.CheckConstraint(condition=Q(skipped=False) | Q(label__isnull=True), name="skip_has_no_label"),
+            models.CheckConstraint(condition=Q(unsure=False) | Q(skipped=True), name="unsure_is_a_skip"),
         ]
-        indexes = [models.Index(fields=["annotator", "created_at"], name="annotation_by_user_idx")]
+        indexes = [
+            models.Index(fields=["annotator", "created_at"], name="annotation_by_user_idx"),
+            models.Index(fields=["batch"], condition=~Q(batch=""), name="annotation_batch_idx"),
+        ]
 
     def __str__(self):
-        answer = "skip" if self.skipped else self.label.name
+        answer = "unsure" if self.unsure else "skip" if self.skipped else self.label.name if self.label_id else (
+            "{" + ", ".join(c.name for c in self.labels.all()) + "}")
         return f"{self.annotator} -> {answer} on item {self.item_id}"
 
     def clean(self):
         if self.label_id and self.label.project_id != self.item.project_id:
             raise ValidationError("The class belongs to another project.")
+
+
+class AnnotationLabel(models.Model):
+    """One class of a multi-label answer."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="label_links")
+    label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["annotation", "label"], name="unique_label_per_answer")]
 
 
 class Lease(models.Model):

@@ -1,7 +1,7 @@
 """/api/projects/<id>/annotations/: answering items and undoing the last answer (owners and
 annotators), the answers of a project with their history (every member), and owners'
 corrections and deletions."""
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -79,7 +79,9 @@ class AnnotationViewSet(ProjectScopedViewSet):
             request.user,
             item_id=data["item"],
             label=data.get("label"),
+            labels=data.get("labels"),
             skip=data["skip"],
+            unsure=data["unsure"],
             idempotency_key=data["idempotency_key"],
             duration_ms=data.get("duration_ms"),
         )
@@ -185,19 +187,21 @@ def _filtered_annotations(project, query):
             raise Invalid(f"No member of this project, past or present, is named {name!r}.")
         annotations = annotations.filter(annotator__username=name)
     if "label" in query:
-        annotations = annotations.filter(label=find_class(project, query["label"]))
+        wanted = find_class(project, query["label"])
+        annotations = annotations.filter(Q(label=wanted) | Q(label_links__label=wanted))
     if "source" in query:
         annotations = annotations.filter(source=query["source"])
     if "item" in query:
         annotations = annotations.filter(item_id=query["item"])
-    return annotations.select_related("item", "label", "annotator").order_by("-created_at", "-id")
+    return annotations.select_related("item", "label", "annotator").prefetch_related("labels").order_by(
+        "-created_at", "-id")
 
 
 def _annotation(project, annotation_id):
     annotation = (
         Annotation.objects.filter(item__project=project, pk=int(annotation_id))
         .select_related("item", "label", "annotator")
-        .prefetch_related(Prefetch("changes", queryset=AnnotationChange.objects.select_related("changed_by")))
+        .prefetch_related("labels", Prefetch("changes", queryset=AnnotationChange.objects.select_related("changed_by")))
         .first()
     )
     if annotation is None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from annotator.access import Conflict, Invalid
 from annotator.labeling.leasing import lease_next
-from annotator.models import Annotation, Item, LabelClass, Lease
+from annotator.models import Annotation, AnnotationLabel, Item, LabelClass, Lease
 
 
 @dataclass
@@ -20,9 +20,13 @@ class SubmitResult:
     created: bool
 
 
-def _fingerprint(item_id, label_name, skip):
-    body = json.dumps({"item": int(item_id), "label": None if skip else label_name, "skip": bool(skip)})
-    return hashlib.sha256(body.encode()).hexdigest()
+def _fingerprint(item_id, label_name, skip, labels=None, unsure=False):
+    body = {"item": int(item_id), "label": None if skip else label_name, "skip": bool(skip)}
+    if labels is not None:  # multi-label answers (and unsure ones) add their fields, so the
+        body["labels"] = sorted(labels)  # fingerprints of single-label answers stay as stored
+    if unsure:
+        body["unsure"] = True
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
 def _replay(user, key, fingerprint):
@@ -37,16 +41,54 @@ def _replay(user, key, fingerprint):
     return SubmitResult(existing, created=False)
 
 
-def submit_annotation(project, user, *, item_id, label=None, skip=False, idempotency_key, duration_ms=None):
-    """Store the user's answer (a class name, or a skip) for one item, exactly once per key."""
-    key = (idempotency_key or "").strip()
-    if not key or len(key) > 100:
-        raise Invalid("idempotency_key is required (1-100 characters): a fresh random string per answer.")
+def _check_answer(project, label, labels, skip, unsure):
+    """The answer's shape for this project; returns (label, labels, skip) normalised. "Unsure"
+    is stored as a skip with its flag."""
+    if unsure:
+        if label or labels:
+            raise Invalid("An unsure answer carries no class: send 'unsure': true alone.")
+        if skip:
+            raise Invalid("An answer is either a skip or unsure, not both.")
+        return None, None, True
+    if project.multi_label:
+        if label:
+            raise Invalid("This project is multi-label: send the classes as a list in 'labels' (an empty list "
+                          "means none applies), not 'label'.")
+        if skip and labels:
+            raise Invalid("An answer is either a set of classes or a skip, not both.")
+        if not skip and labels is None:
+            raise Invalid("Give the classes that apply in 'labels' (an empty list: none applies), or 'skip': true.")
+        if labels is not None and len(set(labels)) != len(labels):
+            raise Invalid("A class appears twice in 'labels'.")
+        return None, (None if skip else list(labels)), skip
+    if labels is not None:
+        raise Invalid("This project takes one class per image: send it in 'label', not 'labels'.")
     if not skip and not label:
         raise Invalid("Give either a class name in 'label' or 'skip': true.")
     if skip and label:
         raise Invalid("An answer is either a class or a skip, not both.")
-    fingerprint = _fingerprint(item_id, label, skip)
+    return label, None, skip
+
+
+def _classes_named(project, names):
+    """The project's classes with these names, in the given order; an unknown name is refused."""
+    found = {c.name: c for c in LabelClass.objects.filter(project=project, name__in=names)}
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise Invalid(f"Unknown class {unknown[0]!r}. This project's classes are: {', '.join(project.class_names())}.")
+    return [found[n] for n in names]
+
+
+def submit_annotation(project, user, *, item_id, label=None, labels=None, skip=False, unsure=False,
+                      idempotency_key, duration_ms=None):
+    """Store the user's answer for one item, exactly once per key: a class name (`label`), a
+    list of class names (`labels`, multi-label projects), a skip, or `unsure` (a skip that sends
+    the item to review)."""
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 100:
+        raise Invalid("idempotency_key is required (1-100 characters): a fresh random string per answer.")
+    label, labels, skip = _check_answer(project, label, labels, skip, unsure)
+    fingerprint = _fingerprint(item_id, label, skip, labels, unsure)
     replay = _replay(user, key, fingerprint)
     if replay:
         return replay
@@ -59,10 +101,9 @@ def submit_annotation(project, user, *, item_id, label=None, skip=False, idempot
         if replay:
             return replay
         label_obj = None
-        if not skip:
-            label_obj = LabelClass.objects.filter(project=project, name=label).first()
-            if label_obj is None:
-                raise Invalid(f"Unknown class {label!r}. This project's classes are: {', '.join(project.class_names())}.")
+        if label is not None:
+            label_obj = _classes_named(project, [label])[0]
+        chosen = _classes_named(project, labels) if labels else []
         if Annotation.objects.filter(item=item, annotator=user, undone=False).exists():
             raise Conflict("You already answered this item. Undo your answer to change it.")
         lease = Lease.objects.filter(item=item, user=user).first()
@@ -72,7 +113,8 @@ def submit_annotation(project, user, *, item_id, label=None, skip=False, idempot
             if item.done or item.label_count + others >= project.annotations_per_item:
                 raise Conflict(
                     f"Your lease on this item expired and it has since been labeled or taken by another "
-                    f"annotator, so your answer ({label}) was not saved."
+                    f"annotator, so your answer ({label if label is not None else ', '.join(labels) or 'none'}) "
+                    "was not saved."
                 )
         try:
             with transaction.atomic():
@@ -81,6 +123,7 @@ def submit_annotation(project, user, *, item_id, label=None, skip=False, idempot
                     annotator=user,
                     label=label_obj,
                     skipped=skip,
+                    unsure=bool(unsure),
                     idempotency_key=key,
                     request_fingerprint=fingerprint,
                     duration_ms=duration_ms,
@@ -88,6 +131,7 @@ def submit_annotation(project, user, *, item_id, label=None, skip=False, idempot
                     model_version_id=lease.model_version_id if lease else None,
                     is_audit=lease.is_audit if lease else False,
                 )
+                AnnotationLabel.objects.bulk_create(AnnotationLabel(annotation=annotation, label=c) for c in chosen)
         except IntegrityError:
             replay = _replay(user, key, fingerprint)
             if replay:
@@ -108,13 +152,11 @@ class AnswerAndNext:
     next: Lease | None  # the next item's lease, or None when nothing is available
 
 
-def answer_and_next(project, user, *, item_id, label=None, skip=False, idempotency_key, duration_ms=None, exclude=()):
-    """Store the answer (as submit_annotation does, replays included), then lease the next
-    item for the caller, leaving out the items in `exclude` (those the caller still holds on
-    screen). A refused answer raises as submit_annotation does and leases nothing."""
-    submitted = submit_annotation(
-        project, user, item_id=item_id, label=label, skip=skip, idempotency_key=idempotency_key, duration_ms=duration_ms
-    )
+def answer_and_next(project, user, *, item_id, exclude=(), **answer):
+    """Store the answer (as submit_annotation does with `answer`, replays included), then lease
+    the next item for the caller, leaving out the items in `exclude` (those the caller still
+    holds on screen). A refused answer raises as submit_annotation does and leases nothing."""
+    submitted = submit_annotation(project, user, item_id=item_id, **answer)
     return AnswerAndNext(submitted, lease_next(project, user, exclude=exclude))
 
 

@@ -67,7 +67,17 @@ class AnswerSerializer(serializers.Serializer):
     label = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="A class name; leave out when skipping."
     )
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        allow_empty=True,
+        max_length=1000,
+        help_text="Multi-label projects: the class names that apply; an empty list means none applies.",
+    )
     skip = serializers.BooleanField(required=False, default=False)
+    unsure = serializers.BooleanField(
+        required=False, default=False, help_text="Not sure: the item goes to review and stays out of training."
+    )
     idempotency_key = serializers.CharField(
         max_length=100,
         help_text="A fresh random string per answer; resend the same key only to retry the same answer.",
@@ -85,16 +95,31 @@ class AnswerSerializer(serializers.Serializer):
     )
 
 
+def answer_labels(annotation):
+    """The class names of a multi-label answer in the project's class order ([] when none
+    applies), or None for a single-label answer and for skips."""
+    if annotation.label_id or annotation.skipped:
+        return None
+    return [c.name for c in sorted(annotation.labels.all(), key=lambda c: (c.order, c.pk))]
+
+
 class AnnotationSerializer(serializers.ModelSerializer):
     item = serializers.IntegerField(source="item_id", read_only=True)
     label = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    labels = serializers.SerializerMethodField(
+        help_text="Multi-label answers: the classes that apply ([]: none); null otherwise."
+    )
     annotator = serializers.CharField(source="annotator.username", read_only=True)
     suggestion = serializers.SerializerMethodField(help_text="The model's guess shown with the item, if any.")
 
     class Meta:
         model = Annotation
-        fields = ["id", "item", "label", "skipped", "annotator", "created_at", "is_audit", "suggestion"]
+        fields = ["id", "item", "label", "labels", "skipped", "unsure", "annotator", "created_at", "is_audit",
+                  "suggestion"]
         read_only_fields = fields
+
+    def get_labels(self, annotation) -> list[str] | None:
+        return answer_labels(annotation)
 
     @extend_schema_field(SuggestionSerializer(allow_null=True))
     def get_suggestion(self, annotation):

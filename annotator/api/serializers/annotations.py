@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotator.access import MAX_ID
-from annotator.labeling.serializers import SuggestionSerializer
+from annotator.labeling.serializers import SuggestionSerializer, answer_labels
 from annotator.models import Annotation
 
 
@@ -30,16 +30,22 @@ class AnnotationRecordSerializer(serializers.ModelSerializer):
     item = serializers.IntegerField(source="item_id", read_only=True)
     file_name = serializers.CharField(source="item.original_name", read_only=True)
     label = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    labels = serializers.SerializerMethodField(
+        help_text="Multi-label answers: the classes that apply ([]: none); null otherwise."
+    )
     annotator = serializers.CharField(source="annotator.username", read_only=True)
     suggestion = serializers.SerializerMethodField(help_text="The model's guess shown with the item, if any.")
 
     class Meta:
         model = Annotation
         fields = [
-            "id", "item", "file_name", "label", "skipped", "annotator", "source", "is_audit", "undone",
-            "duration_ms", "suggestion", "created_at",
+            "id", "item", "file_name", "label", "labels", "skipped", "unsure", "annotator", "source", "batch",
+            "is_audit", "undone", "duration_ms", "suggestion", "created_at",
         ]
         read_only_fields = fields
+
+    def get_labels(self, annotation) -> list[str] | None:
+        return answer_labels(annotation)
 
     @extend_schema_field(SuggestionSerializer(allow_null=True))
     def get_suggestion(self, annotation):

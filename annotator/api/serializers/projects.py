@@ -28,6 +28,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "query_batch_size",
             "audit_fraction",
             "annotations_per_item",
+            "multi_label",
             "role",
         ]
         read_only_fields = fields
@@ -59,8 +60,11 @@ class ProjectCreateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["name", "classes", "strategy", "query_batch_size", "audit_fraction", "annotations_per_item"]
+        fields = [
+            "name", "classes", "strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "multi_label",
+        ]
         extra_kwargs = {
+            "multi_label": {"help_text": "An answer is a set of classes (fixed at creation; default false)."},
             "query_batch_size": {"help_text": "Items the model picks per ranking round (1-1000)."},
             "audit_fraction": {"help_text": "Share of served items drawn at random to measure the model (0-1)."},
             "annotations_per_item": {"help_text": "Answers wanted per item before it is done (1-20)."},

@@ -22,7 +22,8 @@ def test_it_stores_an_answer_then_replays_it(project, api, bob, make_items):
     body = {"item": item, "label": "two", "idempotency_key": "k-1", "duration_ms": 1500}
     first = _answer(client, project, **body)
     assert first.status_code == 201
-    assert set(first.json()) == {"id", "item", "label", "skipped", "annotator", "created_at", "is_audit", "suggestion"}
+    assert set(first.json()) == {
+        "id", "item", "label", "labels", "skipped", "unsure", "annotator", "created_at", "is_audit", "suggestion"}
     assert first.json()["item"] == item
     assert first.json()["label"] == "two"
     assert first.json()["annotator"] == "bob"

@@ -108,7 +108,7 @@ def test_it_shows_a_project_with_the_callers_role(project, api, alice, bob, dave
     body = r.json()
     assert set(body) == {
         "id", "name", "slug", "classes", "class_details", "strategy", "query_batch_size",
-        "audit_fraction", "annotations_per_item", "role",
+        "audit_fraction", "annotations_per_item", "multi_label", "role",
     }
     assert body["name"] == "Digits"
     assert body["classes"] == ["zero", "one", "two"]

@@ -61,7 +61,7 @@ def test_it_documents_token_auth_and_the_special_responses(client):
     assert {"200", "201", "400", "409"} <= set(answer["responses"])
     body = answer["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert set(schema["components"]["schemas"][body]["properties"]) == {
-        "item", "label", "skip", "idempotency_key", "duration_ms",
+        "item", "label", "labels", "skip", "unsure", "idempotency_key", "duration_ms",
     }
     upload = schema["paths"]["/api/projects/{id}/images/"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload

@@ -17,7 +17,8 @@ from tests.conftest import api_client
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 LEASE_KEYS = {"id", "image_url", "width", "height", "suggestion", "audit", "lease_expires"}
-ANSWER_KEYS = {"id", "item", "label", "skipped", "annotator", "created_at", "is_audit", "suggestion"}
+ANSWER_KEYS = {
+    "id", "item", "label", "labels", "skipped", "unsure", "annotator", "created_at", "is_audit", "suggestion"}
 
 
 @pytest.fixture
