@@ -5,6 +5,20 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 40)
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="annotator-tests-"))
 
+# pytest-xdist (`-n 2` in CI): each worker gets its own data dir (so its own SQLite file) and
+# its own Redis database, so channel groups and cache keys (project ids repeat across the
+# workers' test databases) never cross. pytest-django names the PostgreSQL test databases
+# per worker itself. Set in the environment, so servers the tests start inherit it.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and os.environ.get("TESTS_WORKER_ISOLATED") != _worker:
+    os.environ["TESTS_WORKER_ISOLATED"] = _worker  # once: a subprocess inherits the result
+    _data = os.path.join(os.environ["DATA_DIR"], _worker)
+    os.makedirs(_data, exist_ok=True)
+    os.environ["DATA_DIR"] = _data
+    _base, _, _db = os.environ.get("REDIS_URL", "").rpartition("/")
+    if _db.isdigit():
+        os.environ["REDIS_URL"] = f"{_base}/{10 + int(_worker[2:])}"
+
 from annotator.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -5,6 +5,12 @@ a service not configured). CI runs with ``--fail-on-skip``: any skip whose reaso
 none of the ``--allow-skip`` texts fails the run, and the summary lists them."""
 
 _UNEXPECTED = []
+_WORKER = []  # non-empty in a pytest-xdist worker: its reports reach the controller, which decides
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        _WORKER.append(True)
 
 
 def pytest_addoption(parser):
@@ -23,13 +29,15 @@ def _skip_reason(report):
 
 
 def pytest_runtest_logreport(report):
+    if _WORKER:
+        return
     if report.skipped and not hasattr(report, "wasxfail"):
         _UNEXPECTED.append((report.nodeid, _skip_reason(report)))
 
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    if not config.getoption("--fail-on-skip"):
+    if _WORKER or not config.getoption("--fail-on-skip"):
         return
     allowed = config.getoption("--allow-skip")
     unexpected = [(node, why) for node, why in _UNEXPECTED if not any(text in why for text in allowed)]
