@@ -71,7 +71,10 @@ class FinetuneConfig:
     temperature: float = 0.2
     ema: float = 0.99
     head_warmup_steps: int = 50  # encoder frozen while the new head fits (LP-FT, Kumar et al. 2022)
-    validate: bool = True  # keep the old encoder when the new one propagates the labels worse
+    validate: bool = True  # adopt a new encoder only if it wins on held-out labels (mlcore.selection)
+    holdout_fraction: float = 0.2  # labelled items kept out of fine-tuning to judge it (no audit items given)
+    holdout_min: int = 10  # fewer held-out items than this: no fine-tuning (nothing honest to judge it on)
+    adopt_alpha: float = 0.1  # one-sided sign test on the paired held-out outcomes
     mode: str = "full"  # "full" | "frozen" (head only) | "adapters" (head + adapters)
     encoder_lr_scale: float = 1.0  # e.g. 0.1 for full fine-tuning from a transferred checkpoint
     amp: bool = True  # only used on CUDA

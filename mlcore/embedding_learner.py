@@ -66,6 +66,7 @@ class EmbeddingLearner:
         self.last: FastResult | None = None
         self.version = 0  # bumped whenever the embeddings (hence the graph) change
         self.accepted: bool | None = None  # did the last slow path keep its new encoder?
+        self.selection: dict | None = None  # and why (mlcore.selection.Verdict as a dict)
         self._spectral: dict = {}  # cold-start eigenvectors of the current graph
         self.labels: np.ndarray | None = None  # the labels a loaded checkpoint was saved with
         if emb is not None:

@@ -115,6 +115,19 @@ def label_arrays(project, pool_index, classes):
     return labels.astype(np.int64), soft
 
 
+def audit_rows(project, pool_index):
+    """Pool rows of the items answered as audits (drawn uniformly at random, so an honest
+    held-out set): the slow path keeps them out of fine-tuning to judge it on them."""
+    indices = Annotation.objects.filter(
+        item__project=project, is_audit=True, undone=False, skipped=False
+    ).values_list("item__pool_index", flat=True)
+    wanted = np.unique(np.fromiter(indices, dtype=np.int64))
+    rows = np.searchsorted(pool_index, wanted)
+    ok = rows < len(pool_index)
+    ok[ok] = pool_index[rows[ok]] == wanted[ok]
+    return rows[ok]
+
+
 def answers_signature(project):
     """A cheap fingerprint of the project's answers (one aggregate query): it changes with
     a new answer, an undo, a deletion or a correction, so the loop reads every answer only

@@ -295,6 +295,7 @@ class ProjectLoop:
         self.slow_cancel = threading.Event()
         self.slow_labels = labels.copy()
         self.slow_pool = self.model.pool_index.copy()
+        audits = arrays.audit_rows(project, self.slow_pool)  # judged on these, never trained on
         budget = settings.TRAINER_SLOW_BUDGET_S
         cancel, future, pk, trainer = self.slow_cancel, self.slow, self.project_id, self.trainer
 
@@ -305,7 +306,7 @@ class ProjectLoop:
         def work():
             t = time.perf_counter()
             try:
-                clone.finetune(labels, soft, progress=progress, time_budget_s=budget)
+                clone.finetune(labels, soft, progress=progress, time_budget_s=budget, heldout=audits)
                 future.set_result((clone, time.perf_counter() - t))
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 future.set_exception(exc)
@@ -333,7 +334,7 @@ class ProjectLoop:
                                     max_failures=settings.TRAINER_MAX_FAILURES, backoff_s=5)
             self.trainer._publish_status(project.pk)
             return True
-        metrics = {"accepted": bool(clone.accepted)}
+        metrics = {"accepted": bool(clone.accepted), "selection": clone.selection}
         labels = self.slow_labels
         if clone.accepted and np.array_equal(self.slow_pool, self.model.pool_index):
             self.model.learner.adopt(clone)  # the pool is the one the clone was fine-tuned on

@@ -164,24 +164,25 @@ def test_the_slow_path_runs_in_the_background_and_keeps_new_labels(shapes, bob, 
     trainer = Trainer("t1", publish=lambda *a: None)
     trainer.run_once()
     trainer.run_once()
-    label_served(shapes, bob, 4)
-    trainer.run_once()  # fast path with 4 labels
+    label_served(shapes, bob, 20)  # fine-tuning holds out 10 labels to judge the result on
+    trainer.run_once()  # fast path with 20 labels
     trainer.run_once()  # starts the fine-tuning thread
     loop = trainer.held[shapes.pk]
     assert loop.slow is not None
     label_served(shapes, bob, 2, prefix="during")
     trainer.run_once()  # a fast path while fine-tuning
-    assert fast_versions(shapes).order_by("-number").first().labels_used == 6
+    assert fast_versions(shapes).order_by("-number").first().labels_used == 22
     loop.slow_thread.join(60)
     trainer.run_once()  # adopts the result
     slow = ModelVersion.objects.get(project=shapes, kind="slow")
-    assert slow.labels_used == 4 and "accepted" in slow.metrics
+    assert slow.labels_used == 20 and "accepted" in slow.metrics
+    assert slow.metrics["selection"]["heldout"] == 10  # no audits here: a random 10 of the 20
     assert slow.metrics["encoder"] == "self-supervised"
     assert slow.metrics["embedded"] == (slow.pool_size if slow.metrics["adopted"] else 0)
     if slow.metrics["accepted"]:
         load_checkpoint(str(predictions.artifact_path(slow.checkpoint)))
     trainer.run_once()
-    assert fast_versions(shapes).order_by("-number").first().labels_used == 6
+    assert fast_versions(shapes).order_by("-number").first().labels_used == 22
 
 
 def test_old_probability_files_are_pruned(shapes, bob, settings):
