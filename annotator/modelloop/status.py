@@ -23,7 +23,8 @@ def audit_answers(project):
     """(guess == answer, version id, labels the version had) for every live audit answer that
     had a model guess: audit items are drawn uniformly, so these are unbiased."""
     rows = (
-        Annotation.objects.filter(item__project=project, is_audit=True, undone=False, skipped=False)
+        Annotation.objects.filter(item__project=project, is_audit=True, undone=False, skipped=False,
+                                  model_version__isnull=False)  # an imported guess has no version
         .exclude(suggestion__isnull=True)
         .values_list("suggestion", "label__name", "model_version_id", "model_version__labels_used")
     )
@@ -42,7 +43,7 @@ def audit_accuracy(project, answers=None):
         from django.db.models.fields.json import KeyTextTransform
 
         rows = Annotation.objects.filter(
-            item__project=project, is_audit=True, undone=False, skipped=False
+            item__project=project, is_audit=True, undone=False, skipped=False, model_version__isnull=False
         ).annotate(guess=KeyTextTransform("label", "suggestion")).filter(guess__isnull=False)
         counts = rows.aggregate(n=Count("id"), correct=Count("id", filter=Q(guess=F("label__name"))))
         n, correct = counts["n"], counts["correct"]
