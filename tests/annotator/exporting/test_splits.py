@@ -193,3 +193,17 @@ def test_the_command_takes_the_split(project, dataset, tmp_path):
     call_command("export", project.slug, "--format", "imagefolder", "--split", "0.8,0.1,0.1", "--seed", "7",
                  "-o", str(out), stdout=io.StringIO(), stderr=io.StringIO())
     assert _layout(out.read_bytes()) == _layout(_export(project, "imagefolder", split="0.8,0.1,0.1", seed=7))
+
+
+def test_the_dashboard_offers_the_split_download(client, project, dataset, alice):
+    client.force_login(alice)
+    html = client.get(f"/projects/{project.pk}/dashboard/").content.decode()
+    form = html[html.index('class="export-split"'):]
+    form = form[:form.index("</form>")]
+    assert 'name="split" value="0.8,0.1,0.1"' in form and 'name="seed"' in form
+    assert [name for name, f in REGISTRY.items() if f.splits] == ["imagefolder", "yolo-classify"]
+    for name in ("imagefolder", "yolo-classify"):
+        assert f'<option value="{name}">' in form
+    r = client.get(f"/projects/{project.pk}/export/", {"format": "yolo-classify", "split": "0.8,0.1,0.1", "seed": "0"})
+    assert r.status_code == 200
+    assert set(_layout(b"".join(r.streaming_content))) == {"train", "val", "test"}
