@@ -26,7 +26,7 @@ from annotator.access import Invalid
 from annotator.db import lock_project_row
 from annotator.importing.labels import LABEL_IMPORT_MAX_ROWS, LabelRow, import_matched, match_rows
 
-LS_IMPORT_MAX_BYTES = 50 * 1024 * 1024
+LS_IMPORT_MAX_BYTES = 20 * 1024 * 1024  # parsed whole (json.loads): a few times this in memory
 LS_IMPORT_STATUSES = ("imported", "already_labeled", "no_label", "ready", "unknown_file", "unknown_class", "bad_row")
 PROBLEMS = ("unknown_file", "unknown_class", "bad_row")
 HASH = re.compile(r"[0-9a-fA-F]{64}")
