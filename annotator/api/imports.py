@@ -13,9 +13,11 @@ from annotator.api.serializers.imports import (
     ImageUploadSerializer,
     ImportReportSerializer,
     LabelImportReportSerializer,
+    LabelStudioRefusalSerializer,
     LabelStudioReportSerializer,
     LabelStudioUploadSerializer,
     LabelUploadSerializer,
+    SuggestionRefusalSerializer,
     SuggestionReportSerializer,
     SuggestionUploadSerializer,
 )
@@ -95,9 +97,9 @@ class ImportViewSet(ProjectScopedViewSet):
         request={"multipart/form-data": LabelStudioUploadSerializer},
         responses={
             200: LabelStudioReportSerializer,
-            400: OpenApiResponse(LabelStudioReportSerializer, description=(
-                "Some tasks have problems and nothing was imported (`detail`, `rows`), or the file is not a Label "
-                "Studio export (`detail` only).")),
+            400: OpenApiResponse(LabelStudioRefusalSerializer, description=(
+                "Some tasks have problems and nothing was imported (`detail`, `rows`), the file is not a Label "
+                "Studio export (`detail` only), or a form field is missing (`file`).")),
             **{code: response for code, response in BODY_REFUSALS.items() if code != 400},
         },
     )
@@ -123,9 +125,9 @@ class ImportViewSet(ProjectScopedViewSet):
         request={"multipart/form-data": SuggestionUploadSerializer},
         responses={
             200: SuggestionReportSerializer,
-            400: OpenApiResponse(SuggestionReportSerializer, description=(
+            400: OpenApiResponse(SuggestionRefusalSerializer, description=(
                 "Some rows have problems and nothing was stored (`detail`, `rows`), or the file cannot be read "
-                "(`detail` only).")),
+                "(`detail` only), or a form field is wrong (`file`, `source`).")),
             **{code: response for code, response in BODY_REFUSALS.items() if code != 400},
         },
     )

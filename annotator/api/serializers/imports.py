@@ -62,19 +62,6 @@ class LabelStudioRowSerializer(LabelImportRowSerializer):
     status = serializers.ChoiceField(choices=LS_IMPORT_STATUSES)
 
 
-class LabelStudioReportSerializer(serializers.Serializer):
-    applied = serializers.BooleanField(help_text="False: some tasks have problems, and nothing was imported.")
-    detail = serializers.CharField(required=False, help_text="When nothing was imported: why.")
-    imported = serializers.IntegerField()
-    already_labeled = serializers.IntegerField()
-    no_label = serializers.IntegerField()
-    ready = serializers.IntegerField(help_text="Tasks that passed but were not imported, because others did not.")
-    unknown_file = serializers.IntegerField()
-    unknown_class = serializers.IntegerField()
-    bad_row = serializers.IntegerField()
-    rows = LabelStudioRowSerializer(many=True)
-
-
 class SuggestionUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A UTF-8 CSV with the header file,class,score (score from 0 to 1).")
     source = serializers.CharField(
@@ -87,13 +74,30 @@ class SuggestionRowSerializer(LabelImportRowSerializer):
     status = serializers.ChoiceField(choices=SUGGESTION_STATUSES)
 
 
-class SuggestionReportSerializer(serializers.Serializer):
-    applied = serializers.BooleanField(help_text="False: some rows have problems, and nothing was stored.")
-    detail = serializers.CharField(required=False, help_text="When nothing was stored: why.")
-    source = serializers.CharField()
-    stored = serializers.IntegerField()
-    ready = serializers.IntegerField(help_text="Rows that passed but were not stored, because others did not.")
-    unknown_file = serializers.IntegerField()
-    unknown_class = serializers.IntegerField()
-    bad_row = serializers.IntegerField()
-    rows = SuggestionRowSerializer(many=True)
+def _all_or_nothing_report(name, statuses, row_serializer, *, refusal, what, **extra):
+    """The answer of an all-or-nothing import: the counts per status and every row's outcome;
+    as the 400 `refusal`, `detail` with the rest when rows have problems, `detail` alone when
+    the file could not be read, or the form fields' errors ({"file": [...]})."""
+    fields = {
+        "applied": serializers.BooleanField(
+            required=not refusal, help_text=f"False: some {what} have problems, and nothing was written."),
+        **{status: serializers.IntegerField(required=not refusal) for status in statuses},
+        "rows": row_serializer(many=True, required=not refusal),
+        **{key: field_class(required=not refusal, **kwargs) for key, (field_class, kwargs) in extra.items()},
+        "detail": serializers.CharField(
+            required=False, help_text="Why nothing was written, and what to do (on a refusal only)."),
+    }
+    return type(name, (serializers.Serializer,), fields)
+
+
+LabelStudioReportSerializer = _all_or_nothing_report(
+    "LabelStudioReportSerializer", LS_IMPORT_STATUSES, LabelStudioRowSerializer, refusal=False, what="tasks")
+LabelStudioRefusalSerializer = _all_or_nothing_report(
+    "LabelStudioRefusalSerializer", LS_IMPORT_STATUSES, LabelStudioRowSerializer, refusal=True, what="tasks")
+_SOURCE = (serializers.CharField, {"help_text": "The name the guesses are shown with."})
+SuggestionReportSerializer = _all_or_nothing_report(
+    "SuggestionReportSerializer", SUGGESTION_STATUSES, SuggestionRowSerializer, refusal=False, what="rows",
+    source=_SOURCE)
+SuggestionRefusalSerializer = _all_or_nothing_report(
+    "SuggestionRefusalSerializer", SUGGESTION_STATUSES, SuggestionRowSerializer, refusal=True, what="rows",
+    source=_SOURCE)
