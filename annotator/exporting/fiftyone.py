@@ -11,19 +11,15 @@ order, then any class only the model knows). It is spooled to a temporary file w
 images are written, so a large export holds no dict of rows.
 """
 import json
-import logging
-import tempfile
 import zipfile
 
 from django.utils import timezone
 
 from annotator.exporting import zipstream
-from annotator.exporting.imagefolder import LOADER_SUFFIXES, copy_into, media_file
+from annotator.exporting.imagefolder import LOADER_SUFFIXES, copy_into, exported_file
 from annotator.exporting.labels import label_rows, row_labels
 from annotator.exporting.registry import LABELS, Body, ExportFormat, register
 from annotator.modelloop import predictions
-
-log = logging.getLogger(__name__)
 
 
 def _fiftyone_chunks(rows, names, meta):
@@ -31,16 +27,12 @@ def _fiftyone_chunks(rows, names, meta):
     when = timezone.localtime().timetuple()[:6]
     index = {name: i for i, name in enumerate(names)}
     skipped = []
-    with tempfile.SpooledTemporaryFile(max_size=zipstream.CHUNK_BYTES, mode="w+", encoding="utf-8") as labels, \
-            zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+    with zipstream.spooled_text() as labels, zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         labels.write('{"classes": ' + json.dumps(names, ensure_ascii=False) + ', "labels": {')
         first = True
         for row in rows:
-            path = media_file(row.file)
+            path = exported_file(row.item_id, row.file, skipped)
             if path is None:
-                log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.",
-                            row.item_id, row.file)
-                skipped.append(row.item_id)
                 continue
             suffix = path.suffix.lower() if path.suffix.lower() in LOADER_SUFFIXES else ".png"
             yield from copy_into(zf, sink, path, zipstream.zip_info(f"data/{row.item_id}{suffix}", when))
@@ -48,14 +40,9 @@ def _fiftyone_chunks(rows, names, meta):
             labels.write(("" if first else ", ") + f'"{row.item_id}": {index[label]}')
             first = False
         labels.write("}}")
-        labels.seek(0)
-        with zf.open(zipstream.zip_info("labels.json", when, zipfile.ZIP_DEFLATED), "w", force_zip64=True) as entry:
-            while piece := labels.read(zipstream.CHUNK_BYTES):
-                entry.write(piece.encode("utf-8"))
-                yield from sink.drain()
-        summary = {**meta, "exported_at": timezone.now().isoformat(), "skipped_items": skipped}
-        zf.writestr(zipstream.zip_info("export.json", when, zipfile.ZIP_DEFLATED),
-                    json.dumps(summary, ensure_ascii=False, indent=2))
+        yield from zipstream.write_text(zf, sink, "labels.json", labels, when)
+        zipstream.write_json(zf, "export.json", {**meta, "exported_at": timezone.now().isoformat(),
+                                                 "skipped_items": skipped}, when)
     yield from sink.drain()
 
 

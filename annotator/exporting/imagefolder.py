@@ -19,10 +19,8 @@ Only images that resolve inside MEDIA_ROOT are read; a missing one is left out a
 """
 import csv
 import io
-import json
 import logging
 import re
-import tempfile
 import zipfile
 from array import array
 from pathlib import Path
@@ -102,6 +100,15 @@ def media_file(name):
     return path
 
 
+def exported_file(item_id, name, skipped):
+    """The image's path (media_file), or None after logging it and adding it to `skipped`."""
+    path = media_file(name)
+    if path is None:
+        log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.", item_id, name)
+        skipped.append(item_id)
+    return path
+
+
 def copy_into(zf, sink, path, info, *, convert=True):
     """Adds one image to the zip, yielding the zip's bytes as they are written; with
     `convert`, a format the loaders do not read (GIF) is written as PNG."""
@@ -131,18 +138,10 @@ def _arcname(row, folders, stored):
 
 
 def _metadata_table():
-    table = tempfile.SpooledTemporaryFile(max_size=zipstream.CHUNK_BYTES, mode="w+", encoding="utf-8", newline="")
+    table = zipstream.spooled_text()
     writer = csv.writer(table, lineterminator="\r\n")
     writer.writerow(METADATA_COLUMNS)
     return table, writer
-
-
-def _write_table(zf, sink, name, table, when):
-    table.seek(0)
-    with zf.open(zipstream.zip_info(name, when, zipfile.ZIP_DEFLATED), "w", force_zip64=True) as entry:
-        while piece := table.read(zipstream.CHUNK_BYTES):
-            entry.write(piece.encode("utf-8"))
-            yield from sink.drain()
 
 
 def _imagefolder_chunks(rows, names, folders, meta, *, plan=None, metadata=True):
@@ -155,11 +154,8 @@ def _imagefolder_chunks(rows, names, folders, meta, *, plan=None, metadata=True)
     try:
         with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for row in rows:
-                path = media_file(row.file)
+                path = exported_file(row.item_id, row.file, skipped)
                 if path is None:
-                    log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.",
-                                row.item_id, row.file)
-                    skipped.append(row.item_id)
                     continue
                 prefix = f"{plan.split_of(row.item_id)}/" if plan else ""
                 arcname = _arcname(row, folders, path)
@@ -170,7 +166,7 @@ def _imagefolder_chunks(rows, names, folders, meta, *, plan=None, metadata=True)
                     cells = row.cells()
                     tables[prefix][1].writerow([arcname] + [csv_safe(c) for c in cells[:1] + cells[2:]])
             for prefix, (table, _writer) in sorted(tables.items()):
-                yield from _write_table(zf, sink, f"{prefix}metadata.csv", table, when)
+                yield from zipstream.write_text(zf, sink, f"{prefix}metadata.csv", table, when)
             summary = {
                 **meta,
                 "exported_at": timezone.now().isoformat(),
@@ -178,8 +174,7 @@ def _imagefolder_chunks(rows, names, folders, meta, *, plan=None, metadata=True)
                 "split": plan.summary(meta["seed"]) if plan else None,
                 "skipped_items": skipped,
             }
-            zf.writestr(zipstream.zip_info("export.json", when, zipfile.ZIP_DEFLATED),
-                        json.dumps(summary, ensure_ascii=False, indent=2))
+            zipstream.write_json(zf, "export.json", summary, when)
         yield from sink.drain()
     finally:
         for table, _writer in tables.values():

@@ -13,8 +13,6 @@ names the labeling config declares); a skip is a cancelled annotation with no re
 current model's guess is a prediction with `model_version` and `score`.
 """
 import json
-import logging
-import tempfile
 import zipfile
 from itertools import islice
 from xml.sax.saxutils import quoteattr
@@ -24,13 +22,11 @@ from django.utils import timezone
 
 from annotator.db import chunks
 from annotator.exporting import zipstream
-from annotator.exporting.imagefolder import copy_into, media_file
+from annotator.exporting.imagefolder import copy_into, exported_file
 from annotator.exporting.labels import CONFIDENCE_DIGITS, answer_labels
 from annotator.exporting.registry import TASKS, Body, ExportFormat, register
 from annotator.modelloop import predictions
 from annotator.models import Annotation, Item
-
-log = logging.getLogger(__name__)
 
 FROM_NAME, TO_NAME = "choice", "image"  # the labeling config's Choices and Image names
 ITEMS_PER_QUERY = 500
@@ -96,32 +92,24 @@ def _labelstudio_chunks(project, preds, names, meta, tick):
     sink = zipstream.Sink()
     when = timezone.localtime().timetuple()[:6]
     skipped = []
-    with tempfile.SpooledTemporaryFile(max_size=zipstream.CHUNK_BYTES, mode="w+", encoding="utf-8") as tasks, \
-            zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+    with zipstream.spooled_text() as tasks, zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         tasks.write("[")
         first = True
         for image, task in _tasks(project, preds):
             tick()
             item_id = task["data"]["item_id"]
-            path = media_file(image)
+            path = exported_file(item_id, image, skipped)
             if path is None:
-                log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.", item_id, image)
-                skipped.append(item_id)
                 continue
             task["data"]["image"] = f"images/{item_id}{path.suffix.lower()}"
             yield from copy_into(zf, sink, path, zipstream.zip_info(task["data"]["image"], when), convert=False)
             tasks.write(("\n" if first else ",\n") + json.dumps(task, ensure_ascii=False))
             first = False
         tasks.write("\n]\n")
-        tasks.seek(0)
-        with zf.open(zipstream.zip_info("tasks.json", when, zipfile.ZIP_DEFLATED), "w", force_zip64=True) as entry:
-            while piece := tasks.read(zipstream.CHUNK_BYTES):
-                entry.write(piece.encode("utf-8"))
-                yield from sink.drain()
+        yield from zipstream.write_text(zf, sink, "tasks.json", tasks, when)
         zf.writestr(zipstream.zip_info("label_config.xml", when, zipfile.ZIP_DEFLATED), label_config(names))
-        summary = {**meta, "exported_at": timezone.now().isoformat(), "skipped_items": skipped}
-        zf.writestr(zipstream.zip_info("export.json", when, zipfile.ZIP_DEFLATED),
-                    json.dumps(summary, ensure_ascii=False, indent=2))
+        zipstream.write_json(zf, "export.json", {**meta, "exported_at": timezone.now().isoformat(),
+                                                 "skipped_items": skipped}, when)
     yield from sink.drain()
 
 
