@@ -194,6 +194,9 @@ class Item(models.Model):
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A guess from another tool ({"label", "score", "source"}; importing.suggestions), shown
+    # with the item while the project's model has no guess for it.
+    external_suggestion = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["pool_index"]

@@ -40,9 +40,13 @@ log = logging.getLogger(__name__)
 UPLOAD_ROUTES = frozenset({
     "project-import",
     "label-import",
+    "labelstudio-import",
+    "suggestion-import",
     "model-checkpoint",
     "api:project-images",
     "api:project-label-import",
+    "api:project-labelstudio-import",
+    "api:project-suggestion-import",
     "api:project-model-checkpoint",
 })
 UPLOAD_ROLES = OWNER_ROLES

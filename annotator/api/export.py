@@ -68,7 +68,11 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
         description=(
             "Streamed. `csv` and `jsonl`: one row per labeled item (majority class, annotators, latest answer "
             "time, vote distribution, source human/import, the model's guess and confidence). `imagefolder`: a zip "
-            "of class folders with metadata.csv, loadable by torchvision ImageFolder and Hugging Face imagefolder. "
+            "of class folders with metadata.csv, loadable by torchvision ImageFolder and Hugging Face imagefolder, "
+            "optionally split into train/val/test (`split`, `seed`). `yolo-classify`: Ultralytics' classification "
+            "layout (train/ and val/ of class folders). `fiftyone`: FiftyOne's image classification layout "
+            "(data/ and labels.json). `labelstudio`: a zip of Label Studio tasks (one per item: the answers as "
+            "annotations, the model's guess as a prediction), its labeling config and the images. "
             "`predictions=1` adds unlabeled items whose model guess reaches `min_confidence` (source `model`). "
             "`model`: the latest checkpoint; `embeddings`: an .npz with embeddings, pool_index and item_id."
         ),
@@ -81,6 +85,12 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
                              description="Also export unlabeled items by the model's guess (label formats)."),
             OpenApiParameter("min_confidence", float, default=formats.DEFAULT_MIN_CONFIDENCE,
                              description="With predictions: the least confidence (0 to 1) of an exported guess."),
+            OpenApiParameter("split", str, description=(
+                "Class-folder formats (" + ", ".join(f.name for f in REGISTRY.values() if f.splits) + "): "
+                "train,val[,test] fractions adding up to 1, e.g. `0.8,0.1,0.1`; each class is split in these "
+                "proportions into train/, val/ and test/ folders. yolo-classify always splits (default 0.8,0.2).")),
+            OpenApiParameter("seed", int, default=0,
+                             description="With split: the seed of the draw (0 to 4294967295); same seed, same split."),
         ],
         responses={
             **{(200, media_type): DOWNLOAD for media_type in _media_types()},

@@ -1,5 +1,7 @@
-"""/api/projects/<id>/images/ and /labels/import/: owners upload images (or zip archives of
-them) and CSVs of existing labels; each answer reports what happened to every file or row."""
+"""/api/projects/<id>/images/, /labels/import/, /labels/import-labelstudio/ and
+/suggestions/import/: owners upload images (or zip archives of them), CSVs of existing labels,
+Label Studio JSON exports and other tools' guesses; each answer reports what happened to every
+file, row or task."""
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import parsers, status
 from rest_framework.decorators import action
@@ -11,11 +13,19 @@ from annotator.api.serializers.imports import (
     ImageUploadSerializer,
     ImportReportSerializer,
     LabelImportReportSerializer,
+    LabelStudioRefusalSerializer,
+    LabelStudioReportSerializer,
+    LabelStudioUploadSerializer,
     LabelUploadSerializer,
+    SuggestionRefusalSerializer,
+    SuggestionReportSerializer,
+    SuggestionUploadSerializer,
 )
 from annotator.api.viewsets import ProjectScopedViewSet
 from annotator.importing.images import import_uploads
 from annotator.importing.labels import import_labels
+from annotator.importing.labelstudio import import_labelstudio
+from annotator.importing.suggestions import import_suggestions
 
 UPLOADS = [parsers.MultiPartParser, parsers.FormParser]
 
@@ -23,7 +33,8 @@ UPLOADS = [parsers.MultiPartParser, parsers.FormParser]
 class ImportViewSet(ProjectScopedViewSet):
     """Image and label uploads (owners only)."""
 
-    roles = {"images": OWNER_ROLES, "label_import": OWNER_ROLES}
+    roles = {"images": OWNER_ROLES, "label_import": OWNER_ROLES, "labelstudio_import": OWNER_ROLES,
+             "suggestion_import": OWNER_ROLES}
 
     @extend_schema(
         summary="Upload images or zip archives of images (owners only)",
@@ -71,3 +82,70 @@ class ImportViewSet(ProjectScopedViewSet):
         serializer = LabelUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(import_labels(self.project, request.user, serializer.validated_data["file"]))
+
+    @extend_schema(
+        summary="Import labels from a Label Studio JSON export (owners only)",
+        description=(
+            "Label Studio's JSON export (a list of tasks). A task is matched to an image by `data.sha256`, else "
+            "by the file name at the end of `data.image` (a Label Studio upload's 8-character prefix is tried "
+            "without it); its label is the majority class of its `choices` results in annotations that were not "
+            "cancelled. All or nothing: when any task has an unknown image or class or cannot be read, nothing is "
+            "imported (400, with every task's outcome). Images that already have a label are left alone."
+        ),
+        tags=["import"],
+        parameters=[PROJECT_ID],
+        request={"multipart/form-data": LabelStudioUploadSerializer},
+        responses={
+            200: LabelStudioReportSerializer,
+            400: OpenApiResponse(LabelStudioRefusalSerializer, description=(
+                "Some tasks have problems and nothing was imported (`detail`, `rows`), the file is not a Label "
+                "Studio export (`detail` only), or a form field is missing (`file`).")),
+            **{code: response for code, response in BODY_REFUSALS.items() if code != 400},
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="labels/import-labelstudio", url_name="labelstudio-import",
+            parser_classes=UPLOADS)
+    def labelstudio_import(self, request, pk=None):
+        serializer = LabelStudioUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = import_labelstudio(self.project, request.user, serializer.validated_data["file"])
+        return _all_or_nothing(report, "tasks")
+
+    @extend_schema(
+        summary="Import another tool's guesses from a CSV (owners only)",
+        description=(
+            "A UTF-8 CSV with the header `file,class,score`: an image's original file name (or content hash), "
+            "a class and a score from 0 to 1. Each becomes the image's `external_suggestion`, shown as the guess "
+            "on the labeling page and in `next/` (with its `source`) while the project's model has no guess for "
+            "the image. All or nothing: when any row has a problem nothing is stored (400, with every row's "
+            "outcome). Importing again replaces the guesses of the images it names."
+        ),
+        tags=["import"],
+        parameters=[PROJECT_ID],
+        request={"multipart/form-data": SuggestionUploadSerializer},
+        responses={
+            200: SuggestionReportSerializer,
+            400: OpenApiResponse(SuggestionRefusalSerializer, description=(
+                "Some rows have problems and nothing was stored (`detail`, `rows`), or the file cannot be read "
+                "(`detail` only), or a form field is wrong (`file`, `source`).")),
+            **{code: response for code, response in BODY_REFUSALS.items() if code != 400},
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="suggestions/import", url_name="suggestion-import",
+            parser_classes=UPLOADS)
+    def suggestion_import(self, request, pk=None):
+        serializer = SuggestionUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        report = import_suggestions(self.project, data["file"], source=data.get("source", ""))
+        return _all_or_nothing(report, "rows")
+
+
+def _all_or_nothing(report, what):
+    """200 with the report, or 400 with it and a `detail` when nothing was written."""
+    if report["applied"]:
+        return Response(report)
+    problems = sum(report[status] for status in ("unknown_file", "unknown_class", "bad_row"))
+    detail = (f"{problems} of the {len(report['rows'])} {what} have problems, so nothing was imported. "
+              f"Fix them (see rows) and upload the file again.")
+    return Response({"detail": detail, **report}, status=status.HTTP_400_BAD_REQUEST)

@@ -21,6 +21,8 @@ def streaming_response(request, project):
         params.get("format", ""),
         with_predictions=formats.parse_flag(params.get("predictions"), "predictions"),
         min_confidence=params.get("min_confidence"),
+        split=params.get("split"),
+        seed=params.get("seed"),
     )
     chunks = export.chunks
     if isinstance(request, ASGIRequest):

@@ -3,7 +3,8 @@ checks the options, looks the format up in the registry and returns the export r
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from annotator.exporting.registry import ExportError, Options, lookup
+from annotator.exporting import splits
+from annotator.exporting.registry import NO_SPLIT, REGISTRY, REQUIRED_SPLIT, ExportError, Options, lookup
 
 DEFAULT_MIN_CONFIDENCE = 0.9
 
@@ -41,12 +42,38 @@ def parse_flag(value, name):
     raise ExportError(f"{name} must be 1 or 0 (true or false), not {value!r}.")
 
 
-def build(project, fmt, *, with_predictions=False, min_confidence=DEFAULT_MIN_CONFIDENCE, progress=None):
+def refuse_multi_label(project, export_format):
+    """The one check of `single_label_only`: a layout with one class per image cannot hold a
+    multi-label project's labels."""
+    if export_format.single_label_only and getattr(project, "multi_label", False):
+        others = [f.name for f in REGISTRY.values() if not f.single_label_only]
+        raise ExportError(
+            f"The {export_format.name} format holds one class per image, and this project is multi-label "
+            f"(an image may have several classes). Export one of: {', '.join(others)}."
+        )
+
+
+def _split_option(export_format, split, seed):
+    fractions = splits.parse_split(split)
+    seed = splits.parse_seed(seed)
+    if fractions is not None and export_format.splits == NO_SPLIT:
+        takes = [f.name for f in REGISTRY.values() if f.splits != NO_SPLIT]
+        raise ExportError(f"split applies to the {', '.join(takes)} formats, not {export_format.name}.")
+    if fractions is None and export_format.splits == REQUIRED_SPLIT:
+        fractions = export_format.default_split
+    return fractions, seed
+
+
+def build(project, fmt, *, with_predictions=False, min_confidence=DEFAULT_MIN_CONFIDENCE, split=None, seed=None,
+          progress=None):
     """The export of `project` in format `fmt`, checked and ready to stream. Raises
     ExportError (400) for bad options and NoModel (404) when there is no model to export.
     `progress(done, total)` is called as rows (or bytes) go out."""
     export_format = lookup(fmt)
-    options = Options(with_predictions=bool(with_predictions), min_confidence=parse_min_confidence(min_confidence))
+    refuse_multi_label(project, export_format)
+    fractions, seed = _split_option(export_format, split, seed)
+    options = Options(with_predictions=bool(with_predictions), min_confidence=parse_min_confidence(min_confidence),
+                      split=fractions, seed=seed)
     body = export_format.produce(project, options, progress or (lambda done, total: None))
     return Export(
         filename=export_format.filename.format(slug=project.slug, version=body.version),

@@ -1,9 +1,14 @@
-"""The imagefolder format: a zip of the labeled images in class folders, with metadata.csv
-and export.json, that torchvision's ImageFolder and Hugging Face's imagefolder load as is.
+"""The class-folder formats: `imagefolder`, a zip of the labeled images in class folders, with
+metadata.csv and export.json, that torchvision's ImageFolder and Hugging Face's imagefolder
+load as is; and `yolo-classify`, the same folders under train/ and val/ (and test/), the
+layout Ultralytics' YOLO classification trains on.
 
 The zip holds `<class folder>/<item id>.<ext>` for each label row, `metadata.csv` (the CSV
 export's columns, `file_name` relative to the zip root, escaped like the CSV export) and
-`export.json` (exact class names -> folders, skipped items). What the loaders need:
+`export.json` (exact class names -> folders, the split, skipped items). With `split`
+(annotator.exporting.splits) each split has its own folder, `train/<class folder>/...`, and
+its own metadata.csv (file names relative to the split's folder, as Hugging Face reads them);
+yolo-classify always splits and writes no metadata.csv. What the loaders need:
 - torchvision takes the class from the folder, ignores files at the root and does not read
   .gif files, so GIF images are written as PNG (first frame).
 - Hugging Face takes the `label` column from metadata.csv when there is one
@@ -14,11 +19,10 @@ Only images that resolve inside MEDIA_ROOT are read; a missing one is left out a
 """
 import csv
 import io
-import json
 import logging
 import re
-import tempfile
 import zipfile
+from array import array
 from pathlib import Path
 
 from django.conf import settings
@@ -27,8 +31,17 @@ from django.utils import timezone
 from PIL import Image
 
 from annotator.exporting import zipstream
-from annotator.exporting.labels import COLUMNS, csv_safe, label_rows
-from annotator.exporting.registry import LABELS, Body, ExportFormat, register
+from annotator.exporting.labels import COLUMNS, csv_safe, label_rows, row_labels
+from annotator.exporting.registry import (
+    LABELS,
+    OPTIONAL_SPLIT,
+    REQUIRED_SPLIT,
+    Body,
+    ExportError,
+    ExportFormat,
+    register,
+)
+from annotator.exporting.splits import SplitPlan
 from annotator.modelloop import predictions
 from annotator.models import Item
 
@@ -87,11 +100,21 @@ def media_file(name):
     return path
 
 
-def _copy_into(zf, sink, path, info):
-    """Adds one image to the zip, yielding the zip's bytes as they are written."""
+def exported_file(item_id, name, skipped):
+    """The image's path (media_file), or None after logging it and adding it to `skipped`."""
+    path = media_file(name)
+    if path is None:
+        log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.", item_id, name)
+        skipped.append(item_id)
+    return path
+
+
+def copy_into(zf, sink, path, info, *, convert=True):
+    """Adds one image to the zip, yielding the zip's bytes as they are written; with
+    `convert`, a format the loaders do not read (GIF) is written as PNG."""
     suffix = path.suffix.lower()
     with zf.open(info, "w", force_zip64=path.stat().st_size > 2**31) as entry:
-        if suffix in LOADER_SUFFIXES:
+        if suffix in LOADER_SUFFIXES or not convert:
             with path.open("rb") as source:
                 while piece := source.read(zipstream.CHUNK_BYTES):
                     entry.write(piece)
@@ -106,63 +129,103 @@ def _copy_into(zf, sink, path, info):
 
 
 def _arcname(row, folders, stored):
+    """`<class folder>/<item id>.<ext>`, relative to the zip root or to a split's folder."""
     suffix = stored.suffix.lower()
     if suffix not in LOADER_SUFFIXES:
         suffix = ".png"
-    return f"{folders[row.label]}/{row.item_id}{suffix}"
+    (label,) = row_labels(row)  # one class per image: these layouts are single_label_only
+    return f"{folders[label]}/{row.item_id}{suffix}"
 
 
-def _imagefolder_chunks(rows, names, folders, meta):
-    """The zip; metadata.csv is spooled to a temporary file until the images are written."""
+def _metadata_table():
+    table = zipstream.spooled_text()
+    writer = csv.writer(table, lineterminator="\r\n")
+    writer.writerow(METADATA_COLUMNS)
+    return table, writer
+
+
+def _imagefolder_chunks(rows, names, folders, meta, *, plan=None, metadata=True):
+    """The zip: images under `<split>/` when there is a split `plan`, and a metadata.csv
+    next to the class folders (spooled to a temporary file until the images are written)."""
     sink = zipstream.Sink()
     when = timezone.localtime().timetuple()[:6]
     skipped = []
-    with tempfile.SpooledTemporaryFile(max_size=zipstream.CHUNK_BYTES, mode="w+", encoding="utf-8",
-                                       newline="") as table, \
-            zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        writer = csv.writer(table, lineterminator="\r\n")
-        writer.writerow(METADATA_COLUMNS)
-        for row in rows:
-            path = media_file(row.file)
-            if path is None:
-                log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.",
-                            row.item_id, row.file)
-                skipped.append(row.item_id)
-                continue
-            arcname = _arcname(row, folders, path)
-            yield from _copy_into(zf, sink, path, zipstream.zip_info(arcname, when))
-            cells = row.cells()
-            writer.writerow([arcname] + [csv_safe(c) for c in cells[:1] + cells[2:]])
-        table.seek(0)
-        with zf.open(zipstream.zip_info("metadata.csv", when, zipfile.ZIP_DEFLATED), "w",
-                     force_zip64=True) as entry:
-            while piece := table.read(zipstream.CHUNK_BYTES):
-                entry.write(piece.encode("utf-8"))
-                yield from sink.drain()
-        summary = {
-            **meta,
-            "exported_at": timezone.now().isoformat(),
-            "classes": [{"name": name, "folder": folders[name]} for name in names],
-            "skipped_items": skipped,
-        }
-        zf.writestr(zipstream.zip_info("export.json", when, zipfile.ZIP_DEFLATED),
-                    json.dumps(summary, ensure_ascii=False, indent=2))
-    yield from sink.drain()
+    tables = {}  # folder prefix ("" or "train/") -> (spooled file, csv writer)
+    try:
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for row in rows:
+                path = exported_file(row.item_id, row.file, skipped)
+                if path is None:
+                    continue
+                prefix = f"{plan.split_of(row.item_id)}/" if plan else ""
+                arcname = _arcname(row, folders, path)
+                yield from copy_into(zf, sink, path, zipstream.zip_info(prefix + arcname, when))
+                if metadata:
+                    if prefix not in tables:
+                        tables[prefix] = _metadata_table()
+                    cells = row.cells()
+                    tables[prefix][1].writerow([arcname] + [csv_safe(c) for c in cells[:1] + cells[2:]])
+            for prefix, (table, _writer) in sorted(tables.items()):
+                yield from zipstream.write_text(zf, sink, f"{prefix}metadata.csv", table, when)
+            summary = {
+                **meta,
+                "exported_at": timezone.now().isoformat(),
+                "classes": [{"name": name, "folder": folders[name]} for name in names],
+                "split": plan.summary(meta["seed"]) if plan else None,
+                "skipped_items": skipped,
+            }
+            zipstream.write_json(zf, "export.json", summary, when)
+        yield from sink.drain()
+    finally:
+        for table, _writer in tables.values():
+            table.close()
 
 
-def _produce(project, options, progress):
+def split_plan(project, preds, options):
+    """The split of the rows the export will write (a first, silent pass over them), or None."""
+    if options.split is None:
+        return None
+    rows, _total = label_rows(project, preds, options, lambda done, total: None)
+    ids_by_class = {}
+    for row in rows:
+        (label,) = row_labels(row)
+        ids_by_class.setdefault(label, array("q")).append(row.item_id)
+    return SplitPlan(ids_by_class, options.split, options.seed)
+
+
+def _folder_export(project, options, progress, *, metadata):
     preds = predictions.current(project)
+    plan = split_plan(project, preds, options)
     rows, total = label_rows(project, preds, options, progress)
     names = project.class_names()
     names += [name for name in (preds.classes if preds else []) if name not in names]
     meta = {"project": project.slug, "with_predictions": options.with_predictions,
             "min_confidence": options.min_confidence if options.with_predictions else None,
-            "model_version": preds.version.number if preds else None}
-    return Body(_imagefolder_chunks(rows, names, class_folders(names), meta), total)
+            "model_version": preds.version.number if preds else None, "seed": options.seed}
+    return Body(_imagefolder_chunks(rows, names, class_folders(names), meta, plan=plan, metadata=metadata), total)
+
+
+def _produce(project, options, progress):
+    return _folder_export(project, options, progress, metadata=True)
+
+
+def _yolo_classify(project, options, progress):
+    """Ultralytics' classification layout: train/ and val/ (and test/ when asked) of class
+    folders; Ultralytics needs a validation split, so its fraction may not be 0."""
+    if options.split[1] <= 0:
+        raise ExportError("The yolo-classify format needs a validation split: give val a fraction above 0 "
+                          "(for example split=0.8,0.2 or split=0.8,0.1,0.1).")
+    return _folder_export(project, options, progress, metadata=False)
 
 
 register(ExportFormat(
     name="imagefolder", title="Images in class folders", note="zip", choice="Class folders (zip)",
     filename="{slug}-imagefolder.zip", content_type="application/zip", kind=LABELS, unit="item",
-    produce=_produce,
+    produce=_produce, single_label_only=True, splits=OPTIONAL_SPLIT,
+))
+register(ExportFormat(
+    name="yolo-classify", title="YOLO classification dataset", note="zip: train/val(/test) class folders",
+    choice="YOLO classification (zip)", filename="{slug}-yolo-classify.zip", content_type="application/zip",
+    kind=LABELS, unit="item", produce=_yolo_classify, single_label_only=True, splits=REQUIRED_SPLIT,
+    default_split=(0.8, 0.2),
 ))

@@ -74,6 +74,18 @@ class Row:
         ]
 
 
+def row_labels(row):
+    """The classes of an exported item, as a list: every format reads them from here (one
+    element while a project is single-label; a multi-label project's rows will carry several,
+    and the formats that cannot hold several say so with `single_label_only`)."""
+    return [row.label]
+
+
+def answer_labels(label_name):
+    """The classes of one human answer, as a list (see row_labels)."""
+    return [label_name]
+
+
 # --- rows ---------------------------------------------------------------------------------------
 
 

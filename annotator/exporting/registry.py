@@ -8,8 +8,13 @@ from pathlib import PurePosixPath
 from annotator.access import ServiceError
 
 LABELS = "labels"  # rows of labels: the `predictions` and `min_confidence` options apply
+TASKS = "tasks"  # every item with its answers and the model's guess: those options do not apply
 MODEL = "model"  # files of the trained model: refused (NoModel) until there is one
+KINDS = (LABELS, TASKS, MODEL)
 DEFAULT_FORMAT = "csv"
+# Whether a format takes the `split` option (train/val/test folders): not at all, when asked,
+# or always (with its `default_split` when the caller gives none).
+NO_SPLIT, OPTIONAL_SPLIT, REQUIRED_SPLIT = "", "optional", "required"
 
 
 class ExportError(ServiceError):
@@ -25,10 +30,13 @@ class NoModel(ExportError):
 @dataclass(frozen=True)
 class Options:
     """The caller's checked options: also export the model's guesses for unlabeled items
-    that are at least `min_confidence` sure (label formats)."""
+    that are at least `min_confidence` sure (label formats); `split`, the train/val(/test)
+    fractions (None: no split folders) and the `seed` that draws them."""
 
     with_predictions: bool
     min_confidence: float
+    split: tuple[float, ...] | None = None
+    seed: int = 0
 
 
 @dataclass
@@ -48,10 +56,15 @@ class ExportFormat:
     note: str  # beside the link: "CSV"
     filename: str  # a str.format pattern with {slug} and {version}: "{slug}-labels.csv"
     content_type: str  # the download's Content-Type
-    kind: str  # LABELS or MODEL
+    kind: str  # LABELS, TASKS or MODEL
     unit: str  # what Body.total counts, for progress bars: "item" or "B" (bytes)
     produce: Callable[..., Body]  # (project, Options, progress(done, total)) -> Body; checks before any byte
     choice: str = ""  # LABELS: its name in the page's "with the model's guesses" list, when not `note`
+    # The one place that says a layout holds a single class per image (class folders,
+    # target indices): formats.build refuses it for a multi-label project, with the reason.
+    single_label_only: bool = False
+    splits: str = NO_SPLIT  # NO_SPLIT, OPTIONAL_SPLIT or REQUIRED_SPLIT
+    default_split: tuple[float, ...] = ()  # REQUIRED_SPLIT: the fractions when the caller gives none
 
     @property
     def media_type(self):

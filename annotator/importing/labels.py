@@ -5,7 +5,7 @@ import csv
 import io
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from django.db import transaction
@@ -36,6 +36,7 @@ class LabelRow:
     status: str = ""
     reason: str = ""
     item: int | None = None
+    extra: dict = field(default_factory=dict)  # the cells of read_label_csv's `extra` columns
 
     def as_dict(self):
         return {
@@ -44,9 +45,12 @@ class LabelRow:
         }
 
 
-def read_label_csv(upload):
-    """The data rows of a `file,class` CSV (bytes or a file), or Invalid for a file that cannot
-    be used at all; row-level problems are left to the rows (status bad_row)."""
+def read_label_csv(upload, *, extra=()):
+    """The data rows of a `file,class` CSV (bytes or a file; with `extra` columns after
+    them, such as "score"), or Invalid for a file that cannot be used at all; row-level
+    problems are left to the rows (status bad_row)."""
+    wanted = ("file", "class", *extra)
+    header_text = ",".join(wanted)
     data = upload if isinstance(upload, bytes) else upload.read(LABEL_IMPORT_MAX_BYTES + 1)
     if len(data) > LABEL_IMPORT_MAX_BYTES:
         raise Invalid(
@@ -59,19 +63,21 @@ def read_label_csv(upload):
             "The file is not UTF-8 text. Save the CSV as UTF-8 (in Excel: “CSV UTF-8”) and upload it again."
         ) from None
     if "\x00" in text:
-        raise Invalid("The file is not a text CSV. Upload a CSV with the header file,class.")
+        raise Invalid(f"The file is not a text CSV. Upload a CSV with the header {header_text}.")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         if header is None:
-            raise Invalid("The CSV is empty. Its first line must be the header file,class.")
+            raise Invalid(f"The CSV is empty. Its first line must be the header {header_text}.")
         columns = [cell.strip().lower() for cell in header]
-        if "file" not in columns or "class" not in columns:
+        if any(name not in columns for name in wanted):
             raise Invalid(
-                "The first line must be the header file,class (the image's file name or content hash, "
-                "then its class)."
+                f"The first line must be the header {header_text} (the image's file name or content hash, "
+                f"then its class{''.join(', then its ' + name for name in extra)})."
             )
         at_file, at_class = columns.index("file"), columns.index("class")
+        at_extra = {name: columns.index(name) for name in extra}
+        last = max(columns.index(name) for name in wanted)
         rows = []
         for cells in reader:
             if not any(cell.strip() for cell in cells):
@@ -79,11 +85,12 @@ def read_label_csv(upload):
             if len(rows) >= LABEL_IMPORT_MAX_ROWS:
                 raise Invalid(f"The CSV has more than {LABEL_IMPORT_MAX_ROWS} rows. Split it into smaller files.")
             row = LabelRow(reader.line_num, "", "")
-            if len(cells) <= max(at_file, at_class):
+            if len(cells) <= last:
                 row.file = cells[at_file].strip()[:255] if len(cells) > at_file else ""
                 row.status, row.reason = "bad_row", "The row has fewer columns than the header."
             else:
                 row.file, row.label = cells[at_file].strip(), cells[at_class].strip()
+                row.extra = {name: cells[at].strip() for name, at in at_extra.items()}
                 row.status, row.reason = _row_problem(row)
             rows.append(row)
     except csv.Error as exc:
@@ -91,7 +98,7 @@ def read_label_csv(upload):
             f"Line {reader.line_num} cannot be read as CSV ({exc}). Fix the file and upload it again."
         ) from None
     if not rows:
-        raise Invalid("The CSV has a header but no rows. Add one line per image: file name, class.")
+        raise Invalid(f"The CSV has a header but no rows. Add one line per image: {', '.join(wanted)}.")
     return rows
 
 
@@ -129,8 +136,9 @@ def _items_named(project, rows):
     return found
 
 
-def _match_rows(project, rows):
-    """Set each row's item and class, or its unknown_file / unknown_class outcome."""
+def match_rows(project, rows):
+    """Set each row's item and class, or its unknown_file / unknown_class outcome; returns
+    {line: LabelClass} of the matched rows."""
     classes = project.ordered_classes()
     found = _items_named(project, rows)
     labels = {}
@@ -171,17 +179,19 @@ def import_labels(project, user, upload):
     same CSV, say) are left alone, so importing twice creates nothing twice. Returns the
     counts per outcome and the outcome of every row; a file that cannot be read writes nothing."""
     rows = read_label_csv(upload)
-    labels = _match_rows(project, rows)
+    labels = match_rows(project, rows)
     with transaction.atomic():
         lock_project_row(project)
-        _import_matched(project, user, [row for row in rows if row.item and not row.status], labels)
+        import_matched(project, user, [row for row in rows if row.item and not row.status], labels)
     counts = dict.fromkeys(LABEL_IMPORT_STATUSES, 0)
     for row in rows:
         counts[row.status] += 1
     return {**counts, "rows": [row.as_dict() for row in rows]}
 
 
-def _import_matched(project, user, rows, labels):
+def import_matched(project, user, rows, labels):
+    """Writes the matched rows as imported answers of `user` (inside the caller's transaction,
+    the project row locked); a row whose image already has a label becomes already_labeled."""
     item_ids = sorted({row.item for row in rows})
     items = {}
     for chunk in chunks(item_ids):

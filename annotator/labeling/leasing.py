@@ -133,15 +133,29 @@ def lease_next(project, user, *, exclude=(), release=()):
         # The guess is fixed when the item is served: for audit items it is the honest
         # measure of the live model (the human has not answered yet).
         current = predictions.current(project)
+        suggestion = current.suggestion(item) if current else None
+        imported = suggestion is None and (suggestion := imported_guess(project, item)) is not None
         return Lease.objects.create(
             project=project,
             item=item,
             user=user,
             expires_at=expires,
             is_audit=audit,
-            suggestion=current.suggestion(item) if current else None,
-            model_version=current.version if current else None,
+            suggestion=suggestion,
+            # No version for an imported guess, so it never counts as the model's (audit accuracy).
+            model_version=current.version if current and not imported else None,
         )
+
+
+def imported_guess(project, item):
+    """Another tool's guess for the item (importing.suggestions) in the shape of the model's,
+    with its `source`; None without one, or when its class has since been renamed or removed."""
+    guess = item.external_suggestion
+    if not isinstance(guess, dict) or guess.get("label") not in project.class_names():
+        return None
+    score = guess.get("score")
+    return {"label": guess["label"], "confidence": score, "top": [{"label": guess["label"], "confidence": score}],
+            "source": guess.get("source") or "imported"}
 
 
 def release_leases(project, user):

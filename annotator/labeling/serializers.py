@@ -38,6 +38,11 @@ class ScoredClassSerializer(serializers.Serializer):
 class SuggestionSerializer(serializers.Serializer):
     label = serializers.CharField(help_text="The model's guess, a class name.")
     confidence = serializers.FloatField()
+    source = serializers.CharField(
+        required=False,
+        help_text="Only on a guess imported from another tool (a predictions CSV), shown while the project's "
+        "model has no guess for the item: the name the guesses were imported under. Absent on the model's guess.",
+    )
     top = ScoredClassSerializer(many=True, help_text="The best-scored classes, best first.")
 
 

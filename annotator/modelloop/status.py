@@ -19,12 +19,18 @@ def wilson_interval(correct, n, z=1.96):
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+# The key only a guess imported from another tool has (labeling.leasing.imported_guess): such
+# a guess shown on an audit item says nothing about the model.
+IMPORTED_GUESS_KEY = "source"
+
+
 def audit_answers(project):
     """(guess == answer, version id, labels the version had) for every live audit answer that
     had a model guess: audit items are drawn uniformly, so these are unbiased."""
     rows = (
         Annotation.objects.filter(item__project=project, is_audit=True, undone=False, skipped=False)
         .exclude(suggestion__isnull=True)
+        .exclude(suggestion__has_key=IMPORTED_GUESS_KEY)
         .values_list("suggestion", "label__name", "model_version_id", "model_version__labels_used")
     )
     return [
@@ -41,9 +47,12 @@ def audit_accuracy(project, answers=None):
         from django.db.models import Q
         from django.db.models.fields.json import KeyTextTransform
 
-        rows = Annotation.objects.filter(
-            item__project=project, is_audit=True, undone=False, skipped=False
-        ).annotate(guess=KeyTextTransform("label", "suggestion")).filter(guess__isnull=False)
+        rows = (
+            Annotation.objects.filter(item__project=project, is_audit=True, undone=False, skipped=False)
+            .exclude(suggestion__has_key=IMPORTED_GUESS_KEY)
+            .annotate(guess=KeyTextTransform("label", "suggestion"))
+            .filter(guess__isnull=False)
+        )
         counts = rows.aggregate(n=Count("id"), correct=Count("id", filter=Q(guess=F("label__name"))))
         n, correct = counts["n"], counts["correct"]
     else:

@@ -54,6 +54,7 @@ DASHBOARD_REFUSAL = (
 # (format, name) for the form that adds the model's guesses.
 EXPORT_LINKS = [(f.name, f.title, f.note) for f in REGISTRY.values()]
 GUESS_FORMATS = [(f.name, f.choice or f.note) for f in REGISTRY.values() if f.kind == LABELS]
+SPLIT_FORMATS = [(f.name, f.choice or f.note) for f in REGISTRY.values() if f.splits]
 
 
 @login_required
@@ -77,6 +78,7 @@ def project_dashboard(request, pk):
         "percent_done": _percent_done(summary["progress"]),
         "export_links": EXPORT_LINKS,
         "guess_formats": GUESS_FORMATS,
+        "split_formats": SPLIT_FORMATS,
         "trainer_status": trainer_status(project),
     }
     return render(request, "annotator/project_dashboard.html", context)

@@ -65,3 +65,13 @@ class ClassForm(forms.Form):
 
 class LabelImportForm(forms.Form):
     file = forms.FileField(help_text="A UTF-8 CSV with the header file,class.")
+
+
+class LabelStudioImportForm(forms.Form):
+    file = forms.FileField(help_text="Label Studio's JSON export: a list of tasks.")
+
+
+class SuggestionImportForm(forms.Form):
+    file = forms.FileField(help_text="A UTF-8 CSV with the header file,class,score.")
+    source = forms.CharField(required=False, max_length=100,
+                             help_text="The name the guesses are shown with (default: the file's name).")

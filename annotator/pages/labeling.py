@@ -254,6 +254,7 @@ def _guess(lease_json, classes):
     others = [row for row in suggestion.get("top") or [] if row.get("label") != suggestion["label"]][:2]
     unsure = confidence is None or confidence < SURE
     return {
+        "kind": f"Guess from {suggestion['source']}" if suggestion.get("source") else "Model guess",
         "label": suggestion["label"],
         "confidence": "" if confidence is None else _percent(confidence),
         "runners_up": [

@@ -229,5 +229,6 @@ def render_settings(request, project, *, partial=None, **extra):
     if request.htmx and partial:
         return render(request, f"{template}#{partial}", context)
     forms_failed = context["settings_form"].errors or context["member_form"].errors
-    failed = forms_failed or context.get("class_error") or context.get("label_error")
+    failed = forms_failed or any(context.get(key) for key in ("class_error", "label_error", "ls_error",
+                                                               "suggestion_error"))
     return render(request, template, context, status=400 if failed else 200)

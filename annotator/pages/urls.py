@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotator.pages import account, dashboard, export, labeling, media, members, projects, settings
+from annotator.pages import account, dashboard, export, imports, labeling, media, members, projects, settings
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False), name="home"),
@@ -31,6 +31,8 @@ urlpatterns = [
     path("projects/<int:pk>/settings/classes/<int:class_pk>/move/", settings.class_move, name="class-move"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/remove/", settings.class_remove, name="class-remove"),
     path("projects/<int:pk>/labels/import/", settings.label_import, name="label-import"),
+    path("projects/<int:pk>/labels/import-labelstudio/", imports.labelstudio_import, name="labelstudio-import"),
+    path("projects/<int:pk>/suggestions/import/", imports.suggestion_import, name="suggestion-import"),
     path("projects/<int:pk>/model/pause/", settings.model_pause, name="model-pause"),
     path("projects/<int:pk>/model/reset/", settings.model_reset, name="model-reset"),
     path("projects/<int:pk>/model/checkpoint/", settings.model_checkpoint, name="model-checkpoint"),

@@ -37,6 +37,7 @@
     errors: document.getElementById("label-errors"),
     status: document.getElementById("save-status"),
     guess: document.getElementById("guess"),
+    guessKind: document.getElementById("guess-kind"),
     guessLabel: document.getElementById("guess-label"),
     guessConfidence: document.getElementById("guess-confidence"),
     guessTop: document.getElementById("guess-top"),
@@ -155,6 +156,8 @@
     classButtons.forEach((b) => b.toggleAttribute("data-suggested", Boolean(guess) && b.value === guess.label));
     el.guess.toggleAttribute("data-empty", !guess);
     if (!guess) return;
+    // An imported guess (another tool's, shown while our model has none) names its source.
+    if (el.guessKind) el.guessKind.textContent = guess.source ? `Guess from ${guess.source}` : "Model guess";
     el.guessLabel.textContent = guess.label;
     el.guessConfidence.textContent = guess.confidence == null ? "" : percent(guess.confidence);
     showRunnersUp(guess);

@@ -23,6 +23,7 @@ A refused request must leave the project as it was (checked on a snapshot of its
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -92,6 +93,18 @@ def labels_csv(world):
     return SimpleUploadedFile("labels.csv", body, content_type="text/csv")
 
 
+def labelstudio_json(world):
+    tasks = [{"data": {"image": "/data/upload/1/x.png", "sha256": world.open_item.content_hash},
+              "annotations": [{"result": [{"from_name": "choice", "to_name": "image", "type": "choices",
+                                           "value": {"choices": ["two"]}}]}]}]
+    return SimpleUploadedFile("tasks.json", json.dumps(tasks).encode(), content_type="application/json")
+
+
+def suggestions_csv(world):
+    body = f"file,class,score\n{world.open_item.content_hash},two,0.7\n".encode()
+    return SimpleUploadedFile("guesses.csv", body, content_type="text/csv")
+
+
 def checkpoint_file(world):
     """A real checkpoint of our format for a small encoder, so an allowed upload succeeds."""
 
@@ -135,6 +148,10 @@ MATRIX = [
     Row("api:project-member",           "DELETE", OK,   NO,   NO,   HIDE, LOGIN),
     Row("api:project-images",           "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_multipart(file=png_file)),
     Row("api:project-label-import",     "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_multipart(file=labels_csv)),
+    Row("api:project-labelstudio-import", "POST", OK,   NO,   NO,   HIDE, LOGIN,
+        api_multipart(file=labelstudio_json)),
+    Row("api:project-suggestion-import", "POST",  OK,   NO,   NO,   HIDE, LOGIN,
+        api_multipart(file=suggestions_csv)),
     Row("api:project-next",             "POST",   OK,   OK,   NO,   HIDE, LOGIN, api_json()),
     Row("api:project-annotations",      "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("api:project-annotations",      "POST",   OK,   OK,   NO,   HIDE, LOGIN,
@@ -169,6 +186,8 @@ MATRIX = [
     Row("class-move",                   "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(direction="up")),
     Row("class-remove",                 "POST",   OK,   NO,   NO,   HIDE, LOGIN),
     Row("label-import",                 "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(file=labels_csv)),
+    Row("labelstudio-import",           "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(file=labelstudio_json)),
+    Row("suggestion-import",            "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(file=suggestions_csv)),
     Row("project-status",               "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("model-pause",                  "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(paused="1")),
     Row("model-reset",                  "POST",   OK,   NO,   NO,   HIDE, LOGIN, form()),

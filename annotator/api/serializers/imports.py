@@ -3,6 +3,8 @@ from rest_framework import serializers
 
 from annotator.importing import report
 from annotator.importing.labels import LABEL_IMPORT_STATUSES
+from annotator.importing.labelstudio import LS_IMPORT_STATUSES
+from annotator.importing.suggestions import SOURCE_MAX_CHARS, SUGGESTION_STATUSES
 
 
 class ImageUploadSerializer(serializers.Serializer):
@@ -48,3 +50,54 @@ class LabelImportReportSerializer(serializers.Serializer):
     already_labeled = serializers.IntegerField()
     bad_row = serializers.IntegerField()
     rows = LabelImportRowSerializer(many=True)
+
+
+class LabelStudioUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="Label Studio's JSON export: a list of tasks with data and annotations.")
+
+
+class LabelStudioRowSerializer(LabelImportRowSerializer):
+    line = serializers.IntegerField(help_text="The task's place in the list, from 1.")
+    file = serializers.CharField(allow_blank=True, help_text="What the task was matched by: content hash or file name.")
+    status = serializers.ChoiceField(choices=LS_IMPORT_STATUSES)
+
+
+class SuggestionUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A UTF-8 CSV with the header file,class,score (score from 0 to 1).")
+    source = serializers.CharField(
+        required=False, allow_blank=True, max_length=SOURCE_MAX_CHARS,
+        help_text="The name the guesses are shown with (default: the file's name).",
+    )
+
+
+class SuggestionRowSerializer(LabelImportRowSerializer):
+    status = serializers.ChoiceField(choices=SUGGESTION_STATUSES)
+
+
+def _all_or_nothing_report(name, statuses, row_serializer, *, refusal, what, **extra):
+    """The answer of an all-or-nothing import: the counts per status and every row's outcome;
+    as the 400 `refusal`, `detail` with the rest when rows have problems, `detail` alone when
+    the file could not be read, or the form fields' errors ({"file": [...]})."""
+    fields = {
+        "applied": serializers.BooleanField(
+            required=not refusal, help_text=f"False: some {what} have problems, and nothing was written."),
+        **{status: serializers.IntegerField(required=not refusal) for status in statuses},
+        "rows": row_serializer(many=True, required=not refusal),
+        **{key: field_class(required=not refusal, **kwargs) for key, (field_class, kwargs) in extra.items()},
+        "detail": serializers.CharField(
+            required=False, help_text="Why nothing was written, and what to do (on a refusal only)."),
+    }
+    return type(name, (serializers.Serializer,), fields)
+
+
+LabelStudioReportSerializer = _all_or_nothing_report(
+    "LabelStudioReportSerializer", LS_IMPORT_STATUSES, LabelStudioRowSerializer, refusal=False, what="tasks")
+LabelStudioRefusalSerializer = _all_or_nothing_report(
+    "LabelStudioRefusalSerializer", LS_IMPORT_STATUSES, LabelStudioRowSerializer, refusal=True, what="tasks")
+_SOURCE = (serializers.CharField, {"help_text": "The name the guesses are shown with."})
+SuggestionReportSerializer = _all_or_nothing_report(
+    "SuggestionReportSerializer", SUGGESTION_STATUSES, SuggestionRowSerializer, refusal=False, what="rows",
+    source=_SOURCE)
+SuggestionRefusalSerializer = _all_or_nothing_report(
+    "SuggestionRefusalSerializer", SUGGESTION_STATUSES, SuggestionRowSerializer, refusal=True, what="rows",
+    source=_SOURCE)

@@ -41,6 +41,12 @@ class ItemLabelSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=Annotation.Source.choices)
 
 
+class ExternalSuggestionSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    score = serializers.FloatField()
+    source = serializers.CharField(help_text="The name the guesses were imported under.")
+
+
 class ItemSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     file_name = serializers.CharField(source="original_name", help_text="The name the image was imported with.")
@@ -52,6 +58,11 @@ class ItemSerializer(serializers.Serializer):
     labels = ItemLabelSerializer(source="live_labels", many=True, help_text="Live labels (skips left out).")
     prediction = serializers.SerializerMethodField(
         help_text="The current model's guess, or null before a model has scored this item."
+    )
+    external_suggestion = ExternalSuggestionSerializer(
+        allow_null=True, read_only=True,
+        help_text="A guess imported from another tool (POST .../suggestions/import/), or null; the labeling "
+        "page shows it while `prediction` is null.",
     )
 
     def get_image_url(self, item) -> str:

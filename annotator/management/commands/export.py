@@ -36,8 +36,14 @@ class Command(BaseCommand):
             default=str(formats.DEFAULT_MIN_CONFIDENCE),
             help=f"With --with-predictions: the least confidence, 0 to 1 (default {formats.DEFAULT_MIN_CONFIDENCE}).",
         )
+        parser.add_argument(
+            "--split", default="",
+            help="Class-folder formats: train,val[,test] fractions that add up to 1, e.g. 0.8,0.1,0.1; "
+            "each class is split in these proportions (yolo-classify: default 0.8,0.2).",
+        )
+        parser.add_argument("--seed", default="0", help="With --split: the seed of the draw (default 0).")
 
-    def handle(self, *args, slug, fmt, output, with_predictions, min_confidence, **options):
+    def handle(self, *args, slug, fmt, output, with_predictions, min_confidence, split, seed, **options):
         project = Project.objects.filter(slug=slug).first()
         if project is None:
             known = list(Project.objects.order_by("slug").values_list("slug", flat=True)[:10])
@@ -46,7 +52,8 @@ class Command(BaseCommand):
         with tqdm(desc="Exporting", file=options.get("stderr") or sys.stderr) as bar:
             try:
                 export = formats.build(project, fmt, with_predictions=with_predictions,
-                                         min_confidence=min_confidence, progress=tqdm_progress(bar))
+                                       min_confidence=min_confidence, split=split, seed=seed,
+                                       progress=tqdm_progress(bar))
             except formats.ExportError as exc:
                 raise CommandError(exc.message) from exc
             bar.unit = export.unit

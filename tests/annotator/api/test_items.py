@@ -51,7 +51,8 @@ def test_it_lists_items_with_labels_and_guesses(project, api, bob, pool):
     body = r.json()
     assert body["count"] == 5 and _ids(r) == [i.pk for i in pool]
     row = body["results"][1]
-    assert set(row) == {"id", "file_name", "image_url", "width", "height", "label_count", "done", "labels", "prediction"}
+    assert set(row) == {"id", "file_name", "image_url", "width", "height", "label_count", "done", "labels", "prediction",
+                        "external_suggestion"}
     assert (row["file_name"], row["width"], row["height"]) == ("b.png", 32, 24)
     assert row["image_url"] == f"http://testserver/projects/{project.pk}/items/{pool[1].pk}/image/"
     assert [(x["label"], x["annotator"], x["source"]) for x in row["labels"]] == [("one", "bob", "human")]

@@ -19,6 +19,8 @@ PATHS = {
     "/api/projects/{id}/images/": {"post"},
     "/api/projects/{id}/items/": {"get"},
     "/api/projects/{id}/labels/import/": {"post"},
+    "/api/projects/{id}/labels/import-labelstudio/": {"post"},
+    "/api/projects/{id}/suggestions/import/": {"post"},
     "/api/projects/{id}/next/": {"post"},
     "/api/projects/{id}/annotations/": {"get", "post"},
     "/api/projects/{id}/annotations/{annotation_id}/": {"get", "patch", "delete"},

@@ -402,7 +402,7 @@ def test_it_refuses_a_checkpoint_outside_artifacts_root(client, project, labeled
 @pytest.mark.parametrize(
     "query, words",
     [
-        ("format=xlsx", "Choose one of: csv, jsonl, imagefolder, model, embeddings"),
+        ("format=xlsx", "Choose one of: csv, jsonl, imagefolder, yolo-classify, fiftyone, labelstudio, model, embeddings"),
         ("format=json", "Choose one of"),  # DRF's renderer switch is off: the parameter is ours
         ("predictions=1&min_confidence=1.5", "min_confidence must be a number from 0 to 1"),
         ("predictions=1&min_confidence=high", "min_confidence must be a number from 0 to 1"),
@@ -529,6 +529,6 @@ def test_it_lists_the_export_in_the_api_schema(client, alice):
     client.force_login(alice)
     r = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     operation = r.json()["paths"]["/api/projects/{id}/export/"]["get"]
-    assert {p["name"] for p in operation["parameters"]} == {"id", "format", "predictions", "min_confidence"}
+    assert {p["name"] for p in operation["parameters"]} == {"id", "format", "predictions", "min_confidence", "split", "seed"}
     assert {"200", "400", "401", "404"} <= set(operation["responses"])
 

@@ -4,15 +4,16 @@ import pytest
 from django.urls import reverse
 
 from annotator.exporting import formats
-from annotator.exporting.registry import LABELS, MODEL, REGISTRY, Body, ExportError, ExportFormat, register
+from annotator.exporting.registry import KINDS, LABELS, REGISTRY, Body, ExportError, ExportFormat, register
 from annotator.management.commands.export import Command
 
 
 def test_the_registry_lists_every_format_in_order():
-    assert list(REGISTRY) == ["csv", "jsonl", "imagefolder", "model", "embeddings"]
+    assert list(REGISTRY) == ["csv", "jsonl", "imagefolder", "yolo-classify", "fiftyone", "labelstudio", "model",
+                              "embeddings"]
     for name, export_format in REGISTRY.items():
         assert export_format.name == name
-        assert export_format.kind in (LABELS, MODEL)
+        assert export_format.kind in KINDS
         assert export_format.unit in ("item", "B")
         assert export_format.title and export_format.note
         filename = export_format.filename.format(slug="digits", version=3)
