@@ -15,8 +15,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.text import slugify
 
-# Keys the labeling page reserves for itself: skip, undo, accept the model's guess.
-RESERVED_HOTKEYS = {"s", "u", "z", "a", "?"}
+# Keys the labeling page reserves for itself: skip, undo, accept the model's guess, the
+# viewer's original-size toggle (o) and the instructions (i). A class of an older project
+# that already holds o or i keeps it (the class wins; the viewer's button still works).
+RESERVED_HOTKEYS = {"s", "u", "z", "a", "?", "o", "i"}
 DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
 LETTER_HOTKEYS = [c for c in "qwertyiopdfghjklxcvbnm" if c not in RESERVED_HOTKEYS]
 
@@ -95,6 +97,11 @@ class Project(models.Model):
     model_generation = models.PositiveIntegerField(default=0)
     init_checkpoint = models.CharField(max_length=300, blank=True)
     init_checkpoint_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name
+    # Labeling instructions (Markdown, rendered sanitised; projects/instructions.py). The
+    # version grows with every owner's edit of them or of a class's description or examples,
+    # so the labeling page shows them again to members who saw an older one.
+    instructions = models.TextField(blank=True)
+    instructions_version = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name", "id"]
@@ -137,6 +144,8 @@ class LabelClass(models.Model):
     name = models.CharField(max_length=100)
     order = models.PositiveIntegerField(default=0)
     hotkey = models.CharField(max_length=1, blank=True)
+    description = models.TextField(blank=True)  # Markdown, shown with the instructions
+    examples = models.ManyToManyField("Item", blank=True, related_name="example_of")  # the project's own items
 
     class Meta:
         ordering = ["order", "id"]
@@ -153,6 +162,7 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
     created_at = models.DateTimeField(auto_now_add=True)
+    instructions_seen = models.PositiveIntegerField(default=0)  # the project's instructions_version last shown
 
     class Meta:
         constraints = [

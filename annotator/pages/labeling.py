@@ -34,6 +34,7 @@ from annotator.labeling.serializers import (
 )
 from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Item, Role
+from annotator.projects.instructions import instructions_for, take_unseen
 from annotator.projects.selectors import user_answer_count
 
 VIEWER_CANNOT_LABEL = "Viewers cannot label in this project. Ask a project owner to make you an annotator."
@@ -54,6 +55,7 @@ def label(request, pk):
     }
     classes = project.ordered_classes()
     shown = state["items"].get(str(current.item_id)) if current else None
+    instructions = instructions_for(project)
     context = {
         "project": project,
         "classes": classes,
@@ -65,6 +67,9 @@ def label(request, pk):
         "has_items": state["progress"]["total"] > 0,
         "is_owner": project.current_role == Role.OWNER,
         "trainer_status": trainer_status(project),
+        "instructions": instructions,
+        # Open on a first visit and after an owner's edit, once per version (recorded now).
+        "show_instructions": take_unseen(project, request.user, instructions),
     }
     return render(request, "annotator/label.html", context)
 

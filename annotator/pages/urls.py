@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotator.pages import account, dashboard, export, labeling, media, members, projects, settings
+from annotator.pages import account, dashboard, export, instructions, labeling, media, members, projects, settings
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False), name="home"),
@@ -30,6 +30,7 @@ urlpatterns = [
     path("projects/<int:pk>/settings/classes/<int:class_pk>/rename/", settings.class_rename, name="class-rename"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/move/", settings.class_move, name="class-move"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/remove/", settings.class_remove, name="class-remove"),
+    path("projects/<int:pk>/settings/instructions/", instructions.instructions_edit, name="project-instructions"),
     path("projects/<int:pk>/labels/import/", settings.label_import, name="label-import"),
     path("projects/<int:pk>/model/pause/", settings.model_pause, name="model-pause"),
     path("projects/<int:pk>/model/reset/", settings.model_reset, name="model-reset"),

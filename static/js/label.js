@@ -42,6 +42,8 @@
     guessTop: document.getElementById("guess-top"),
     previous: document.getElementById("previous-answer"),
     help: document.getElementById("help"),
+    instructions: document.getElementById("instructions"),
+    itemId: document.getElementById("item-id"),
     form: document.getElementById("answer-form"),
     skip: document.getElementById("skip-button"),
     labeled: document.getElementById("progress-labeled"),
@@ -49,6 +51,16 @@
     mine: document.getElementById("progress-mine"),
     bar: document.getElementById("progress-bar"),
   };
+  // Zoom, pan, original size, brightness and contrast (static/js/viewer.js).
+  const viewer = window.ImageViewer.create(el.stage, {
+    zoomIn: document.getElementById("zoom-in"),
+    zoomOut: document.getElementById("zoom-out"),
+    zoom: document.getElementById("zoom-level"),
+    original: document.getElementById("zoom-original"),
+    reset: document.getElementById("view-reset"),
+    brightness: document.getElementById("view-brightness"),
+    contrast: document.getElementById("view-contrast"),
+  });
   const classButtons = Array.from(root.querySelectorAll(".class-button"));
   const hotkeys = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey.toLowerCase(), b.value]));
   const hotkeyOf = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.value, b.dataset.hotkey]));
@@ -122,6 +134,7 @@
     if (!lease) {
       el.image.hidden = true;
       el.name.textContent = "";
+      el.itemId.textContent = "";
       setButtonsEnabled(false);
       updateIdle();
       return;
@@ -138,6 +151,8 @@
     state.shownAt = performance.now();
     if (!image.complete) image.addEventListener("load", () => (state.shownAt = performance.now()), { once: true });
     el.name.textContent = lease.name;
+    el.itemId.textContent = "#" + lease.id;
+    viewer.show(image, lease);
     root.classList.remove("is-empty");
     showGuess(lease);
     showPrevious(lease.previous);
@@ -450,6 +465,14 @@
     el.help.hidden = open === undefined ? !el.help.hidden : !open;
   }
 
+  // The project's instructions (shown by the server on a first visit and after an owner's edit).
+  function toggleInstructions(open) {
+    if (!el.instructions) return;
+    el.instructions.hidden = open === undefined ? !el.instructions.hidden : !open;
+    if (!el.instructions.hidden) document.getElementById("instructions-close").focus();
+    else if (document.activeElement && el.instructions.contains(document.activeElement)) document.activeElement.blur();
+  }
+
   function isTyping(target) {
     return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
   }
@@ -471,6 +494,23 @@
     }
     if (!el.help.hidden) {
       if (key === "Escape") toggleHelp(false);
+      return;
+    }
+    if (el.instructions && !el.instructions.hidden) {
+      if (key === "Escape" || (key === "i" && !hotkeys.has(key))) {
+        event.preventDefault();
+        toggleInstructions(false);
+      }
+      return;
+    }
+    // A class's key wins over the viewer's (an older project's class may hold o or i).
+    if (!hotkeys.has(key) && key === "i" && el.instructions) {
+      event.preventDefault();
+      if (!event.repeat) toggleInstructions(true);
+      return;
+    }
+    if (!hotkeys.has(key) && viewer.handleKey(key)) {
+      event.preventDefault(); // zoom keys may repeat while held
       return;
     }
     if (event.repeat) return; // a held key must not label a run of images
@@ -496,6 +536,15 @@
 
   document.getElementById("help-button").addEventListener("click", () => toggleHelp());
   document.getElementById("help-close").addEventListener("click", () => toggleHelp(false));
+  if (el.instructions) {
+    document.getElementById("instructions-button").addEventListener("click", (event) => {
+      event.currentTarget.blur();
+      toggleInstructions(true);
+    });
+    document.getElementById("instructions-close").addEventListener("click", () => toggleInstructions(false));
+    el.instructions.addEventListener("click", (event) => event.target === el.instructions && toggleInstructions(false));
+    if (!el.instructions.hidden) toggleInstructions(true);
+  }
   el.help.addEventListener("click", (event) => event.target === el.help && toggleHelp(false));
   root.querySelectorAll("#check-again").forEach((b) => b.addEventListener("click", checkAgain));
 
@@ -518,6 +567,7 @@
     refreshes: () => state.refreshes,
     current: () => (state.current ? state.current.id : null),
     prefetched: () => (state.next ? state.next.id : null),
+    view: () => viewer.state(),
   };
   // Live updates: a new queue from the trainer, or a socket back after a drop (events may
   // have been missed), refresh the prefetched item. Without live.js the page works as before.
