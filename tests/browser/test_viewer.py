@@ -137,6 +137,7 @@ def test_viewer_and_instructions(browser, live_server, project, alice, bob, sett
     # 6. A class key still answers, at once: the next image comes up at fit, filters kept.
     item, ms, _frame = press_and_time(page, "2")
     assert ms < 100, f"the next image took {ms:.1f} ms with the viewer on"
+    print(f"\nkey press -> next image with a zoomed, filtered view: {ms:.1f} ms")
     assert image_style(page) == {"transform": "none", "filter": "brightness(1.2) contrast(1.5)"}
     wait_until_settled(page)
     assert Annotation.objects.get(annotator=bob, item_id=item).label.name == "one"
@@ -162,3 +163,23 @@ def test_viewer_and_instructions(browser, live_server, project, alice, bob, sett
     wait_until_settled(page)
     assert page.is_visible("#instructions")
     assert "crossed" in page.inner_text("#instructions")
+
+
+def test_a_class_that_holds_o_keeps_it(browser, live_server, project, bob, make_items):
+    """An older project whose class got o before o was the viewer's: the class wins; the
+    original-size toggle stays on its button."""
+    make_items(4)
+    project.classes.filter(name="one").update(hotkey="o")
+    page = log_in(browser, live_server, "bob", f"/projects/{project.pk}/label/")
+    page.evaluate(TIMING_PROBE)
+    wait_until_settled(page)
+    item, ms, _frame = press_and_time(page, "o")
+    assert ms < 100
+    wait_until_settled(page)
+    assert Annotation.objects.get(annotator=bob, item_id=item).label.name == "one"
+    assert not view(page)["original"]
+    page.click("#zoom-original")
+    assert view(page)["original"]
+    assert page.get_attribute("#zoom-original", "aria-pressed") == "true"
+    page.keyboard.press("-")  # the other viewer keys still work
+    assert not view(page)["original"]
