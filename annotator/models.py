@@ -15,18 +15,15 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.text import slugify
 
-# Keys the labeling page reserves for itself: skip, undo, accept the model's guess, the
-# viewer's original-size toggle (o) and the instructions (i). A class of an older project
-# that already holds o or i keeps it (the class wins; the viewer's button still works).
+# Keys the labeling page keeps: skip, undo, accept the guess, original size (o), instructions (i).
 RESERVED_HOTKEYS = {"s", "u", "z", "a", "?", "o", "i"}
 DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
 LETTER_HOTKEYS = [c for c in "qwertyiopdfghjklxcvbnm" if c not in RESERVED_HOTKEYS]
 
 
 def default_hotkeys(names):
-    """Hotkeys for the classes, in order. When every class name is one distinct key that the
-    page does not reserve (digits 0-9, say), the name is its own key; otherwise 1-9, then
-    letters that do not collide with skip/undo/accept."""
+    """Hotkeys for the classes, in order: each name itself when every name is one distinct key
+    the page does not reserve (digits 0-9, say); otherwise 1-9, then unreserved letters."""
     own = [name.lower() for name in names]
     if all(len(k) == 1 and k.isalnum() and k not in RESERVED_HOTKEYS for k in own) and len(set(own)) == len(own):
         return own
@@ -97,11 +94,8 @@ class Project(models.Model):
     model_generation = models.PositiveIntegerField(default=0)
     init_checkpoint = models.CharField(max_length=300, blank=True)
     init_checkpoint_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name
-    # Labeling instructions (Markdown, rendered sanitised; projects/instructions.py). The
-    # version grows with every owner's edit of them or of a class's description or examples,
-    # so the labeling page shows them again to members who saw an older one.
-    instructions = models.TextField(blank=True)
-    instructions_version = models.PositiveIntegerField(default=0)
+    instructions = models.TextField(blank=True)  # Markdown (projects/instructions.py renders it)
+    instructions_version = models.PositiveIntegerField(default=0)  # +1 per edit: shown again to members
 
     class Meta:
         ordering = ["name", "id"]
@@ -145,7 +139,7 @@ class LabelClass(models.Model):
     order = models.PositiveIntegerField(default=0)
     hotkey = models.CharField(max_length=1, blank=True)
     description = models.TextField(blank=True)  # Markdown, shown with the instructions
-    examples = models.ManyToManyField("Item", blank=True, related_name="example_of")  # the project's own items
+    examples = models.ManyToManyField("Item", blank=True, related_name="example_of")  # this project's items
 
     class Meta:
         ordering = ["order", "id"]
