@@ -19,9 +19,9 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from annotator.access import LABELING_ROLES, ServiceError, project_for
 from annotator.labeling.answers import answer_and_next, undo_last
@@ -149,6 +149,21 @@ def label_undo(request, pk):
         current=_lease_json(request, current),
         shown=[current],
     )
+
+
+@login_required
+@require_GET
+def label_instructions(request, pk):
+    """The instructions overlay, open (label.html's `instructions-overlay`), for a labeling page
+    told of a new version over the websocket; the version counts as seen. 204: none now."""
+    project = project_for(request.user, pk, roles=LABELING_ROLES, refusal=VIEWER_CANNOT_LABEL)
+    instructions = instructions_for(project)
+    if not instructions["has_content"]:
+        return HttpResponse(status=204)
+    take_unseen(project, request.user, instructions)
+    context = {"project": project, "instructions": instructions, "show_instructions": True,
+               "is_owner": project.current_role == Role.OWNER}
+    return render(request, "annotator/label.html#instructions-overlay", context)
 
 
 @login_required

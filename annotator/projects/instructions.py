@@ -5,14 +5,16 @@ settings page and the API alike.
 Markdown is parsed by markdown-it-py (CommonMark, raw HTML off, so `<script>` in the text
 comes out as text) and the HTML is then cleaned by nh3 (the Ammonia sanitiser) to a short
 list of tags and http(s)/mailto links, so a future parser option or bug cannot let markup
-through. Every edit bumps `Project.instructions_version`; a member whose
-`Membership.instructions_seen` is older gets the instructions shown again.
+through. Every edit bumps `Project.instructions_version` and tells the project's open pages
+(a live event); a member whose `Membership.instructions_seen` is older gets the instructions
+shown again.
 """
 import nh3
 from django.db import transaction
 from django.db.models import F
 from markdown_it import MarkdownIt
 
+from annotator import events
 from annotator.access import Invalid
 from annotator.db import lock_project_row
 from annotator.models import Item, LabelClass, Membership
@@ -135,5 +137,8 @@ def update_instructions(project, *, markdown=None, classes=None):
         project.instructions_version = F("instructions_version") + 1
         project.save(update_fields=["instructions", "instructions_version"])
         project.refresh_from_db(fields=["instructions", "instructions_version"])
+        # Open labeling pages fetch and show the new version (static/js/label.js).
+        version = project.instructions_version
+        transaction.on_commit(lambda: events.publish(project.pk, events.instructions_event(version)))
     return project
 

@@ -29,7 +29,7 @@
   if (!root) return;
 
   const initial = JSON.parse(document.getElementById("label-state").textContent);
-  const urls = { next: root.dataset.nextUrl, answer: root.dataset.answerUrl, undo: root.dataset.undoUrl, refresh: root.dataset.nextUrl };
+  const urls = { instructions: root.dataset.instructionsUrl, next: root.dataset.nextUrl, answer: root.dataset.answerUrl, undo: root.dataset.undoUrl, refresh: root.dataset.nextUrl };
   const el = {
     stage: document.getElementById("stage"),
     image: document.getElementById("label-image"),
@@ -465,7 +465,8 @@
     el.help.hidden = open === undefined ? !el.help.hidden : !open;
   }
 
-  // The project's instructions (shown by the server on a first visit and after an owner's edit).
+  // The project's instructions: open on a first visit and after an owner's edit (the server
+  // decides on load; an edit made meanwhile arrives as a live event, showNewInstructions).
   function toggleInstructions(open) {
     if (!el.instructions) return;
     el.instructions.hidden = open === undefined ? !el.instructions.hidden : !open;
@@ -536,14 +537,32 @@
 
   document.getElementById("help-button").addEventListener("click", () => toggleHelp());
   document.getElementById("help-close").addEventListener("click", () => toggleHelp(false));
-  if (el.instructions) {
-    document.getElementById("instructions-button").addEventListener("click", (event) => {
-      event.currentTarget.blur();
+  document.getElementById("instructions-button").addEventListener("click", (event) => {
+    event.currentTarget.blur();
+    toggleInstructions(true);
+  });
+  // Delegated: the overlay is replaced when a new version arrives.
+  document.addEventListener("click", (event) => {
+    if (el.instructions && (event.target.id === "instructions-close" || event.target === el.instructions)) toggleInstructions(false);
+  });
+  if (el.instructions && !el.instructions.hidden) toggleInstructions(true);
+
+  // An owner changed the instructions: fetch the overlay (the server records it as seen) and open it.
+  async function showNewInstructions(version) {
+    if (el.instructions && Number(el.instructions.dataset.version) >= version) return;
+    try {
+      const response = await fetch(urls.instructions, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (response.status !== 200) return; // 204: nothing to show any more
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("instructions");
+      if (!fresh) return;
+      if (el.instructions) el.instructions.replaceWith(fresh);
+      else root.after(fresh);
+      el.instructions = fresh;
+      document.getElementById("instructions-button").hidden = false;
       toggleInstructions(true);
-    });
-    document.getElementById("instructions-close").addEventListener("click", () => toggleInstructions(false));
-    el.instructions.addEventListener("click", (event) => event.target === el.instructions && toggleInstructions(false));
-    if (!el.instructions.hidden) toggleInstructions(true);
+    } catch (err) {
+      // No connection: the next page load shows them.
+    }
   }
   el.help.addEventListener("click", (event) => event.target === el.help && toggleHelp(false));
   root.querySelectorAll("#check-again").forEach((b) => b.addEventListener("click", checkAgain));
@@ -572,7 +591,11 @@
   // Live updates: a new queue from the trainer, or a socket back after a drop (events may
   // have been missed), refresh the prefetched item. Without live.js the page works as before.
   if (window.Live && root.dataset.project) {
-    window.Live.connect(root.dataset.project, { onQueue: refreshQueue, onReconnect: refreshQueue });
+    window.Live.connect(root.dataset.project, {
+      onQueue: refreshQueue,
+      onReconnect: refreshQueue,
+      onInstructions: showNewInstructions,
+    });
   }
   updateIdle();
 })();

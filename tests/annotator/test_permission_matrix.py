@@ -185,6 +185,7 @@ MATRIX = [
     Row("label-answer",                 "POST",   OK,   OK,   NO,   HIDE, LOGIN,
         script(item=open_item, label="two", idempotency_key="matrix")),
     Row("label-undo",                   "POST",   OK,   OK,   NO,   HIDE, LOGIN, script()),
+    Row("label-instructions",           "GET",    OK,   OK,   NO,   HIDE, LOGIN),
     Row("project-export",               "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     # An <img> cannot follow a sign-in redirect: anonymous callers get the outsiders' 404.
     Row("item-image",                   "GET",    OK,   OK,   OK,   HIDE, HIDE),

@@ -1,5 +1,7 @@
 """The instructions: owners write them on the settings page; the labeling page shows them on a
 member's first visit, after each owner's edit, and on the I key."""
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -110,13 +112,42 @@ def test_members_read_them_on_the_settings_page(project, bob):
 def test_the_labeling_page_opens_them_once_per_version(project, alice, bob, make_items):
     make_items(2)
     page = _client_page(_client(bob), project)
-    assert 'id="instructions"' not in page and 'id="instructions-button"' not in page  # nothing to show
+    assert 'id="instructions"' not in page  # nothing to show; the button waits, hidden, for a live edit
+    assert re.search(r'id="instructions-button"[^>]* hidden>', page)
     update_instructions(project, markdown="Look at the **top** half.")
     bobs = _client(bob)
     assert _overlay_open(bobs, project)  # first visit
     assert not _overlay_open(bobs, project)  # seen: the I key and the button still open it
-    assert 'id="instructions-button"' in _client_page(bobs, project)
+    assert not re.search(r'id="instructions-button"[^>]* hidden>', _client_page(bobs, project))
     update_instructions(project, classes=[{"id": project.classes.first().pk, "description": "Round."}])
     assert _overlay_open(bobs, project)  # an owner's edit shows them again
     body = _client_page(_client(alice), project)
     assert "<strong>top</strong>" in body and "Round." in body
+
+
+def test_an_open_page_fetches_the_new_version_and_it_counts_as_seen(project, bob, dave, charlie):
+    url = reverse("label-instructions", args=[project.pk])
+    bobs = _client(bob)
+    assert bobs.get(url).status_code == 204  # nothing to show
+    update_instructions(project, markdown="Look at the **top** half.")
+    r = bobs.get(url)
+    assert r.status_code == 200
+    body = r.content.decode()
+    assert body.lstrip().startswith('<div id="instructions"') and "<strong>top</strong>" in body
+    assert " hidden" not in body[: body.index(">")]
+    assert not _overlay_open(bobs, project)  # already seen: the reload does not open it again
+    assert _client(dave).get(url).status_code == 403  # viewers do not label
+    assert _client(charlie).get(url).status_code == 404
+    assert bobs.post(url).status_code == 405
+
+
+def test_an_edit_tells_the_open_pages(project, monkeypatch, django_capture_on_commit_callbacks):
+    from annotator import events
+
+    sent = []
+    monkeypatch.setattr(events, "_publisher", lambda pk, message: sent.append((pk, message)))
+    with django_capture_on_commit_callbacks(execute=True):
+        update_instructions(project, markdown="New.")
+    with django_capture_on_commit_callbacks(execute=True):
+        update_instructions(project, markdown="New.")  # no change: no event
+    assert sent == [(project.pk, {"type": "instructions.changed", "version": 1})]
