@@ -224,7 +224,7 @@ def render_settings(request, project, *, partial=None, **extra):
         "checkpoint_max_mb": settings.CHECKPOINT_UPLOAD_MAX_MB,
         "encoder_choices": encoder_choices(),
         "instructions": instructions_for(project),
-        "instructions_form": InstructionsForm.for_project(project),
+        "instructions_form": InstructionsForm.for_project(project) if is_owner else None,
         **members_context(project),
         **extra,
     }

@@ -29,7 +29,7 @@
   if (!root) return;
 
   const initial = JSON.parse(document.getElementById("label-state").textContent);
-  const urls = { instructions: root.dataset.instructionsUrl, next: root.dataset.nextUrl, answer: root.dataset.answerUrl, undo: root.dataset.undoUrl, refresh: root.dataset.nextUrl };
+  const urls = { next: root.dataset.nextUrl, answer: root.dataset.answerUrl, undo: root.dataset.undoUrl, refresh: root.dataset.nextUrl };
   const el = {
     stage: document.getElementById("stage"),
     image: document.getElementById("label-image"),
@@ -42,7 +42,6 @@
     guessTop: document.getElementById("guess-top"),
     previous: document.getElementById("previous-answer"),
     help: document.getElementById("help"),
-    instructions: document.getElementById("instructions"),
     itemId: document.getElementById("item-id"),
     form: document.getElementById("answer-form"),
     skip: document.getElementById("skip-button"),
@@ -61,6 +60,8 @@
     brightness: document.getElementById("view-brightness"),
     contrast: document.getElementById("view-contrast"),
   });
+  // The project's instructions (static/js/instructions.js).
+  const instructions = window.Instructions.create(root, root.dataset.instructionsUrl);
   const classButtons = Array.from(root.querySelectorAll(".class-button"));
   const hotkeys = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey.toLowerCase(), b.value]));
   const hotkeyOf = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.value, b.dataset.hotkey]));
@@ -465,15 +466,6 @@
     el.help.hidden = open === undefined ? !el.help.hidden : !open;
   }
 
-  // The project's instructions: open on a first visit and after an owner's edit (the server
-  // decides on load; an edit made meanwhile arrives as a live event, showNewInstructions).
-  function toggleInstructions(open) {
-    if (!el.instructions) return;
-    el.instructions.hidden = open === undefined ? !el.instructions.hidden : !open;
-    if (!el.instructions.hidden) document.getElementById("instructions-close").focus();
-    else if (document.activeElement && el.instructions.contains(document.activeElement)) document.activeElement.blur();
-  }
-
   function isTyping(target) {
     return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
   }
@@ -497,20 +489,20 @@
       if (key === "Escape") toggleHelp(false);
       return;
     }
-    if (el.instructions && !el.instructions.hidden) {
+    if (instructions.isOpen()) {
       if (key === "Escape" || (key === "i" && !hotkeys.has(key))) {
         event.preventDefault();
-        toggleInstructions(false);
+        instructions.toggle(false);
       }
-      return;
+      return; // class keys wait while they are open
     }
-    // A class's key wins over the viewer's (an older project's class may hold o or i).
-    if (!hotkeys.has(key) && key === "i" && el.instructions) {
+    // A class's key wins over the page's own (an older project's class may hold o or i).
+    if (!hotkeys.has(key) && key === "i" && instructions.available()) {
       event.preventDefault();
-      if (!event.repeat) toggleInstructions(true);
+      if (!event.repeat) instructions.toggle(true);
       return;
     }
-    if (!hotkeys.has(key) && viewer.handleKey(key)) {
+    if (!hotkeys.has(key) && viewer.handleKey(key, event.repeat)) {
       event.preventDefault(); // zoom keys may repeat while held
       return;
     }
@@ -537,33 +529,6 @@
 
   document.getElementById("help-button").addEventListener("click", () => toggleHelp());
   document.getElementById("help-close").addEventListener("click", () => toggleHelp(false));
-  document.getElementById("instructions-button").addEventListener("click", (event) => {
-    event.currentTarget.blur();
-    toggleInstructions(true);
-  });
-  // Delegated: the overlay is replaced when a new version arrives.
-  document.addEventListener("click", (event) => {
-    if (el.instructions && (event.target.id === "instructions-close" || event.target === el.instructions)) toggleInstructions(false);
-  });
-  if (el.instructions && !el.instructions.hidden) toggleInstructions(true);
-
-  // An owner changed the instructions: fetch the overlay (the server records it as seen) and open it.
-  async function showNewInstructions(version) {
-    if (el.instructions && Number(el.instructions.dataset.version) >= version) return;
-    try {
-      const response = await fetch(urls.instructions, { credentials: "same-origin", headers: { Accept: "text/html" } });
-      if (response.status !== 200) return; // 204: nothing to show any more
-      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("instructions");
-      if (!fresh) return;
-      if (el.instructions) el.instructions.replaceWith(fresh);
-      else root.after(fresh);
-      el.instructions = fresh;
-      document.getElementById("instructions-button").hidden = false;
-      toggleInstructions(true);
-    } catch (err) {
-      // No connection: the next page load shows them.
-    }
-  }
   el.help.addEventListener("click", (event) => event.target === el.help && toggleHelp(false));
   root.querySelectorAll("#check-again").forEach((b) => b.addEventListener("click", checkAgain));
 
@@ -594,7 +559,7 @@
     window.Live.connect(root.dataset.project, {
       onQueue: refreshQueue,
       onReconnect: refreshQueue,
-      onInstructions: showNewInstructions,
+      onInstructions: instructions.showVersion,
     });
   }
   updateIdle();

@@ -157,7 +157,9 @@
     }
 
     // One key of the page (already lower-cased when a letter); true when the viewer used it.
-    function handleKey(key) {
+    // A held key repeats the zoom and filter steps, never the toggles.
+    function handleKey(key, repeat) {
+      if (repeat && (key === "o" || key === "Escape")) return true;
       if (key === "+" || key === "=") zoomBy(ZOOM_STEP);
       else if (key === "-" || key === "_") zoomBy(1 / ZOOM_STEP);
       else if (key === "o") toggleOriginal();
