@@ -106,6 +106,9 @@ def update_instructions(project, *, markdown=None, classes=None):
     changes). All or nothing; the version grows when anything changed."""
     if markdown is not None and len(markdown) > MAX_INSTRUCTIONS_CHARS:
         raise Invalid(f"The instructions are limited to {MAX_INSTRUCTIONS_CHARS:,} characters; they have {len(markdown):,}.")
+    ids = [entry.get("id") for entry in classes or ()]
+    if len(set(ids)) != len(ids):
+        raise Invalid("Each class may appear only once in the list of classes.")
     lock_project_row(project)
     current = {c.pk: c for c in LabelClass.objects.filter(project=project).prefetch_related("examples")}
     changes = []

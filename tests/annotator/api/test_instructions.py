@@ -62,6 +62,7 @@ def test_only_what_is_sent_changes_and_no_change_keeps_the_version(project, api,
         ({"classes": [{"id": "CLASS", "examples": ["ITEM_ELSEWHERE"]}]}, "is not an image of this project"),
         ({"classes": [{"id": "CLASS_ELSEWHERE", "description": "x"}]}, "is not a class of this project"),
         ({"classes": [{"description": "x"}]}, "required"),
+        ({"classes": [{"id": "CLASS", "description": "a"}, {"id": "CLASS", "description": "b"}]}, "only once"),
     ],
 )
 def test_bad_bodies_are_refused_and_change_nothing(project, api, alice, make_items, body, message):
