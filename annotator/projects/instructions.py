@@ -31,14 +31,24 @@ _TAGS = {
 _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
 
 
+def _same_site_images(tag, attribute, value):
+    """Images only from this server (an item's image URL, say): the pages' Content-Security-
+    Policy would block any other, so it is dropped here instead of showing broken."""
+    if tag == "img" and attribute == "src" and not (value.startswith("/") and not value.startswith("//")):
+        return None
+    return value
+
+
 def render_markdown(text):
-    """Safe HTML for Markdown `text` (links open nothing but http, https and mailto)."""
+    """Safe HTML for Markdown `text`: links to http, https and mailto only, images from this
+    server only."""
     if not text or not text.strip():
         return ""
     return nh3.clean(
         _PARSER.render(text),
         tags=_TAGS,
         attributes=_ATTRIBUTES,
+        attribute_filter=_same_site_images,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
