@@ -2,6 +2,7 @@
 from rest_framework import serializers
 
 from annotator.access import MAX_ID
+from annotator.api.serializers.project_settings import KnownFieldsOnly
 from annotator.projects.classes import MAX_CLASSES
 from annotator.projects.instructions import MAX_DESCRIPTION_CHARS, MAX_EXAMPLES, MAX_INSTRUCTIONS_CHARS
 
@@ -43,7 +44,7 @@ class ClassInstructionsUpdateSerializer(serializers.Serializer):
     )
 
 
-class InstructionsUpdateSerializer(serializers.Serializer):
+class InstructionsUpdateSerializer(KnownFieldsOnly, serializers.Serializer):
     """Every field is optional; only what is sent changes."""
 
     markdown = serializers.CharField(
@@ -54,14 +55,3 @@ class InstructionsUpdateSerializer(serializers.Serializer):
         many=True, required=False, max_length=MAX_CLASSES,
         help_text="Only the classes that change; each names its id.",
     )
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields)) if hasattr(self.initial_data, "keys") else []
-        if unknown:
-            raise serializers.ValidationError(
-                f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
-                f"Send markdown and/or classes."
-            )
-        if not attrs:
-            raise serializers.ValidationError("Send markdown and/or classes.")
-        return attrs

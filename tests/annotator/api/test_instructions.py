@@ -54,7 +54,7 @@ def test_only_what_is_sent_changes_and_no_change_keeps_the_version(project, api,
 @pytest.mark.parametrize(
     "body, message",
     [
-        ({}, "Send markdown and/or classes."),
+        ({}, "Send at least one of: markdown, classes."),
         ({"markdown": "x", "colour": "red"}, "Unknown field: colour."),
         ({"markdown": "x" * (MAX_INSTRUCTIONS_CHARS + 1)}, f"no more than {MAX_INSTRUCTIONS_CHARS} characters"),
         ({"classes": [{"id": "CLASS", "description": "x" * (MAX_DESCRIPTION_CHARS + 1)}]}, "no more than"),
