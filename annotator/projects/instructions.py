@@ -120,6 +120,7 @@ def update_instructions(project, *, markdown=None, classes=None):
     if len(set(ids)) != len(ids):
         raise Invalid("Each class may appear only once in the list of classes.")
     lock_project_row(project)
+    project.refresh_from_db(fields=["instructions", "instructions_version"])  # as another owner left it
     current = {c.pk: c for c in LabelClass.objects.filter(project=project).prefetch_related("examples")}
     changes = []
     for entry in classes or ():
