@@ -2,7 +2,8 @@
 
 The trainer (or anything else that changes what a browser shows) calls `publish`; the
 consumer (`annotator.live.consumers`) forwards each message to the sockets of the project's
-members as JSON: ``{"type": "status", "status": {...}}`` or ``{"type": "queue", "version": n}``.
+members as JSON: ``{"type": "status", "status": {...}}``, ``{"type": "queue", "version": n}`` or
+``{"type": "instructions", "version": n}``.
 
 Where the events go is set once per process with `set_publisher`: by default straight to
 the channel layer (Redis in production); `manage.py serve` relays a child trainer's
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 STATUS = "trainer.status"  # handler `trainer_status` on the consumer
 QUEUE = "queue.updated"  # handler `queue_updated`
 MEMBERS = "members.changed"  # handler `members_changed`: each socket re-checks its membership
+INSTRUCTIONS = "instructions.changed"  # handler `instructions_changed`
 
 
 def group_name(project_id):
@@ -34,6 +36,10 @@ def queue_event(version_number):
 
 def members_event():
     return {"type": MEMBERS}
+
+
+def instructions_event(version):
+    return {"type": INSTRUCTIONS, "version": version}
 
 
 def _send_to_layer(project_id, message):

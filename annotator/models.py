@@ -15,16 +15,15 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.text import slugify
 
-# Keys the labeling page reserves for itself: skip, undo, accept the model's guess.
-RESERVED_HOTKEYS = {"s", "u", "z", "a", "?"}
+# Keys the labeling page keeps: skip, undo, accept the guess, original size (o), instructions (i).
+RESERVED_HOTKEYS = {"s", "u", "z", "a", "?", "o", "i"}
 DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
 LETTER_HOTKEYS = [c for c in "qwertyiopdfghjklxcvbnm" if c not in RESERVED_HOTKEYS]
 
 
 def default_hotkeys(names):
-    """Hotkeys for the classes, in order. When every class name is one distinct key that the
-    page does not reserve (digits 0-9, say), the name is its own key; otherwise 1-9, then
-    letters that do not collide with skip/undo/accept."""
+    """Hotkeys for the classes, in order: each name itself when every name is one distinct key
+    the page does not reserve (digits 0-9, say); otherwise 1-9, then unreserved letters."""
     own = [name.lower() for name in names]
     if all(len(k) == 1 and k.isalnum() and k not in RESERVED_HOTKEYS for k in own) and len(set(own)) == len(own):
         return own
@@ -99,6 +98,8 @@ class Project(models.Model):
     # Multi-label: an answer is a set of classes (Annotation.labels; an empty set means none
     # applies) instead of one class. Chosen at creation and never changed afterwards.
     multi_label = models.BooleanField(default=False)
+    instructions = models.TextField(blank=True)  # Markdown (projects/instructions.py renders it)
+    instructions_version = models.PositiveIntegerField(default=0)  # +1 per edit: shown again to members
 
     class Meta:
         ordering = ["name", "id"]
@@ -141,6 +142,8 @@ class LabelClass(models.Model):
     name = models.CharField(max_length=100)
     order = models.PositiveIntegerField(default=0)
     hotkey = models.CharField(max_length=1, blank=True)
+    description = models.TextField(blank=True)  # Markdown, shown with the instructions
+    examples = models.ManyToManyField("Item", blank=True, related_name="example_of")  # this project's items
 
     class Meta:
         ordering = ["order", "id"]
@@ -157,6 +160,7 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
     created_at = models.DateTimeField(auto_now_add=True)
+    instructions_seen = models.PositiveIntegerField(default=0)  # the project's instructions_version last shown
 
     class Meta:
         constraints = [

@@ -11,7 +11,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
-from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
+from annotator.api import (
+    annotations,
+    dashboard,
+    imports,
+    instructions,
+    items,
+    leasing,
+    members,
+    model,
+    project_settings,
+    projects,
+)
 from annotator.api.auth import TokenDetailView, TokenListView, TokenView
 from annotator.api.encoders import EncoderListView
 
@@ -41,6 +52,7 @@ for viewset in (
     annotations.AnnotationViewSet,
     items.ItemViewSet,
     project_settings.SettingsViewSet,
+    instructions.InstructionsViewSet,
     model.ModelViewSet,
     dashboard.DashboardViewSet,
 ):

@@ -1,8 +1,9 @@
 """Live updates for a project's pages: trainer status and queue changes over one websocket.
 
 The group messages come from `annotator.events` (STATUS -> `trainer_status`, QUEUE ->
-`queue_updated`, MEMBERS -> `members_changed`); the first two are forwarded to the browser as
-``{"type": "status", ...}`` or ``{"type": "queue", ...}``.
+`queue_updated`, INSTRUCTIONS -> `instructions_changed`, MEMBERS -> `members_changed`); all
+but the last are forwarded to the browser as ``{"type": "status", ...}``, ``{"type": "queue",
+...}`` or ``{"type": "instructions", ...}``.
 
 Membership is checked when the socket opens and again before every message it is sent: a
 member who was removed (or whose account was deactivated) gets nothing more, and the socket is
@@ -148,6 +149,10 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     async def queue_updated(self, event):
         if await self.still_member():
             await self.send_json({"type": "queue", "version": event["version"]})
+
+    async def instructions_changed(self, event):
+        if await self.still_member():
+            await self.send_json({"type": "instructions", "version": event["version"]})
 
     async def members_changed(self, event):
         await self.still_member()

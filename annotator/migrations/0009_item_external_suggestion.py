@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotator', '0007_encoders_timm_open_clip'),
+        ('annotator', '0008_labeling_workflows'),
     ]
 
     operations = [

@@ -1,8 +1,11 @@
 """Forms of the HTML pages. Validation that touches several models stays in the domain packages
 (annotator.projects, annotator.labeling)."""
+import re
+
 from django import forms
 
 from annotator.models import Role, Strategy
+from annotator.projects.instructions import MAX_DESCRIPTION_CHARS, MAX_EXAMPLES, MAX_INSTRUCTIONS_CHARS
 
 
 class ProjectForm(forms.Form):
@@ -75,3 +78,63 @@ class SuggestionImportForm(forms.Form):
     file = forms.FileField(help_text="A UTF-8 CSV with the header file,class,score.")
     source = forms.CharField(required=False, max_length=100,
                              help_text="The name the guesses are shown with (default: the file's name).")
+class InstructionsForm(forms.Form):
+    """The instructions (Markdown) and, per class, a description and example item numbers
+    (`description_<class id>`, `examples_<class id>`)."""
+
+    markdown = forms.CharField(
+        label="Instructions", required=False, strip=False, max_length=MAX_INSTRUCTIONS_CHARS,
+        widget=forms.Textarea(attrs={"rows": 8, "placeholder": "# What to label\n\nLabel the **largest** object…"}),
+        help_text="Markdown: <code>**bold**</code>, lists, links, tables. Shown to annotators on their first visit, "
+                  "after each change, and on the <kbd>I</kbd> key.",
+    )
+
+    max_examples = MAX_EXAMPLES
+
+    def __init__(self, data=None, *, classes, initial=None):
+        super().__init__(data, initial=initial)
+        self.classes = classes
+        for label in classes:
+            self.fields[f"description_{label.pk}"] = forms.CharField(
+                label=f"Description of {label.name}", required=False, strip=False, max_length=MAX_DESCRIPTION_CHARS,
+                widget=forms.Textarea(attrs={"rows": 2}),
+            )
+            self.fields[f"examples_{label.pk}"] = forms.CharField(
+                label=f"Example images of {label.name}", required=False, max_length=400,
+                help_text=f"Image numbers (shown as #12 on the labeling page), at most {MAX_EXAMPLES}.",
+            )
+
+    @classmethod
+    def for_project(cls, project, data=None):
+        classes = list(project.classes.prefetch_related("examples").order_by("order", "id"))
+        initial = {"markdown": project.instructions}
+        for label in classes:
+            initial[f"description_{label.pk}"] = label.description
+            initial[f"examples_{label.pk}"] = ", ".join(str(i.pk) for i in sorted(label.examples.all(), key=lambda i: i.pk))
+        return cls(data, classes=classes, initial=initial)
+
+    def clean(self):
+        data = super().clean()
+        for label in self.classes:
+            name = f"examples_{label.pk}"
+            words = [w.lstrip("#") for w in re.split(r"[\s,;]+", data.get(name) or "") if w]
+            if any(not w.isdigit() or len(w) > 18 for w in words):
+                self.add_error(name, "Type image numbers such as 12, 40 (the #number next to an image's name).")
+            else:
+                data[name] = [int(w) for w in words]
+        return data
+
+    def rows(self):
+        """(class, its description field, its examples field) for the template."""
+        return [(label, self[f"description_{label.pk}"], self[f"examples_{label.pk}"]) for label in self.classes]
+
+    def changes(self):
+        """update_instructions' arguments."""
+        return {
+            "markdown": self.cleaned_data["markdown"].replace("\r\n", "\n"),
+            "classes": [
+                {"id": label.pk, "description": self.cleaned_data[f"description_{label.pk}"].replace("\r\n", "\n"),
+                 "examples": self.cleaned_data[f"examples_{label.pk}"]}
+                for label in self.classes
+            ],
+        }

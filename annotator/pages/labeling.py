@@ -19,9 +19,9 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from annotator.access import LABELING_ROLES, ServiceError, project_for
 from annotator.labeling.answers import answer_and_next, undo_last
@@ -34,6 +34,7 @@ from annotator.labeling.serializers import (
 )
 from annotator.modelloop.status import trainer_status
 from annotator.models import Annotation, Item, Role
+from annotator.projects.instructions import instructions_for, take_unseen
 from annotator.projects.selectors import user_answer_count
 
 VIEWER_CANNOT_LABEL = "Viewers cannot label in this project. Ask a project owner to make you an annotator."
@@ -54,6 +55,7 @@ def label(request, pk):
     }
     classes = project.ordered_classes()
     shown = state["items"].get(str(current.item_id)) if current else None
+    instructions = instructions_for(project)
     context = {
         "project": project,
         "classes": classes,
@@ -65,6 +67,9 @@ def label(request, pk):
         "has_items": state["progress"]["total"] > 0,
         "is_owner": project.current_role == Role.OWNER,
         "trainer_status": trainer_status(project),
+        "instructions": instructions,
+        # Open on a first visit and after an owner's edit, once per version (recorded now).
+        "show_instructions": take_unseen(project, request.user, instructions),
     }
     return render(request, "annotator/label.html", context)
 
@@ -146,6 +151,21 @@ def label_undo(request, pk):
         current=_lease_json(request, current),
         shown=[current],
     )
+
+
+@login_required
+@require_GET
+def label_instructions(request, pk):
+    """The instructions overlay, open (label.html's `instructions-overlay`), for a labeling page
+    told of a new version over the websocket; the version counts as seen. 204: none now."""
+    project = project_for(request.user, pk, roles=LABELING_ROLES, refusal=VIEWER_CANNOT_LABEL)
+    instructions = instructions_for(project)
+    if not instructions["has_content"]:
+        return HttpResponse(status=204)
+    take_unseen(project, request.user, instructions)
+    context = {"project": project, "instructions": instructions, "show_instructions": True,
+               "is_owner": project.current_role == Role.OWNER}
+    return render(request, "annotator/label.html#instructions-overlay", context)
 
 
 @login_required

@@ -16,10 +16,11 @@ from annotator.importing.labels import import_labels
 from annotator.modelloop.status import trainer_status
 from annotator.modelloop.steering import reset_model, set_encoder, set_paused, upload_checkpoint
 from annotator.models import Encoder, Role
-from annotator.pages.forms import ClassForm, LabelImportForm, SettingsForm
+from annotator.pages.forms import ClassForm, InstructionsForm, LabelImportForm, SettingsForm
 from annotator.pages.members import members_context
 from annotator.projects.changes import update_settings
 from annotator.projects.classes import add_class, class_usage, move_class, remove_class, rename_class
+from annotator.projects.instructions import instructions_for
 
 
 @login_required
@@ -222,6 +223,8 @@ def render_settings(request, project, *, partial=None, **extra):
         "trainer_status": trainer_status(project),
         "checkpoint_max_mb": settings.CHECKPOINT_UPLOAD_MAX_MB,
         "encoder_choices": encoder_choices(),
+        "instructions": instructions_for(project),
+        "instructions_form": InstructionsForm.for_project(project) if is_owner else None,
         **members_context(project),
         **extra,
     }
@@ -230,5 +233,5 @@ def render_settings(request, project, *, partial=None, **extra):
         return render(request, f"{template}#{partial}", context)
     forms_failed = context["settings_form"].errors or context["member_form"].errors
     failed = forms_failed or any(context.get(key) for key in ("class_error", "label_error", "ls_error",
-                                                               "suggestion_error"))
+                                                               "suggestion_error", "instructions_error"))
     return render(request, template, context, status=400 if failed else 200)

@@ -4,7 +4,18 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotator.pages import account, dashboard, export, imports, labeling, media, members, projects, settings
+from annotator.pages import (
+    account,
+    dashboard,
+    export,
+    imports,
+    instructions,
+    labeling,
+    media,
+    members,
+    projects,
+    settings,
+)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False), name="home"),
@@ -30,6 +41,7 @@ urlpatterns = [
     path("projects/<int:pk>/settings/classes/<int:class_pk>/rename/", settings.class_rename, name="class-rename"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/move/", settings.class_move, name="class-move"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/remove/", settings.class_remove, name="class-remove"),
+    path("projects/<int:pk>/settings/instructions/", instructions.instructions_edit, name="project-instructions"),
     path("projects/<int:pk>/labels/import/", settings.label_import, name="label-import"),
     path("projects/<int:pk>/labels/import-labelstudio/", imports.labelstudio_import, name="labelstudio-import"),
     path("projects/<int:pk>/suggestions/import/", imports.suggestion_import, name="suggestion-import"),
@@ -44,6 +56,7 @@ urlpatterns = [
     path("projects/<int:pk>/label/next/", labeling.label_next, name="label-next"),
     path("projects/<int:pk>/label/answer/", labeling.label_answer, name="label-answer"),
     path("projects/<int:pk>/label/undo/", labeling.label_undo, name="label-undo"),
+    path("projects/<int:pk>/label/instructions/", labeling.label_instructions, name="label-instructions"),
     path("projects/<int:pk>/items/<int:item_pk>/image/", media.item_image, name="item-image"),
     path("projects/<int:pk>/export/", export.project_export, name="project-export"),
 ]

@@ -43,6 +43,7 @@
     guessTop: document.getElementById("guess-top"),
     previous: document.getElementById("previous-answer"),
     help: document.getElementById("help"),
+    itemId: document.getElementById("item-id"),
     form: document.getElementById("answer-form"),
     skip: document.getElementById("skip-button"),
     labeled: document.getElementById("progress-labeled"),
@@ -50,6 +51,18 @@
     mine: document.getElementById("progress-mine"),
     bar: document.getElementById("progress-bar"),
   };
+  // Zoom, pan, original size, brightness and contrast (static/js/viewer.js).
+  const viewer = window.ImageViewer.create(el.stage, {
+    zoomIn: document.getElementById("zoom-in"),
+    zoomOut: document.getElementById("zoom-out"),
+    zoom: document.getElementById("zoom-level"),
+    original: document.getElementById("zoom-original"),
+    reset: document.getElementById("view-reset"),
+    brightness: document.getElementById("view-brightness"),
+    contrast: document.getElementById("view-contrast"),
+  });
+  // The project's instructions (static/js/instructions.js).
+  const instructions = window.Instructions.create(root, root.dataset.instructionsUrl);
   const classButtons = Array.from(root.querySelectorAll(".class-button"));
   const hotkeys = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey.toLowerCase(), b.value]));
   const hotkeyOf = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.value, b.dataset.hotkey]));
@@ -123,6 +136,7 @@
     if (!lease) {
       el.image.hidden = true;
       el.name.textContent = "";
+      el.itemId.textContent = "";
       setButtonsEnabled(false);
       updateIdle();
       return;
@@ -139,6 +153,8 @@
     state.shownAt = performance.now();
     if (!image.complete) image.addEventListener("load", () => (state.shownAt = performance.now()), { once: true });
     el.name.textContent = lease.name;
+    el.itemId.textContent = "#" + lease.id;
+    viewer.show(image, lease);
     root.classList.remove("is-empty");
     showGuess(lease);
     showPrevious(lease.previous);
@@ -476,6 +492,23 @@
       if (key === "Escape") toggleHelp(false);
       return;
     }
+    if (instructions.isOpen()) {
+      if (key === "Escape" || (key === "i" && !hotkeys.has(key))) {
+        event.preventDefault();
+        instructions.toggle(false);
+      }
+      return; // class keys wait while they are open
+    }
+    // A class's key wins over the page's own (an older project's class may hold o or i).
+    if (!hotkeys.has(key) && key === "i" && instructions.available()) {
+      event.preventDefault();
+      if (!event.repeat) instructions.toggle(true);
+      return;
+    }
+    if (!hotkeys.has(key) && viewer.handleKey(key, event.repeat)) {
+      event.preventDefault(); // zoom keys may repeat while held
+      return;
+    }
     if (event.repeat) return; // a held key must not label a run of images
     const onControl = event.target && /^(BUTTON|A)$/.test(event.target.tagName);
     let handled = true;
@@ -521,11 +554,16 @@
     refreshes: () => state.refreshes,
     current: () => (state.current ? state.current.id : null),
     prefetched: () => (state.next ? state.next.id : null),
+    view: () => viewer.state(),
   };
   // Live updates: a new queue from the trainer, or a socket back after a drop (events may
   // have been missed), refresh the prefetched item. Without live.js the page works as before.
   if (window.Live && root.dataset.project) {
-    window.Live.connect(root.dataset.project, { onQueue: refreshQueue, onReconnect: refreshQueue });
+    window.Live.connect(root.dataset.project, {
+      onQueue: refreshQueue,
+      onReconnect: refreshQueue,
+      onInstructions: instructions.showVersion,
+    });
   }
   updateIdle();
 })();

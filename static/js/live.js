@@ -1,8 +1,9 @@
 /*
  * Live updates for a project's pages: one websocket per project (/ws/projects/<pk>/) that
- * carries the trainer's status and "a new queue is ready" events.
+ * carries the trainer's status, "a new queue is ready" and "the instructions changed" events.
  *
- *   const live = Live.connect(projectId, {onStatus(status), onQueue(version), onReconnect(), onConnection(online)});
+ *   const live = Live.connect(projectId, {onStatus(status), onQueue(version), onInstructions(version),
+ *                                         onReconnect(), onConnection(online)});
  *
  * The socket reconnects with exponential backoff and pings every 25 s (a socket that stops
  * answering is closed and reopened). While it is down, the page is still usable: the status
@@ -191,6 +192,7 @@
       if (message.type === "pong") this.pongs += 1;
       else if (message.type === "status") this.status(message.status, false);
       else if (message.type === "queue") this.queue(message.version);
+      else if (message.type === "instructions") this.emit("onInstructions", message.version);
     });
     socket.addEventListener("close", (event) => {
       if (socket !== this.socket) return;

@@ -358,3 +358,30 @@ def test_it_refuses_the_socket_to_an_outsider(browser, asgi_server, project, cha
         project.pk,
     )
     assert outcome == {"opened": False, "message": None}
+
+
+def test_an_owners_edit_opens_the_instructions_on_an_open_page(browser, asgi_server, project, bob, make_items):
+    from annotator.models import Membership
+    from annotator.projects.instructions import update_instructions
+
+    make_items(4)
+    page = open_label_page(browser, asgi_server, project)
+    wait_online(page)
+    assert not page.is_visible("#instructions") and not page.is_visible("#instructions-button")
+    update_instructions(project, markdown="Count only **whole** digits.")
+    page.wait_for_selector("#instructions", state="visible")
+    assert "whole" in page.inner_text("#instructions")
+    assert page.is_visible("#instructions-button")
+    assert Membership.objects.get(project=project, user=bob).instructions_seen == 1  # fetched: seen
+    page.keyboard.press("1")  # class keys wait while they are open
+    assert page.evaluate("() => window.labeler.pending()") == 0
+    page.click("#instructions-close")
+    assert not page.is_visible("#instructions")
+    # A second edit replaces the overlay with the new version and opens it again.
+    update_instructions(project, markdown="Second version.")
+    page.wait_for_function("() => { const o = document.getElementById('instructions'); return o.dataset.version === '2' && !o.hidden; }")
+    assert "Second version" in page.inner_text("#instructions")
+    page.keyboard.press("Escape")
+    page.keyboard.press("1")
+    page.wait_for_function("() => window.labeler.pending() === 0")
+    assert Annotation.objects.filter(annotator=bob).count() == 1

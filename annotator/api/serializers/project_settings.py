@@ -39,8 +39,28 @@ class ClassEntrySerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
 
 
-class ProjectSettingsUpdateSerializer(serializers.Serializer):
+class KnownFieldsOnly:
+    """A PATCH body's check (a Serializer mixin): an unknown field, or none at all, is refused
+    with the names of the fields (`fields_are` introduces them)."""
+
+    fields_are = "Fields are"
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if hasattr(self.initial_data, "keys") else []
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+                f"{self.fields_are}: {', '.join(self.fields)}."
+            )
+        if not attrs:
+            raise serializers.ValidationError(f"Send at least one of: {', '.join(self.fields)}.")
+        return attrs
+
+
+class ProjectSettingsUpdateSerializer(KnownFieldsOnly, serializers.Serializer):
     """Every field is optional; only those sent change."""
+
+    fields_are = "Settings are"
 
     name = serializers.CharField(max_length=200, required=False)
     strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
@@ -71,14 +91,3 @@ class ProjectSettingsUpdateSerializer(serializers.Serializer):
             "without one are added, classes left out are removed (refused while answers use them)."
         ),
     )
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields)) if hasattr(self.initial_data, "keys") else []
-        if unknown:
-            raise serializers.ValidationError(
-                f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
-                f"Settings are: {', '.join(self.fields)}."
-            )
-        if not attrs:
-            raise serializers.ValidationError(f"Send at least one of: {', '.join(self.fields)}.")
-        return attrs

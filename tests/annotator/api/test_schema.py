@@ -28,6 +28,7 @@ PATHS = {
     "/api/projects/{id}/stats/": {"get"},
     "/api/projects/{id}/status/": {"get"},
     "/api/projects/{id}/settings/": {"get", "patch"},
+    "/api/projects/{id}/instructions/": {"get", "patch"},
     "/api/projects/{id}/versions/": {"get"},
     "/api/projects/{id}/versions/{version_id}/": {"get"},
     "/api/projects/{id}/export/": {"get"},

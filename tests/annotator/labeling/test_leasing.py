@@ -208,6 +208,16 @@ def test_hotkeys_are_the_class_names_when_they_are_single_keys(alice):
     assert [c.hotkey for c in animals.ordered_classes()] == ["1", "2", "3"]
 
 
+def test_hotkeys_never_take_the_viewer_keys(alice):
+    """o (original size) and i (instructions) belong to the labeling page, like s, u, z, a."""
+    letters = create_project(alice, name="Letters", classes=["o", "i", "x"])
+    assert [c.hotkey for c in letters.ordered_classes()] == ["1", "2", "3"]
+    many = create_project(alice, name="Many", classes=[f"class {n}" for n in range(40)])
+    keys = [c.hotkey for c in many.ordered_classes()]
+    assert keys[:9] == [str(d) for d in range(1, 10)] and not {"o", "i", "s", "u", "z", "a"} & set(keys)
+    assert len(set(k for k in keys if k)) == len([k for k in keys if k]) == 29  # 9 digits + 20 letters
+
+
 def test_audit_draws_ignore_the_queue_and_cover_the_pool(project, bob, make_items):
     """With every lease an audit, the draw is independent of the model: the top-ranked
     items come up as often as their share, over imports (each draws the items' priorities
