@@ -11,7 +11,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
-from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
+from annotator.api import (
+    annotations,
+    bulk,
+    dashboard,
+    imports,
+    items,
+    leasing,
+    members,
+    model,
+    project_settings,
+    projects,
+)
 from annotator.api.auth import TokenDetailView, TokenListView, TokenView
 from annotator.api.encoders import EncoderListView
 
@@ -39,6 +50,7 @@ for viewset in (
     imports.ImportViewSet,
     leasing.LeaseViewSet,
     annotations.AnnotationViewSet,
+    bulk.BulkViewSet,
     items.ItemViewSet,
     project_settings.SettingsViewSet,
     model.ModelViewSet,

@@ -3,9 +3,11 @@ transaction the model version row, the ranked queue and the trainer state, fence
 trainer's lease and the model generation. A kill at any moment leaves the previous version
 and queue in place, never half of a new one. Also the fast path that produces them, on the
 learner's public methods (`fast_update`, `rank`, `heldout_probabilities`)."""
+import os
 import shutil
 import time
 import uuid
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from django.db.models import Max
 
 from annotator.modelloop import baseline
 from annotator.modelloop.errors import LostLease, StorageFull, Superseded, one_line
+from annotator.modelloop.neighbours import NEIGHBOUR_SIMS_FILE, NEIGHBOURS_FILE, NEIGHBOURS_K
 from annotator.modelloop.predictions import (
     HELDOUT_ITEMS_FILE,
     HELDOUT_LABELS_FILE,
@@ -218,7 +221,37 @@ def write_probabilities(project, model, probs, labels=None, heldout=None):
             save_array(base / HELDOUT_ITEMS_FILE, model.item_ids[rows].astype(np.int64))
             save_array(base / HELDOUT_LABELS_FILE, labels[rows].astype(np.int64))
             save_array(base / HELDOUT_PROBS_FILE, heldout_probs.astype(np.float32))
+        write_neighbours(base, model)
     return folder
+
+
+def write_neighbours(base, model):
+    """The first NEIGHBOURS_K neighbours of each pool row in the served learner's kNN graph
+    (rows int32, similarities float16), for "similar images" and bulk labeling. The graph
+    changes only with the embeddings, so while the learner and its graph version are the
+    ones of the previous write, the new folder hard-links the previous files (no copy, no
+    second 6 bytes x N x K); a link that fails (pruned folder, another file system) writes
+    them again."""
+    learner = model.learner
+    if model.served == baseline.PIXELS and model.baseline is not None:
+        learner = model.baseline.learner
+    if learner is None or not learner.has_features:
+        return
+    files = (NEIGHBOURS_FILE, NEIGHBOUR_SIMS_FILE)
+    previous = model.extra.get("neighbours")
+    if previous is not None and previous[0]() is learner and previous[1:3] == (learner.version, model.size):
+        try:
+            for name in files:
+                os.link(previous[3] / name, base / name)
+            model.extra["neighbours"] = (*previous[:3], base)
+            return
+        except OSError:
+            for name in files:
+                (base / name).unlink(missing_ok=True)
+    idx, sims = learner.neighbours(NEIGHBOURS_K)  # (N, K) rows and cosine similarities
+    save_array(base / NEIGHBOURS_FILE, idx.astype(np.int32))
+    save_array(base / NEIGHBOUR_SIMS_FILE, sims.astype(np.float16))
+    model.extra["neighbours"] = (weakref.ref(learner), learner.version, model.size, base)
 
 
 def commit_version(project, trainer, *, kind, model, labels, durations, metrics, artifact_dir="", checkpoint="",

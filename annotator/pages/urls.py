@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotator.pages import account, dashboard, export, labeling, media, members, projects, settings
+from annotator.pages import account, bulk, dashboard, export, labeling, media, members, projects, settings
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False), name="home"),
@@ -42,6 +42,7 @@ urlpatterns = [
     path("projects/<int:pk>/label/next/", labeling.label_next, name="label-next"),
     path("projects/<int:pk>/label/answer/", labeling.label_answer, name="label-answer"),
     path("projects/<int:pk>/label/undo/", labeling.label_undo, name="label-undo"),
+    path("projects/<int:pk>/label/bulk/", bulk.bulk_grid, name="bulk"),
     path("projects/<int:pk>/items/<int:item_pk>/image/", media.item_image, name="item-image"),
     path("projects/<int:pk>/export/", export.project_export, name="project-export"),
 ]

@@ -138,6 +138,8 @@
     state.shownAt = performance.now();
     if (!image.complete) image.addEventListener("load", () => (state.shownAt = performance.now()), { once: true });
     el.name.textContent = lease.name;
+    const similar = document.getElementById("similar-link"); // the bulk grid of images like this one
+    if (similar) similar.href = similar.dataset.base + lease.id;
     root.classList.remove("is-empty");
     showGuess(lease);
     showPrevious(lease.previous);
