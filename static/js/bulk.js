@@ -12,6 +12,7 @@
   const tiles = Array.from(grid.querySelectorAll(".bulk-tile"));
   const confirmButton = document.getElementById("bulk-confirm");
   const undoButton = document.getElementById("bulk-undo");
+  const more = document.getElementById("bulk-more");
   const count = document.getElementById("bulk-count");
   const status = document.getElementById("bulk-status");
   const answerUrl = root.dataset.answerUrl;
@@ -49,6 +50,7 @@
     count.textContent = String(n);
     confirmButton.disabled = busy || n === 0;
     undoButton.hidden = !batch;
+    if (more) more.hidden = !tiles.some((t) => !open(t));
   }
 
   function say(text, kind) {
@@ -124,6 +126,7 @@
       tiles.forEach((t) => {
         if (done.has(Number(t.dataset.item))) {
           t.classList.add("is-saved");
+          t.dataset.saved = answerText();
           t.setAttribute("aria-selected", "false");
           t.setAttribute("aria-disabled", "true");
         }
