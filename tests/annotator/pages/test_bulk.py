@@ -62,3 +62,11 @@ def test_a_bad_query_is_a_400_with_the_reason(client, project, bob, pool):
 def test_viewers_get_403_and_outsiders_404(client, project, charlie, dave, pool):
     assert _get(client, dave, project, label="one").status_code == 403
     assert _get(client, charlie, project, label="one").status_code == 404
+
+
+def test_the_project_page_links_labelers_to_the_grid(client, project, bob, dave):
+    url = reverse("bulk", args=[project.pk])
+    client.force_login(bob)
+    assert f'href="{url}"' in client.get(reverse("project-detail", args=[project.pk])).content.decode()
+    client.force_login(dave)
+    assert f'href="{url}"' not in client.get(reverse("project-detail", args=[project.pk])).content.decode()
