@@ -309,9 +309,10 @@ if PROJECT_CREATORS not in {"all", "staff"}:
     raise ImproperlyConfigured(f"PROJECT_CREATORS must be all or staff, got {PROJECT_CREATORS!r}.")
 
 LEASE_SECONDS = envint("LEASE_SECONDS", 300)
-
-
-
+# Bulk labeling (docs/labeling.md): the grid's images (a page's `size`: 12-48); the most items per bulk answer.
+BULK_GRID_SIZE, BULK_GRID_MIN, BULK_GRID_MAX, BULK_MAX_ITEMS = envint("BULK_GRID_SIZE", 40), 12, 48, envint("BULK_MAX_ITEMS", 500)
+if not (BULK_GRID_MIN <= BULK_GRID_SIZE <= BULK_GRID_MAX and BULK_MAX_ITEMS >= 1):
+    raise ImproperlyConfigured(f"BULK_GRID_SIZE must be 12-48 and BULK_MAX_ITEMS at least 1, got {BULK_GRID_SIZE}, {BULK_MAX_ITEMS}.")
 # The model loop (docs/configuration.md explains each one).
 TRAINER_LEASE_SECONDS = envint("TRAINER_LEASE_SECONDS", 30)  # a dead trainer's projects move after this
 TRAINER_POLL_SECONDS = envfloat("TRAINER_POLL_SECONDS", 1.0)

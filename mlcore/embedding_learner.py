@@ -233,6 +233,17 @@ class EmbeddingLearner:
         return rank(self.last.probs, self.emb, labels, n, strategy, self.cfg.acquisition,
                     self._mc_probs, seed)
 
+    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``k`` neighbours of every pool row in the kNN graph, most similar first:
+        rows (N, k') int64 and cosine similarities (N, k') float32, k' = min(k, the graph's k).
+        Copies: the caller may keep or write them."""
+        self._require_model()
+        k = max(0, min(int(k), self.graph.idx.shape[1]))
+        order = np.argsort(-self.graph.sims, axis=1, kind="stable")[:, :k]  # grown rows may be unsorted
+        idx = np.take_along_axis(self.graph.idx, order, axis=1).astype(np.int64)
+        sims = np.take_along_axis(self.graph.sims, order, axis=1).astype(np.float32)
+        return idx, sims
+
     def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
         """Probabilities (M, C) for images outside the pool, from their embeddings."""
         self._require_model(need_probs=True)

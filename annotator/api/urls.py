@@ -13,6 +13,7 @@ from rest_framework.routers import SimpleRouter
 
 from annotator.api import (
     annotations,
+    bulk,
     dashboard,
     imports,
     instructions,
@@ -50,6 +51,7 @@ for viewset in (
     imports.ImportViewSet,
     leasing.LeaseViewSet,
     annotations.AnnotationViewSet,
+    bulk.BulkViewSet,
     items.ItemViewSet,
     project_settings.SettingsViewSet,
     instructions.InstructionsViewSet,

@@ -126,6 +126,21 @@ def audit_rows(project, pool_index):
     ok = rows < len(pool_index)
     ok[ok] = pool_index[rows[ok]] == wanted[ok]
     return rows[ok]
+def bulk_only_rows(project, pool_index):
+    """bool (N,): the rows whose live labels all come from bulk answers (labeling.bulk), which
+    train the model but stay out of the scores it judges itself by; None when there are none."""
+    live = Annotation.objects.filter(item__project=project, undone=False, skipped=False)
+    bulk = np.fromiter(live.filter(source=Annotation.Source.BULK).values_list("item__pool_index", flat=True), np.int64)
+    if not len(bulk):
+        return None
+    other = np.fromiter(live.exclude(source=Annotation.Source.BULK).values_list("item__pool_index", flat=True), np.int64)
+    only = np.setdiff1d(bulk, other)
+    rows = np.searchsorted(pool_index, only)
+    ok = rows < len(pool_index)
+    rows, only = rows[ok], only[ok]
+    mask = np.zeros(len(pool_index), bool)
+    mask[rows[pool_index[rows] == only]] = True
+    return mask
 
 
 def answers_signature(project):

@@ -254,8 +254,9 @@ class ProjectLoop:
         batch = max(1, project.query_batch_size)
         held = results.held_rows(project, self.model) if rerank else ()
         bridge.refresh_zero_shot(self.model, self.trainer.device)
+        unscored = arrays.bulk_only_rows(project, self.model.pool_index)  # they train, but score nothing
         probs, queue, durations, metrics, heldout = results.fast_path(
-            project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held)
+            project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held, unscored=unscored)
         metrics.update(self.model.encoder_metrics())
         self.trainer.check(self.project_id)
         folder = results.write_probabilities(project, self.model, probs, labels, heldout)

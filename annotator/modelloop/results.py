@@ -3,9 +3,11 @@ transaction the model version row, the ranked queue and the trainer state, fence
 trainer's lease and the model generation. A kill at any moment leaves the previous version
 and queue in place, never half of a new one. Also the fast path that produces them, on the
 learner's public methods (`fast_update`, `rank`, `heldout_probabilities`)."""
+import os
 import shutil
 import time
 import uuid
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from django.db.models import Max
 
 from annotator.modelloop import baseline
 from annotator.modelloop.errors import LostLease, StorageFull, Superseded, one_line
+from annotator.modelloop.neighbours import NEIGHBOUR_SIMS_FILE, NEIGHBOURS_FILE, NEIGHBOURS_K
 from annotator.modelloop.predictions import (
     HELDOUT_ITEMS_FILE,
     HELDOUT_LABELS_FILE,
@@ -93,13 +96,16 @@ def held_rows(project, model):
     return rows[ok][model.pool_index[rows[ok]] == held[ok]]
 
 
-def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=()):
+def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(), unscored=None):
     """Propagation -> probabilities for the pool -> (when `rerank`) a ranked, diverse
     batch. Pure compute; returns queue None when not re-ranked. Items in `held` (rows
     annotators hold now) are ranked as if answered: they are not asked twice, and for the
     cold start their clusters count as covered. Guesses and ranking come from the model's
     representation or, when it wins on held-out labels, from its pixel baseline; with a
-    CLIP-like backbone, blended with zero-shot guesses from the class names (`with_zero_shot`)."""
+    CLIP-like backbone, blended with zero-shot guesses from the class names (`with_zero_shot`).
+    Rows in `unscored` (bool (N,): items labeled only in bulk) train like any label but are
+    left out of every held-out score the loop judges itself by (the cv accuracy, the choice
+    of the pixel baseline, the calibration): the model picked them because it was sure."""
     learners = {model.encoder_name: model.learner}
     if model.baseline is not None:
         learners[baseline.PIXELS] = model.baseline.learner
@@ -115,11 +121,13 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
         t = time.perf_counter()
         heldout_of = {name: learner.heldout_probabilities(labels) for name, learner in learners.items()}
         rows, own = heldout_of[model.encoder_name]
-        for name, (_rows, p) in heldout_of.items():
-            metrics[f"cv_accuracy_{name}"] = round(heldout_scores(labels[rows], p)[0], 4)
+        scored = scored_rows(rows, unscored)  # (L,) bool over the held-out rows
+        if scored.any():
+            for name, (_rows, p) in heldout_of.items():
+                metrics[f"cv_accuracy_{name}"] = round(heldout_scores(labels[rows][scored], p[scored])[0], 4)
         pixels = heldout_of.get(baseline.PIXELS)
-        model.served = (baseline.PIXELS if pixels is not None and baseline.pixels_win(labels[rows], own, pixels[1])
-                        else model.encoder_name)
+        model.served = (baseline.PIXELS if pixels is not None and baseline.pixels_win(
+            labels[rows][scored], own[scored], pixels[1][scored]) else model.encoder_name)
         heldout = (rows, heldout_of[model.served][1])
         durations["cv_s"] = round(time.perf_counter() - t, 4)
     served = model.served if model.served in learners else model.encoder_name
@@ -138,11 +146,14 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     durations["rank_s"] = round(time.perf_counter() - t, 4)
     if heldout is not None:
         rows, heldout_probs = heldout
-        metrics["cv_accuracy"] = round(heldout_scores(labels[rows], heldout_probs)[0], 4)
+        scored = scored_rows(rows, unscored)
+        if scored.any():
+            metrics["cv_accuracy"] = round(heldout_scores(labels[rows][scored], heldout_probs[scored])[0], 4)
         # What annotators and the dashboard see is calibrated on the held-out labels; the
         # learner's own probabilities (ranking, fine-tuning) stay as they are.
-        if n_labels >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1]:
-            temperature = fit_temperature(heldout_probs, labels[rows], high=1.0)
+        n_scored = n_labels - (int(np.asarray(unscored, bool)[labels >= 0].sum()) if unscored is not None else 0)
+        if n_scored >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1] and scored.any():
+            temperature = fit_temperature(heldout_probs[scored], labels[rows][scored], high=1.0)
             metrics["temperature"] = round(temperature, 4)
             heldout_probs = apply_temperature(heldout_probs, temperature)
             probs = probs.copy()
@@ -155,6 +166,13 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
         metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
         metrics.update(pool_summary(probs, labels))
     return probs, queue, durations, metrics, heldout
+
+
+def scored_rows(rows, unscored):
+    """(L,) bool: which held-out rows count in the loop's scores (all but `unscored` ones)."""
+    if unscored is None:
+        return np.ones(len(rows), bool)
+    return ~np.asarray(unscored, bool)[rows]
 
 
 def with_zero_shot(model, probs, labels, metrics):
@@ -218,7 +236,37 @@ def write_probabilities(project, model, probs, labels=None, heldout=None):
             save_array(base / HELDOUT_ITEMS_FILE, model.item_ids[rows].astype(np.int64))
             save_array(base / HELDOUT_LABELS_FILE, labels[rows].astype(np.int64))
             save_array(base / HELDOUT_PROBS_FILE, heldout_probs.astype(np.float32))
+        write_neighbours(base, model)
     return folder
+
+
+def write_neighbours(base, model):
+    """The first NEIGHBOURS_K neighbours of each pool row in the served learner's kNN graph
+    (rows int32, similarities float16), for "similar images" and bulk labeling. The graph
+    changes only with the embeddings, so while the learner and its graph version are the
+    ones of the previous write, the new folder hard-links the previous files (no copy, no
+    second 6 bytes x N x K); a link that fails (pruned folder, another file system) writes
+    them again."""
+    learner = model.learner
+    if model.served == baseline.PIXELS and model.baseline is not None:
+        learner = model.baseline.learner
+    if learner is None or not learner.has_features:
+        return
+    files = (NEIGHBOURS_FILE, NEIGHBOUR_SIMS_FILE)
+    previous = model.extra.get("neighbours")
+    if previous is not None and previous[0]() is learner and previous[1:3] == (learner.version, model.size):
+        try:
+            for name in files:
+                os.link(previous[3] / name, base / name)
+            model.extra["neighbours"] = (*previous[:3], base)
+            return
+        except OSError:
+            for name in files:
+                (base / name).unlink(missing_ok=True)
+    idx, sims = learner.neighbours(NEIGHBOURS_K)  # (N, K) rows and cosine similarities
+    save_array(base / NEIGHBOURS_FILE, idx.astype(np.int32))
+    save_array(base / NEIGHBOUR_SIMS_FILE, sims.astype(np.float16))
+    model.extra["neighbours"] = (weakref.ref(learner), learner.version, model.size, base)
 
 
 def commit_version(project, trainer, *, kind, model, labels, durations, metrics, artifact_dir="", checkpoint="",

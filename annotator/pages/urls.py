@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from annotator.pages import (
     account,
+    bulk,
     dashboard,
     export,
     imports,
@@ -57,6 +58,7 @@ urlpatterns = [
     path("projects/<int:pk>/label/answer/", labeling.label_answer, name="label-answer"),
     path("projects/<int:pk>/label/undo/", labeling.label_undo, name="label-undo"),
     path("projects/<int:pk>/label/instructions/", labeling.label_instructions, name="label-instructions"),
+    path("projects/<int:pk>/label/bulk/", bulk.bulk_grid, name="bulk"),
     path("projects/<int:pk>/items/<int:item_pk>/image/", media.item_image, name="item-image"),
     path("projects/<int:pk>/export/", export.project_export, name="project-export"),
 ]

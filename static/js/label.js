@@ -155,6 +155,8 @@
     el.name.textContent = lease.name;
     el.itemId.textContent = "#" + lease.id;
     viewer.show(image, lease);
+    const similar = document.getElementById("similar-link"); // the bulk grid of images like this one
+    if (similar) similar.href = similar.dataset.base + lease.id;
     root.classList.remove("is-empty");
     showGuess(lease);
     showPrevious(lease.previous);

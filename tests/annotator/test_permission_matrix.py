@@ -36,6 +36,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from annotator.labeling.answers import submit_annotation
+from annotator.labeling.bulk import bulk_answer
 from annotator.models import (
     Annotation,
     AnnotationChange,
@@ -72,6 +73,11 @@ def api_multipart(**data):
 
 
 def form(**data):
+    return lambda world: {"data": _resolve(data, world)}
+
+
+def query(**data):
+    """Query parameters of a GET."""
     return lambda world: {"data": _resolve(data, world)}
 
 
@@ -157,6 +163,11 @@ MATRIX = [
     Row("api:project-annotations",      "POST",   OK,   OK,   NO,   HIDE, LOGIN,
         api_json(item=open_item, label="two", idempotency_key="matrix")),
     Row("api:project-annotations-undo", "POST",   OK,   OK,   NO,   HIDE, LOGIN),
+    Row("api:project-annotations-bulk", "POST",   OK,   OK,   NO,   HIDE, LOGIN,
+        api_json(items=lambda world: [world.open_item.pk], label="two", idempotency_key="matrix-bulk")),
+    Row("api:project-annotations-bulk-candidates", "GET", OK, OK, NO, HIDE, LOGIN, query(label="two")),
+    # A batch is undone by its author (bob) or an owner.
+    Row("api:project-annotations-bulk-undo", "POST", OK, OK, NO,  HIDE, LOGIN),
     Row("api:project-annotation",       "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("api:project-annotation",       "PATCH",  OK,   NO,   NO,   HIDE, LOGIN, api_json(label="two")),
     Row("api:project-annotation",       "DELETE", OK,   NO,   NO,   HIDE, LOGIN),
@@ -205,6 +216,7 @@ MATRIX = [
         script(item=open_item, label="two", idempotency_key="matrix")),
     Row("label-undo",                   "POST",   OK,   OK,   NO,   HIDE, LOGIN, script()),
     Row("label-instructions",           "GET",    OK,   OK,   NO,   HIDE, LOGIN),
+    Row("bulk",                         "GET",    OK,   OK,   NO,   HIDE, LOGIN, query(label="two")),
     Row("project-export",               "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     # An <img> cannot follow a sign-in redirect: anonymous callers get the outsiders' 404.
     Row("item-image",                   "GET",    OK,   OK,   OK,   HIDE, HIDE),
@@ -229,7 +241,7 @@ NOT_PROJECT_SCOPED_PREFIXES = (
 
 # Objects of a project named by other URL parameters: requests naming them under another
 # project (of which the caller is the owner) must 404 as well.
-OBJECT_PARAMETERS = {"annotation_id", "version_id", "username", "member_pk", "class_pk", "item_pk", "item_id"}
+OBJECT_PARAMETERS = {"batch", "annotation_id", "version_id", "username", "member_pk", "class_pk", "item_pk", "item_id"}
 
 
 # --- the URL patterns ----------------------------------------------------------------------
@@ -311,6 +323,7 @@ class World:
     spare_class: LabelClass
     item: Item
     open_item: Item
+    batch: str = ""  # bob's bulk batch
     tmp: object = None
 
     def url_kwargs(self):
@@ -323,6 +336,7 @@ class World:
             "class_pk": self.spare_class.pk,
             "item_pk": self.item.pk,
             "item_id": self.item.pk,  # the API's name for it
+            "batch": self.batch,
         }
 
     def url(self, name, project=None):
@@ -358,6 +372,7 @@ def world(project, alice, bob, charlie, dave, make_items, tmp_path):
     labeled, bobs, still_open = make_items(3)
     submit_annotation(project, alice, item_id=labeled.pk, label="zero", idempotency_key="alice-1")
     answer = submit_annotation(project, bob, item_id=bobs.pk, label="one", idempotency_key="bob-1")
+    bulk = bulk_answer(project, bob, items=[make_items(1)[0].pk], label="one", idempotency_key="bob-bulk")
     version = ModelVersion.objects.create(project=project, number=1, kind="fast", labels_used=2, pool_size=3)
     return World(
         project=project,
@@ -368,6 +383,7 @@ def world(project, alice, bob, charlie, dave, make_items, tmp_path):
         spare_class=project.classes.get(name="two"),
         item=labeled,
         open_item=still_open,
+        batch=bulk.batch,
         tmp=tmp_path,
     )
 

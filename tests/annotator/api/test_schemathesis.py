@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from annotator.accounts.tokens import issue_token
 from annotator.labeling.answers import submit_annotation, undo_last
+from annotator.labeling.bulk import bulk_answer
 from annotator.labeling.corrections import correct_annotation
 from annotator.labeling.leasing import lease_next
 from annotator.modelloop import predictions
@@ -140,6 +141,7 @@ def world(project, make_items, alice, bob, charlie, dave):
     correct_annotation(project, answers[0].pk, "zero", by=alice)
     undone = _answer(project, bob, "two").annotation
     undo_last(project, bob)
+    bulk = bulk_answer(project, bob, items=[item.pk for item in make_items(2)], label="one", idempotency_key="bulk")
     classes = project.class_names()
     users = ["alice", "bob", "dave", "charlie"]
     return {
@@ -149,6 +151,8 @@ def world(project, make_items, alice, bob, charlie, dave):
             "id": [project.pk],
             "annotation_id": [a.pk for a in answers] + [undone.pk],
             "version_id": [slow.pk, fast.pk, failed.pk],
+            "batch": [bulk.batch],
+            "similar_to": [item.pk for item in items],
             "username": users,
             "password": [PASSWORD],
             "annotator": users,

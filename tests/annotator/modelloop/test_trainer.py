@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from annotator.labeling.answers import submit_annotation, undo_last
 from annotator.labeling.leasing import lease_next
-from annotator.modelloop import arrays, errors, predictions, results
+from annotator.modelloop import arrays, errors, neighbours, predictions, results
 from annotator.modelloop.status import audit_accuracy, trainer_status
 from annotator.modelloop.trainer import Trainer
 from annotator.models import Annotation, Item, LabelClass, Lease, ModelVersion, QueueEntry, TrainerState
@@ -30,6 +30,9 @@ def test_it_pretrains_then_publishes_a_cold_start_queue(shapes):
     assert {shapes.truth[q.item_id] for q in queue} == set(SHAPES)  # coverage of the cold start
     assert any(m["type"] == "queue.updated" for m in published)
     assert any(m["type"] == "trainer.status" and m["status"]["phase"] == "pretraining" for m in published)
+    graph = neighbours.load(state.current_version)  # the kNN graph's first rows, for bulk labeling
+    assert graph is not None and len(graph.pool_index) == Item.objects.filter(project=shapes).count()
+    assert graph.idx.shape[1] >= 1 and (np.asarray(graph.idx) != np.arange(len(graph.idx))[:, None]).all()
 
 
 def test_served_items_follow_the_queue_and_carry_the_guess(shapes, bob):
