@@ -15,7 +15,9 @@ Changing the learner from outside (the web app) goes through methods, never attr
     learner = learner.with_pool(grown_images)    # images imported: same encoder, new graph
     learner.set_num_classes(n, cold_start_until) # classes changed: the head and probs go
     clone = learner.clone()                      # fine-tune the clone in a thread ...
-    clone.finetune(labels); learner.adopt(clone) # ... then take its encoder and graph
+    clone.finetune(labels, heldout=audits)       # ... judged on items it never trained on
+    if clone.accepted: learner.adopt(clone)      # ... then take its encoder and graph
+    clone.selection                              # the verdict (held-out counts, sign test)
     learner.has_encoder, learner.num_classes     # read-only
     learner.embeddings                           # read-only (N, D), None before pretraining
 

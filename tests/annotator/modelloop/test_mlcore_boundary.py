@@ -17,7 +17,7 @@ APP = ROOT / "annotator"
 # an expression that names a learner: `learner`, `model.learner`, `self.model.learner`, `clone`, `old_learner`
 LEARNER = re.compile(r"(learner|clone)$", re.IGNORECASE)
 # plain attributes (not methods or properties) the app may read: configuration and outcomes
-READABLE = {"cfg", "device", "accepted", "version"}
+READABLE = {"cfg", "device", "accepted", "selection", "version"}
 
 
 def public_api():

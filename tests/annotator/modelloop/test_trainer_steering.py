@@ -173,7 +173,7 @@ def test_stopping_waits_for_a_fine_tuning_in_flight(shapes, bob, settings):
     trainer = quiet_trainer()
     trainer.run_once()
     trainer.run_once()
-    label_served(shapes, bob, 4)
+    label_served(shapes, bob, 20)  # fewer labels: nothing to hold out, so no fine-tuning
     trainer.run_once()
     trainer.run_once()  # starts the fine-tuning thread
     thread = trainer.held[shapes.pk].slow_thread
