@@ -15,8 +15,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.text import slugify
 
-# Keys the labeling page reserves for itself: skip, undo, accept the model's guess.
-RESERVED_HOTKEYS = {"s", "u", "z", "a", "?"}
+# Keys the labeling page reserves for itself: skip, undo, accept the model's guess, unsure, and
+# the "none of these" class (docs/labeling.md, Keys: a class that already holds one keeps it).
+UNSURE_HOTKEY, NONE_HOTKEY = "m", "n"
+RESERVED_HOTKEYS = {"s", "u", "z", "a", "?", UNSURE_HOTKEY, NONE_HOTKEY}
 DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
 LETTER_HOTKEYS = [c for c in "qwertyiopdfghjklxcvbnm" if c not in RESERVED_HOTKEYS]
 
@@ -74,15 +76,11 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.AUTO)
-    query_batch_size = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)]
-    )
-    audit_fraction = models.FloatField(
-        default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
-    )
-    annotations_per_item = models.PositiveSmallIntegerField(
-        default=1, validators=[MinValueValidator(1), MaxValueValidator(20)]
-    )
+    query_batch_size = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)])
+    audit_fraction = models.FloatField(default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    # Share of each annotator's answers drawn at random for review (annotator.review.queue).
+    review_fraction = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    annotations_per_item = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(20)])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -141,11 +139,13 @@ class LabelClass(models.Model):
     name = models.CharField(max_length=100)
     order = models.PositiveIntegerField(default=0)
     hotkey = models.CharField(max_length=1, blank=True)
+    is_none = models.BooleanField(default=False)  # "none of these": single-label projects, always last
 
     class Meta:
         ordering = ["order", "id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="unique_class_name_per_project"),
+            models.UniqueConstraint(fields=["project"], condition=Q(is_none=True), name="one_none_class_per_project"),
         ]
 
     def __str__(self):
@@ -444,3 +444,6 @@ class ApiToken(models.Model):
     @staticmethod
     def new_key():
         return secrets.token_hex(20)
+
+
+from annotator.review_models import Review, ReviewLease  # noqa: E402, F401  (beside this file: its size limit)

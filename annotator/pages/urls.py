@@ -27,6 +27,7 @@ urlpatterns = [
     path("projects/<int:pk>/import/", projects.project_import, name="project-import"),
     path("projects/<int:pk>/settings/", settings.project_settings, name="project-settings"),
     path("projects/<int:pk>/settings/classes/", settings.class_add, name="class-add"),
+    path("projects/<int:pk>/settings/classes/none/", settings.class_none, name="class-none"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/rename/", settings.class_rename, name="class-rename"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/move/", settings.class_move, name="class-move"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/remove/", settings.class_remove, name="class-remove"),
