@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotator.pages import account, dashboard, export, labeling, media, members, projects, settings
+from annotator.pages import account, dashboard, export, labeling, media, members, projects, review, settings
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False), name="home"),
@@ -43,6 +43,8 @@ urlpatterns = [
     path("projects/<int:pk>/label/next/", labeling.label_next, name="label-next"),
     path("projects/<int:pk>/label/answer/", labeling.label_answer, name="label-answer"),
     path("projects/<int:pk>/label/undo/", labeling.label_undo, name="label-undo"),
+    path("projects/<int:pk>/review/", review.review, name="review"),
+    path("projects/<int:pk>/review/verdict/", review.review_verdict, name="review-verdict"),
     path("projects/<int:pk>/items/<int:item_pk>/image/", media.item_image, name="item-image"),
     path("projects/<int:pk>/export/", export.project_export, name="project-export"),
 ]
