@@ -33,7 +33,7 @@ from annotator.labeling.serializers import (
     LeaseQuerySerializer,
 )
 from annotator.modelloop.status import trainer_status
-from annotator.models import Annotation, Item, Role
+from annotator.models import UNSURE_HOTKEY, Annotation, Item, Role
 from annotator.projects.selectors import user_answer_count
 
 VIEWER_CANNOT_LABEL = "Viewers cannot label in this project. Ask a project owner to make you an annotator."
@@ -65,6 +65,8 @@ def label(request, pk):
         "has_items": state["progress"]["total"] > 0,
         "is_owner": project.current_role == Role.OWNER,
         "trainer_status": trainer_status(project),
+        # A class that holds the key (a project older than the key) keeps it; the button then has none.
+        "unsure_key": "" if any(c.hotkey == UNSURE_HOTKEY for c in classes) else UNSURE_HOTKEY,
     }
     return render(request, "annotator/label.html", context)
 
