@@ -89,3 +89,21 @@ def test_api_creates_it_and_settings_show_and_change_it(alice, api):
     r = client.post("/api/projects/", {"name": "T", "classes": ["a", "b"], "multi_label": True, "none_class": "none"},
                     format="json")
     assert r.status_code == 400 and "needs no" in r.json()["detail"]
+
+
+def test_it_is_a_real_class_for_the_model_and_the_exports(project, alice, bob, api, make_items):
+    import numpy as np
+
+    from annotator.modelloop.arrays import label_arrays, ordered_class_ids
+    from annotator.models import Item
+
+    set_none_class(project, "none")
+    item = make_items(1)[0]
+    submit_annotation(project, bob, item_id=item.pk, label="none", idempotency_key="k")
+    ids, names = ordered_class_ids(project)
+    labels, _soft = label_arrays(project, np.array([item.pool_index]), ids)
+    assert names[labels[0]] == "none"
+    r = api(alice).get(f"/api/projects/{project.pk}/export/", {"format": "csv"})
+    rows = b"".join(r.streaming_content).decode().splitlines()
+    assert r.status_code == 200 and rows[1].split(",")[3] == "none"
+    assert Item.objects.get().label_count == 1
