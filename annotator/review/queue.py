@@ -6,7 +6,7 @@ verdict, or an owner settling a suspect on the dashboard, sets it) and one of RE
 - "disagreement": two or more live labels that differ (multi-label: different sets). Read
   in SQL: an item disagrees when some class is given by fewer of its live answers than it
   has live labels (`label_count`, kept with every answer), i.e. when its (answer, class)
-  pairs are fewer than its distinct classes times its live labels.
+  pairs are fewer than its distinct classes times its live labels (one GROUP BY).
 - "unsure": a live "unsure" answer (a skip, so out of training until a reviewer labels it).
 - "suspect": the dashboard's suspect labels: the current model, with the label held out,
   confidently disagrees with it (annotator.dashboard.model_side.suspect_guesses).
@@ -28,8 +28,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotator.dashboard.model_side import suspect_guesses
@@ -59,12 +58,26 @@ def _sampled(project):
     return drawn_below(labels, project.review_fraction)
 
 
+def _disagreeing(project):
+    """The ids of the project's items whose live labels differ (a subquery: one grouped scan
+    of the answers of items with two or more labels). Answers agree when each class they
+    give is given by every one of them: their (answer, class) pairs are then (distinct
+    classes) x (live labels); fewer pairs means they differ."""
+    if project.multi_label:
+        item, labels = "annotation__item", "annotation__item__label_count"
+        given = AnnotationLabel.objects.filter(annotation__item__project=project, annotation__undone=False)
+    else:
+        item, labels = "item", "item__label_count"
+        given = Annotation.objects.filter(item__project=project, undone=False, skipped=False)
+    grouped = (given.filter(**{f"{labels}__gte": 2, f"{item}__reviewed_at__isnull": True}).values(item, labels)
+               .annotate(pairs=Count("pk"), kinds=Count("label", distinct=True)))
+    return grouped.filter(pairs__lt=F("kinds") * F(labels)).values(item)
+
+
 def _reason_filter(project, reason, suspects):
-    """A Q on _open_items(project) for the items that `reason` puts in the queue."""
+    """A Q on Item for the items that `reason` puts in the queue."""
     if reason == "disagreement":
-        # Answers agree when each class they give is given by every one of them: the (answer,
-        # class) pairs are then (distinct classes) x (live labels). Fewer pairs: they differ.
-        return Q(label_count__gte=2) & Q(answer_pairs__lt=F("answer_kinds") * F("label_count"))
+        return Q(pk__in=_disagreeing(project))
     if reason == "unsure":
         return Exists(Annotation.objects.filter(item=OuterRef("pk"), undone=False, unsure=True))
     if reason == "suspect":
@@ -75,17 +88,7 @@ def _reason_filter(project, reason, suspects):
 
 
 def _open_items(project):
-    """Unreviewed items, with the counts the "disagreement" reason reads."""
-    if project.multi_label:
-        given = AnnotationLabel.objects.filter(annotation__item=OuterRef("pk"), annotation__undone=False)
-        by_item = given.order_by().values("annotation__item")
-    else:
-        given = Annotation.objects.filter(item=OuterRef("pk"), undone=False, skipped=False)
-        by_item = given.order_by().values("item")
-    pairs = by_item.annotate(n=Count("pk")).values("n")
-    kinds = by_item.annotate(n=Count("label", distinct=True)).values("n")
-    return Item.objects.filter(project=project, reviewed_at__isnull=True).annotate(
-        answer_pairs=Coalesce(Subquery(pairs), 0), answer_kinds=Coalesce(Subquery(kinds), 0))
+    return Item.objects.filter(project=project, reviewed_at__isnull=True)
 
 
 def answer_names(annotation):
@@ -178,15 +181,13 @@ def _candidate(project, item, lease, suspects, answers=None):
 
 def queue_counts(project):
     """{reason: unreviewed items it holds} (an item can count under several reasons), and
-    "total": the items in the queue. Five counts."""
+    "total": the items in the queue. Four queries of item ids (their union is the total: an
+    OR of the four filters in one count took as long as the four together)."""
     suspects = suspect_guesses(project)
     open_items = _open_items(project)
-    counts = {reason: open_items.filter(_reason_filter(project, reason, suspects)).count() for reason in REASONS}
-    any_reason = Q()
-    for reason in REASONS:
-        any_reason |= _reason_filter(project, reason, suspects)
-    counts["total"] = open_items.filter(any_reason).count()
-    return counts
+    ids = {reason: set(open_items.filter(_reason_filter(project, reason, suspects)).values_list("pk", flat=True))
+           for reason in REASONS}
+    return {**{reason: len(found) for reason, found in ids.items()}, "total": len(set().union(*ids.values()))}
 
 
 def release_review_lease(project, reviewer):
