@@ -111,3 +111,13 @@ def test_a_reviewer_reads_the_dashboard_but_does_not_label(project, api, rita, c
     client.force_login(rita)
     assert client.get(f"/projects/{project.pk}/dashboard/").status_code == 200
     assert client.get(f"/projects/{project.pk}/label/").status_code == 403
+
+
+def test_owners_make_someone_a_reviewer_on_the_api_and_the_members_page(project, api, alice, client, charlie):
+    r = api(alice).post(f"/api/projects/{project.pk}/members/", {"username": "charlie", "role": "reviewer"},
+                        format="json")
+    assert r.status_code == 201 and r.json()["role"] == "reviewer"
+    assert _next(api(charlie), project).status_code == 200
+    client.force_login(alice)
+    html = client.get(f"/projects/{project.pk}/settings/").content.decode()
+    assert '<option value="reviewer"' in html

@@ -119,3 +119,19 @@ def test_a_multi_label_fix_replaces_the_sets(alice, bob, make_items, answer):
     assert sets == [["cat", "dog"], ["cat", "dog"]]
     change = AnnotationChange.objects.get()
     assert (change.old_label, change.new_label) == ("cat", "{cat, dog}")
+
+
+def test_a_reviewer_with_verdicts_is_deactivated_never_deleted(client, project, alice, bob, rita, make_items, answer):
+    from django.db.models import ProtectedError
+    from django.urls import reverse
+
+    item = make_items(1)[0]
+    answer(project, bob, item, "one")
+    submit_review(project, rita, item_id=item.pk, verdict="accept")  # an accept changes no answer
+    with pytest.raises(ProtectedError):
+        rita.delete()
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    client.force_login(alice)
+    r = client.post(reverse("admin:auth_user_delete", args=[rita.pk]), {"post": "yes"}, follow=True)
+    assert "Deactivate it instead" in r.content.decode() and Review.objects.get().reviewer == rita
