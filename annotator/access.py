@@ -13,7 +13,7 @@ from annotator.models import Membership, Project, Role
 LABELING_ROLES = (Role.OWNER, Role.ANNOTATOR)
 OWNER_ROLES = (Role.OWNER,)
 REVIEW_ROLES = (Role.OWNER, Role.REVIEWER)
-DASHBOARD_ROLES = (Role.OWNER, Role.VIEWER)
+DASHBOARD_ROLES = (Role.OWNER, Role.VIEWER, Role.REVIEWER)
 
 OWNERS_ONLY = "Only project owners can do this. Ask an owner of this project."
 

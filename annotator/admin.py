@@ -5,7 +5,17 @@ from django.contrib.auth.admin import UserAdmin
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from annotator.models import Annotation, AnnotationChange, ApiToken, Item, LabelClass, Lease, Membership, Project
+from annotator.models import (
+    Annotation,
+    AnnotationChange,
+    ApiToken,
+    Item,
+    LabelClass,
+    Lease,
+    Membership,
+    Project,
+    Review,
+)
 
 
 class LabelClassInline(admin.TabularInline):
@@ -53,9 +63,9 @@ User = get_user_model()
 
 
 def labeling_history(user):
-    """What deleting the account would lose: its answers and its corrections."""
-    return Annotation.objects.filter(annotator=user).exists() or AnnotationChange.objects.filter(
-        changed_by=user).exists()
+    """What deleting the account would lose: its answers, its corrections and its reviews."""
+    return (Annotation.objects.filter(annotator=user).exists()
+            or AnnotationChange.objects.filter(changed_by=user).exists() or Review.objects.filter(reviewer=user).exists())
 
 
 @admin.register(ApiToken)

@@ -15,8 +15,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.text import slugify
 
-# Keys the labeling page keeps: skip, undo, accept the guess, original size (o), instructions (i).
-RESERVED_HOTKEYS = {"s", "u", "z", "a", "?", "o", "i"}
+# Keys the labeling page keeps: skip, undo, accept the guess, original size (o), instructions (i),
+# unsure and the "none of these" class (docs/labeling.md, Keys: a class that already holds one keeps it).
+UNSURE_HOTKEY, NONE_HOTKEY = "m", "n"
+RESERVED_HOTKEYS = {"s", "u", "z", "a", "?", "o", "i", UNSURE_HOTKEY, NONE_HOTKEY}
 DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
 LETTER_HOTKEYS = [c for c in "qwertyiopdfghjklxcvbnm" if c not in RESERVED_HOTKEYS]
 
@@ -73,15 +75,11 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.AUTO)
-    query_batch_size = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)]
-    )
-    audit_fraction = models.FloatField(
-        default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
-    )
-    annotations_per_item = models.PositiveSmallIntegerField(
-        default=1, validators=[MinValueValidator(1), MaxValueValidator(20)]
-    )
+    query_batch_size = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)])
+    audit_fraction = models.FloatField(default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    # Share of each annotator's answers drawn at random for review (annotator.review.queue).
+    review_fraction = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    annotations_per_item = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(20)])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -144,11 +142,13 @@ class LabelClass(models.Model):
     hotkey = models.CharField(max_length=1, blank=True)
     description = models.TextField(blank=True)  # Markdown, shown with the instructions
     examples = models.ManyToManyField("Item", blank=True, related_name="example_of")  # this project's items
+    is_none = models.BooleanField(default=False)  # "none of these": single-label projects, always last
 
     class Meta:
         ordering = ["order", "id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="unique_class_name_per_project"),
+            models.UniqueConstraint(fields=["project"], condition=Q(is_none=True), name="one_none_class_per_project"),
         ]
 
     def __str__(self):
@@ -451,3 +451,6 @@ class ApiToken(models.Model):
     @staticmethod
     def new_key():
         return secrets.token_hex(20)
+
+
+from annotator.review_models import Review, ReviewLease  # noqa: E402, F401  (beside this file: its size limit)

@@ -1,5 +1,5 @@
 """The numbers of a project: labeling progress (/api/projects/<id>/stats/, every member) and
-the dashboard (dashboard/, owners and viewers)."""
+the dashboard (dashboard/, owners, reviewers and viewers)."""
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -30,7 +30,7 @@ class DashboardViewSet(ProjectScopedViewSet):
         return Response(project_stats(self.project))
 
     @extend_schema(
-        summary="The dashboard's numbers (owners and viewers)",
+        summary="The dashboard's numbers (owners, reviewers and viewers)",
         description=(
             "Progress, labels per class, annotators (labels, skips, median time, agreement), and the model: "
             "the learning curve (audit accuracy per number of labels with 95% intervals, cross-validated "

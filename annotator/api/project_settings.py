@@ -66,7 +66,8 @@ def settings_body(project):
     """The body of GET settings/ (ProjectSettingsSerializer's shape)."""
     usage = class_usage(project)
     classes = [
-        {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "labels": usage[c.pk][0], "removable": not usage[c.pk][1]}
+        {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "labels": usage[c.pk][0], "removable": not usage[c.pk][1],
+         "is_none": c.is_none}
         for c in project.ordered_classes()
     ]
     return {
@@ -75,5 +76,6 @@ def settings_body(project):
         "encoder": project.encoder,
         "model_generation": project.model_generation,
         "init_checkpoint": project.init_checkpoint_name or None,
+        "none_class": next((c["name"] for c in classes if c["is_none"]), None),
         "classes": classes,
     }

@@ -23,6 +23,7 @@ from annotator.api import (
     model,
     project_settings,
     projects,
+    review,
 )
 from annotator.api.auth import TokenDetailView, TokenListView, TokenView
 from annotator.api.encoders import EncoderListView
@@ -57,6 +58,7 @@ for viewset in (
     instructions.InstructionsViewSet,
     model.ModelViewSet,
     dashboard.DashboardViewSet,
+    review.ReviewViewSet,
 ):
     router.register("projects", viewset, basename="project")
 

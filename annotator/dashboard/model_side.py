@@ -245,6 +245,23 @@ def suspects(project, heldout, min_confidence, limit=SUSPECTS_SHOWN):
     return rows, flagged
 
 
+def suspect_guesses(project, *, limit=1000):
+    """{item id: the guessed class name} for the labels the current model, with them held out,
+    confidently disagrees with (SUSPECT_MIN_CONFIDENCE), most confident first, at most
+    `limit`: the review queue's "suspect" source. Reviewed or since-corrected items are the
+    caller's to drop. Empty without a held-out array of this generation."""
+    from django.conf import settings
+
+    version = current_version(project)
+    if version is None or version.generation != project.model_generation:
+        return {}
+    heldout = predictions.heldout(version)
+    if heldout is None or not len(heldout.labels):
+        return {}
+    order, guess, _confidence = _review_rows(heldout, settings.SUSPECT_MIN_CONFIDENCE)
+    return {int(heldout.items[i]): heldout.classes[int(guess[i])] for i in order[:limit]}
+
+
 def model_summary(project, per_class_rows=None, *, min_confidence=None):
     """Everything the dashboard shows about the model; cheap enough for every page view
     (a handful of aggregate queries, one small JSON read, one held-out array)."""

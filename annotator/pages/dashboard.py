@@ -1,4 +1,4 @@
-"""The dashboard page (owners and viewers): progress, annotators, the model's curves and
+"""The dashboard page (owners, reviewers and viewers): progress, annotators, the model's curves and
 tables, and settling suspect labels."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotator.access import OWNER_ROLES, OWNERS_ONLY, NotFound, ServiceError, project_for
+from annotator.access import DASHBOARD_ROLES, OWNER_ROLES, OWNERS_ONLY, NotFound, ServiceError, project_for
 from annotator.dashboard import model_side
 from annotator.dashboard.summary import dashboard_summary
 from annotator.exporting.registry import LABELS, REGISTRY
@@ -41,11 +41,8 @@ def item_review(request, pk, item_pk):
     return redirect(reverse("project-dashboard", args=[project.pk]) + "#dash-suspects")
 
 
-DASHBOARD_ROLES = (Role.OWNER, Role.VIEWER)
-
-
 DASHBOARD_REFUSAL = (
-    "The dashboard is for this project's owners and viewers. Your own progress is on the "
+    "The dashboard is for this project's owners, reviewers and viewers. Your own progress is on the "
     "project page; ask an owner of this project if you need the dashboard."
 )
 

@@ -27,15 +27,27 @@ class ProjectForm(forms.Form):
         min_value=1, max_value=20, initial=1,
         help_text="How many annotators must label an item before it is done.",
     )
+    review_fraction = forms.FloatField(
+        min_value=0.0, max_value=1.0, initial=0.0, required=False,
+        help_text="Share of each annotator's answers drawn at random for review (0 to 1; 0: none; empty: unchanged).",
+    )
+    none_class = forms.CharField(
+        max_length=100, required=False, label="“None of these” class",
+        help_text="Optional: a name (e.g. none) adds an exclusive class for images that fit no other, "
+                  "with its own button and key N. Leave empty for none.",
+    )
 
     def clean_classes(self):
         return [line.strip() for line in self.cleaned_data["classes"].splitlines() if line.strip()]
 
-    OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item")
+    OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "review_fraction")
 
     def project_options(self):
         """The Project fields beyond name and classes, for projects.changes.create_project."""
-        return {field: self.cleaned_data[field] for field in self.OPTION_FIELDS}
+        options = {f: self.cleaned_data[f] for f in self.OPTION_FIELDS if self.cleaned_data[f] is not None}
+        if self.cleaned_data.get("none_class", "").strip():
+            options["none_class"] = self.cleaned_data["none_class"].strip()
+        return options
 
 
 class TokenForm(forms.Form):
@@ -52,6 +64,7 @@ class SettingsForm(ProjectForm):
     """The project's settings page: ProjectForm without the class list (classes have their own forms)."""
 
     classes = None
+    none_class = None  # the classes region of the settings page turns it on and off
 
     @classmethod
     def for_project(cls, project, data=None):
@@ -59,7 +72,8 @@ class SettingsForm(ProjectForm):
         return cls(data, initial=initial)
 
     def settings(self):
-        return {"name": self.cleaned_data["name"], **self.project_options()}
+        return {"name": self.cleaned_data["name"],
+                **{f: self.cleaned_data[f] for f in self.OPTION_FIELDS if self.cleaned_data[f] is not None}}
 
 
 class ClassForm(forms.Form):

@@ -33,7 +33,7 @@ from annotator.labeling.serializers import (
     LeaseQuerySerializer,
 )
 from annotator.modelloop.status import trainer_status
-from annotator.models import Annotation, Item, Role
+from annotator.models import UNSURE_HOTKEY, Annotation, Item, Role
 from annotator.projects.instructions import instructions_for, take_unseen
 from annotator.projects.selectors import user_answer_count
 
@@ -70,6 +70,8 @@ def label(request, pk):
         "instructions": instructions,
         # Open on a first visit and after an owner's edit, once per version (recorded now).
         "show_instructions": take_unseen(project, request.user, instructions),
+        # A class that holds the key (a project older than the key) keeps it; the button then has none.
+        "unsure_key": "" if any(c.hotkey == UNSURE_HOTKEY for c in classes) else UNSURE_HOTKEY,
     }
     return render(request, "annotator/label.html", context)
 

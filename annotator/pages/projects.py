@@ -12,7 +12,15 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from annotator.access import LABELING_ROLES, OWNER_ROLES, OWNERS_ONLY, ServiceError, project_for, projects_for_user
+from annotator.access import (
+    LABELING_ROLES,
+    OWNER_ROLES,
+    OWNERS_ONLY,
+    REVIEW_ROLES,
+    ServiceError,
+    project_for,
+    projects_for_user,
+)
 from annotator.importing import images
 from annotator.modelloop.status import trainer_status
 from annotator.models import Membership, Role
@@ -122,6 +130,7 @@ def _render_detail(request, project, *, partial=None, **extra):
         "annotator_rows": sorted(stats["per_annotator"].items(), key=lambda row: (-row[1], row[0])),
         "percent_labeled": round(100 * stats["labeled"] / stats["items"]) if stats["items"] else 0,
         "can_label": project.current_role in LABELING_ROLES,
+        "can_review": project.current_role in REVIEW_ROLES,
         "is_owner": is_owner,
         "trainer_status": trainer_status(project),
         **(members_context(project) if is_owner else {}),

@@ -19,7 +19,7 @@ from annotator.models import Encoder, Role
 from annotator.pages.forms import ClassForm, InstructionsForm, LabelImportForm, SettingsForm
 from annotator.pages.members import members_context
 from annotator.projects.changes import update_settings
-from annotator.projects.classes import add_class, class_usage, move_class, remove_class, rename_class
+from annotator.projects.classes import add_class, class_usage, move_class, remove_class, rename_class, set_none_class
 from annotator.projects.instructions import instructions_for
 
 
@@ -56,6 +56,19 @@ def class_add(request, pk):
     name = form.cleaned_data["name"].strip()
     change = functools.partial(add_class, project, name)
     return _change_classes(request, project, change, f"Added the class “{name}”.")
+
+
+@login_required
+@require_POST
+def class_none(request, pk):
+    """Turn the "none of these" class on (removing it, like any class, turns it off)."""
+    project = project_for(request.user, pk, roles=OWNER_ROLES, refusal=OWNERS_ONLY)
+    form = ClassForm(request.POST)
+    if not form.is_valid():
+        return _render_classes(request, project, "Name the “none of these” class (at most 100 characters).")
+    name = form.cleaned_data["name"].strip()
+    change = functools.partial(set_none_class, project, name)
+    return _change_classes(request, project, change, f"Added the “none of these” class “{name}” (key N).")
 
 
 @login_required
@@ -210,14 +223,16 @@ def render_settings(request, project, *, partial=None, **extra):
     region with its errors); a full page with an error answers 400."""
     is_owner = project.current_role == Role.OWNER
     usage = class_usage(project)
+    classes = project.ordered_classes()
     report = extra.get("label_report")
     context = {
         "project": project,
         "is_owner": is_owner,
         "settings_form": SettingsForm.for_project(project),
         "class_rows": [
-            {"label": c, "labels": usage[c.pk][0], "removable": not usage[c.pk][1]} for c in project.ordered_classes()
+            {"label": c, "labels": usage[c.pk][0], "removable": not usage[c.pk][1]} for c in classes
         ],
+        "has_none_class": any(c.is_none for c in classes),
         "label_problems": [r for r in report["rows"] if r["status"] != "imported"][:LABEL_ROWS_SHOWN] if report else (),
         "label_rows_shown": LABEL_ROWS_SHOWN,
         "trainer_status": trainer_status(project),

@@ -15,6 +15,7 @@ from annotator.pages import (
     media,
     members,
     projects,
+    review,
     settings,
 )
 
@@ -39,6 +40,7 @@ urlpatterns = [
     path("projects/<int:pk>/import/", projects.project_import, name="project-import"),
     path("projects/<int:pk>/settings/", settings.project_settings, name="project-settings"),
     path("projects/<int:pk>/settings/classes/", settings.class_add, name="class-add"),
+    path("projects/<int:pk>/settings/classes/none/", settings.class_none, name="class-none"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/rename/", settings.class_rename, name="class-rename"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/move/", settings.class_move, name="class-move"),
     path("projects/<int:pk>/settings/classes/<int:class_pk>/remove/", settings.class_remove, name="class-remove"),
@@ -59,6 +61,8 @@ urlpatterns = [
     path("projects/<int:pk>/label/undo/", labeling.label_undo, name="label-undo"),
     path("projects/<int:pk>/label/instructions/", labeling.label_instructions, name="label-instructions"),
     path("projects/<int:pk>/label/bulk/", bulk.bulk_grid, name="bulk"),
+    path("projects/<int:pk>/review/", review.review, name="review"),
+    path("projects/<int:pk>/review/verdict/", review.review_verdict, name="review-verdict"),
     path("projects/<int:pk>/items/<int:item_pk>/image/", media.item_image, name="item-image"),
     path("projects/<int:pk>/export/", export.project_export, name="project-export"),
 ]

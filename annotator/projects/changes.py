@@ -6,8 +6,8 @@ from django.db import transaction
 
 from annotator.access import Forbidden, Invalid
 from annotator.db import lock_project_row
-from annotator.models import Item, LabelClass, Membership, Project, Role, default_hotkeys
-from annotator.projects.classes import check_class_names, set_classes
+from annotator.models import NONE_HOTKEY, Item, LabelClass, Membership, Project, Role, default_hotkeys
+from annotator.projects.classes import NO_NONE_FOR_MULTI_LABEL, check_class_names, set_classes, set_none_class
 
 
 def creation_refusal(user):
@@ -22,9 +22,11 @@ def creation_refusal(user):
 
 
 @transaction.atomic
-def create_project(owner, *, name, classes, check_limits=True, **options):
-    """A new project owned by `owner`. `check_limits=False` is for the operator's commands
-    (demo data, benchmarks): PROJECT_CREATORS and MAX_PROJECTS_PER_USER apply to users."""
+def create_project(owner, *, name, classes, check_limits=True, none_class=None, **options):
+    """A new project owned by `owner`. `none_class`: the name of a "none of these" class to
+    add after `classes` (single-label projects only). `check_limits=False` is for the
+    operator's commands (demo data, benchmarks): PROJECT_CREATORS and MAX_PROJECTS_PER_USER
+    apply to users."""
     refusal = creation_refusal(owner) if check_limits else None
     if refusal:
         raise Forbidden(refusal)
@@ -32,6 +34,10 @@ def create_project(owner, *, name, classes, check_limits=True, **options):
     if not name.strip():
         raise Invalid("A project needs a name.")
     check_class_names(names)
+    if none_class is not None:
+        if options.get("multi_label"):
+            raise Invalid(NO_NONE_FOR_MULTI_LABEL)
+        check_class_names([*names, none_class.strip()])
     project = Project(name=name.strip(), slug=Project.unique_slug(name), created_by=owner, **options)
     project.full_clean()
     project.save()
@@ -39,11 +45,14 @@ def create_project(owner, *, name, classes, check_limits=True, **options):
         LabelClass(project=project, name=n, order=i, hotkey=key)
         for i, (n, key) in enumerate(zip(names, default_hotkeys(names)))
     )
+    if none_class is not None:
+        LabelClass.objects.create(project=project, name=none_class.strip(), order=len(names), hotkey=NONE_HOTKEY,
+                                  is_none=True)
     Membership.objects.create(project=project, user=owner, role=Role.OWNER)
     return project
 
 
-SETTINGS_FIELDS = ("name", "strategy", "query_batch_size", "audit_fraction", "annotations_per_item")
+SETTINGS_FIELDS = ("name", "strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "review_fraction")
 
 
 @transaction.atomic
@@ -72,9 +81,15 @@ def update_settings(project, **changes):
 
 @transaction.atomic
 def change_project(project, *, classes=None, **changes):
-    """Settings and the class list (as set_classes takes it) together: both change or neither."""
+    """Settings, the class list (as set_classes takes it) and the "none of these" class
+    (`none_class`: a name turns it on or renames it, None turns it off) together: all change
+    or none."""
+    none_change = "none_class" in changes
+    none_name = changes.pop("none_class", None)
     if changes:
         update_settings(project, **changes)
     if classes is not None:
         set_classes(project, classes)
+    if none_change:
+        set_none_class(project, none_name)
     return project

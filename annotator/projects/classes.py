@@ -7,9 +7,13 @@ from django.db.models import Count, ProtectedError
 
 from annotator.access import Invalid, NotFound
 from annotator.db import lock_project_row
-from annotator.models import Annotation, LabelClass, default_hotkeys
+from annotator.models import NONE_HOTKEY, Annotation, LabelClass, default_hotkeys
 
 MAX_CLASSES = 500
+NO_NONE_FOR_MULTI_LABEL = (
+    "A multi-label project needs no \"none of these\" class: an answer with no class checked already "
+    "means none applies."
+)
 
 
 def find_class(project, name, *, classes=None):
@@ -73,12 +77,21 @@ def _refuse_used_class(label, live, total):
 def set_classes(project, entries):
     """Make the class list `entries`, in order: [{"id": existing class id or None, "name"}].
     Existing ids are renamed and moved, entries without an id are added, and classes left out
-    are removed (refused while any answer refers to them). Hotkeys follow the new order."""
+    are removed (refused while any answer refers to them). Hotkeys follow the new order. The
+    "none of these" class (`is_none`) stays last with its own key, NONE_HOTKEY; an entry
+    {"id": None, "name": ..., "is_none": True} adds it."""
     lock_project_row(project)
     current = {c.pk: c for c in project.ordered_classes()}
+    entries = sorted(entries, key=lambda e: _is_none(current, e))  # stable: the none class goes last
     names = [(e.get("name") or "").strip() for e in entries]
     ids = [e.get("id") for e in entries]
-    check_class_names(names)
+    has_none = bool(entries) and _is_none(current, entries[-1])
+    if has_none and project.multi_label:
+        raise Invalid(NO_NONE_FOR_MULTI_LABEL)
+    if sum(_is_none(current, e) for e in entries) > 1:
+        raise Invalid("A project has at most one \"none of these\" class.")
+    check_class_names(names[:-1] if has_none else names)  # two real classes at least
+    check_class_names(names)  # the none class's name too
     given = [i for i in ids if i is not None]
     if len(set(given)) != len(given):
         raise Invalid("Each existing class may appear only once in the list.")
@@ -100,14 +113,44 @@ def set_classes(project, entries):
     renamed = [(current[i], n) for i, n in zip(ids, names) if i is not None and current[i].name != n]
     for label, _name in renamed:
         LabelClass.objects.filter(pk=label.pk).update(name=f"renaming-{uuid.uuid4().hex}")
-    keys = default_hotkeys(names)
+    keys = default_hotkeys(names[:-1]) + [NONE_HOTKEY] if has_none else default_hotkeys(names)
     result = []
     for order, (pk, name, key) in enumerate(zip(ids, names, keys)):
         label = current[pk] if pk is not None else LabelClass(project=project)
         label.name, label.order, label.hotkey = name, order, key
+        label.is_none = has_none and order == len(names) - 1
         label.save()
         result.append(label)
     return result
+
+
+def _is_none(current, entry):
+    """Whether a set_classes entry is the "none of these" class (an existing one, or a new one)."""
+    known = current.get(entry.get("id"))
+    return bool(known.is_none if known is not None else entry.get("is_none"))
+
+
+def none_class(project):
+    return LabelClass.objects.filter(project=project, is_none=True).first()
+
+
+def set_none_class(project, name):
+    """Turn the "none of these" class on (`name`: its name; renames it when it is on) or off
+    (None: removed, refused while answers use it, like any class). Single-label projects only."""
+    entries = _class_entries(project)
+    existing = none_class(project)
+    if name is None:
+        if existing is None:
+            return None
+        return set_classes(project, [e for e in entries if e["id"] != existing.pk])
+    if project.multi_label:
+        raise Invalid(NO_NONE_FOR_MULTI_LABEL)
+    name = name.strip()
+    if existing is None:
+        entries.append({"id": None, "name": name, "is_none": True})
+    else:
+        next(e for e in entries if e["id"] == existing.pk)["name"] = name
+    return set_classes(project, entries)
 
 
 def _class_entries(project):

@@ -16,6 +16,9 @@
  * also carries `items`: for each lease in it, the image's name and the user's undone answer on
  * it (`previous`), which the page keeps on its copy of the lease.
  *
+ * "Unsure" (its button, and its key where no class holds it) is a skip that sends the image to
+ * a reviewer; the "none of these" class, where a project has one, is a class button like the others.
+ *
  * The model's guess for the image on screen is shown with its confidence (and the runners-up
  * when it is unsure); it is applied only by a key press (A or Enter) or a click. When the
  * trainer publishes a new queue (static/js/live.js), a "refresh" operation joins the queue:
@@ -46,6 +49,7 @@
     itemId: document.getElementById("item-id"),
     form: document.getElementById("answer-form"),
     skip: document.getElementById("skip-button"),
+    unsure: document.getElementById("unsure-button"),
     labeled: document.getElementById("progress-labeled"),
     total: document.getElementById("progress-total"),
     mine: document.getElementById("progress-mine"),
@@ -66,6 +70,8 @@
   const classButtons = Array.from(root.querySelectorAll(".class-button"));
   const hotkeys = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey.toLowerCase(), b.value]));
   const hotkeyOf = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.value, b.dataset.hotkey]));
+  // "Unsure" (a skip that sends the image to review); its key is empty where a class holds it.
+  const unsureKey = el.unsure ? (el.unsure.dataset.hotkey || "").toLowerCase() : "";
   const SURE = 0.9; // below this confidence the runners-up are shown too
   const RETRY_DELAYS_MS = [300, 1000, 2000, 4000, 8000, 15000, 30000];
   const MAX_DURATION_MS = 24 * 3600 * 1000; // a longer time on one image is an idle tab, not work: not sent
@@ -108,7 +114,7 @@
   }
 
   function answerText(op) {
-    return op.skip ? "skip" : op.label;
+    return op.unsure ? "unsure" : op.skip ? "skip" : op.label;
   }
 
   function sleep(ms) {
@@ -215,14 +221,16 @@
 
   function showPrevious(previous) {
     classButtons.forEach((b) => b.toggleAttribute("data-previous", Boolean(previous) && !previous.skipped && b.value === previous.label));
-    el.skip.toggleAttribute("data-previous", Boolean(previous) && previous.skipped);
+    el.skip.toggleAttribute("data-previous", Boolean(previous) && previous.skipped && !previous.unsure);
+    if (el.unsure) el.unsure.toggleAttribute("data-previous", Boolean(previous) && Boolean(previous.unsure));
     el.previous.hidden = !previous;
-    if (previous) el.previous.querySelector("strong").textContent = previous.skipped ? "skip" : previous.label;
+    if (previous) el.previous.querySelector("strong").textContent = previous.unsure ? "unsure" : previous.skipped ? "skip" : previous.label;
   }
 
   function setButtonsEnabled(enabled) {
     classButtons.forEach((b) => (b.disabled = !enabled));
     el.skip.disabled = !enabled;
+    if (el.unsure) el.unsure.disabled = !enabled;
   }
 
   function pendingAnswers() {
@@ -272,18 +280,19 @@
 
   // --- user actions -------------------------------------------------------------------
 
-  function answer(label, skip) {
+  function answer(label, skip, unsure) {
     const lease = state.current;
     if (!lease) return;
     const op = {
       kind: "answer",
       lease,
-      label: skip ? null : label,
-      skip: Boolean(skip),
+      label: skip || unsure ? null : label,
+      skip: Boolean(skip) && !unsure,
+      unsure: Boolean(unsure),
       key: newKey(),
       durationMs: Math.max(0, Math.round(performance.now() - state.shownAt)),
     };
-    state.history.push({ lease, answer: { item: lease.id, label: op.label, skipped: op.skip } });
+    state.history.push({ lease, answer: { item: lease.id, label: op.label, skipped: op.skip || op.unsure, unsure: op.unsure } });
     advance();
     enqueue(op);
   }
@@ -358,7 +367,8 @@
     const body = new URLSearchParams();
     if (op.kind === "answer") {
       body.set("item", op.lease.id);
-      if (op.skip) body.set("skip", "1");
+      if (op.unsure) body.set("unsure", "1");
+      else if (op.skip) body.set("skip", "1");
       else body.set("label", op.label);
       body.set("idempotency_key", op.key);
       if (op.durationMs <= MAX_DURATION_MS) body.set("duration_ms", op.durationMs);
@@ -516,6 +526,7 @@
     let handled = true;
     if (hotkeys.has(key)) answer(hotkeys.get(key), false);
     else if (key === "s") answer(null, true);
+    else if (unsureKey && key === unsureKey) answer(null, false, true);
     else if (key === "u" || key === "z") undo();
     else if (key === "a" || (key === "Enter" && !onControl)) acceptGuess();
     else handled = false;
@@ -529,6 +540,7 @@
     button.blur(); // keys go back to the page, not to the clicked button
     if (button.id === "undo-button") undo();
     else if (button.id === "skip-button") answer(null, true);
+    else if (button.id === "unsure-button") answer(null, false, true);
     else if (button.value) answer(button.value, false);
   });
 

@@ -46,6 +46,7 @@ from annotator.models import (
     Membership,
     ModelVersion,
     Project,
+    Review,
     Role,
     TrainerState,
 )
@@ -182,6 +183,10 @@ MATRIX = [
     Row("api:project-version",          "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("api:project-dashboard",        "GET",    OK,   NO,   OK,   HIDE, LOGIN),
     Row("api:project-item-review",      "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_json(label="two")),
+    # Reviewing: owners and reviewers (access.REVIEW_ROLES; tests/annotator/api/test_review.py has a reviewer).
+    Row("api:project-review-next",      "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_json()),
+    Row("api:project-reviews",          "POST",   OK,   NO,   NO,   HIDE, LOGIN,
+        api_json(item=lambda world: world.item.pk, verdict="accept")),
     Row("api:project-model-reset",      "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_json()),
     Row("api:project-model-checkpoint", "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_multipart(checkpoint=checkpoint_file)),
     # Every member may export: the labels are their own work (README, Export).
@@ -195,6 +200,7 @@ MATRIX = [
     Row("project-settings",             "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("project-settings",             "POST",   OK,   NO,   NO,   HIDE, LOGIN, SETTINGS_FORM),
     Row("class-add",                    "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(name="three")),
+    Row("class-none",                   "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(name="none")),
     Row("class-rename",                 "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(name="deux")),
     Row("class-move",                   "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(direction="up")),
     Row("class-remove",                 "POST",   OK,   NO,   NO,   HIDE, LOGIN),
@@ -210,6 +216,9 @@ MATRIX = [
     Row("item-review",                  "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(label="two")),
     # Annotators see their own progress on the project page, not everyone's (access.DASHBOARD_ROLES).
     Row("project-dashboard",            "GET",    OK,   NO,   OK,   HIDE, LOGIN),
+    Row("review",                       "GET",    OK,   NO,   NO,   HIDE, LOGIN),
+    Row("review-verdict",               "POST",   OK,   NO,   NO,   HIDE, LOGIN,
+        form(item=lambda world: world.item.pk, verdict="accept")),
     Row("label",                        "GET",    OK,   OK,   NO,   HIDE, LOGIN),
     Row("label-next",                   "POST",   OK,   OK,   NO,   HIDE, LOGIN, script()),
     Row("label-answer",                 "POST",   OK,   OK,   NO,   HIDE, LOGIN,
@@ -425,6 +434,8 @@ def _snapshot(project):
         "members": list(Membership.objects.filter(project=project).order_by("pk").values_list("user_id", "role")),
         "items": list(Item.objects.filter(project=project).order_by("pk").values_list("pk", "label_count", "done")),
         "annotations": list(annotations.values_list("pk", "label_id", "undone", "skipped")),
+        "reviews": list(Review.objects.filter(project=project).values_list("item_id", "verdict")),
+        "reviewed": list(Item.objects.filter(project=project, reviewed_at__isnull=False).values_list("pk")),
         "changes": AnnotationChange.objects.filter(annotation__item__project=project).count(),
         "leases": list(Lease.objects.filter(project=project).order_by("pk").values_list("item_id", "user_id")),
         "versions": list(ModelVersion.objects.filter(project=project).order_by("pk").values()),

@@ -114,12 +114,28 @@ class DashboardAnnotatorSerializer(serializers.Serializer):
     pairs = serializers.IntegerField()
     agreeing = serializers.IntegerField()
     agreement = serializers.FloatField(allow_null=True)
+    reviewed = serializers.IntegerField(help_text="Their labels judged in reviews.")
+    review_correct = serializers.IntegerField(help_text="Of those, the ones the review upheld.")
+    review_accuracy = serializers.FloatField(allow_null=True, help_text="review_correct / reviewed.")
+
+
+class AlphaSerializer(serializers.Serializer):
+    alpha = serializers.FloatField(allow_null=True, help_text=(
+        "Krippendorff's alpha over the items with two or more live labels: 1 perfect agreement, about 0 "
+        "chance; null when undefined (no pairs, or every label the same class)."))
+    values = serializers.IntegerField(help_text="Pairable labels it was computed on.")
+    items = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["nominal", "per-class mean"], help_text=(
+        "nominal (single-label); multi-label: the mean over classes of the binary alpha per class."))
+    per_class = serializers.DictField(child=serializers.FloatField(allow_null=True), required=False,
+                                      help_text="Multi-label projects: alpha per class name.")
 
 
 class AgreementSerializer(serializers.Serializer):
     pairs = serializers.IntegerField()
     agreeing = serializers.IntegerField()
     agreement = serializers.FloatField(allow_null=True)
+    krippendorff = AlphaSerializer()
 
 
 class ProgressSerializer(serializers.Serializer):

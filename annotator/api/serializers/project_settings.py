@@ -12,6 +12,7 @@ class SettingsClassSerializer(serializers.Serializer):
     hotkey = serializers.CharField(allow_blank=True)
     labels = serializers.IntegerField(help_text="Live labels of this class.")
     removable = serializers.BooleanField(help_text="False while any answer, live or deleted, refers to the class.")
+    is_none = serializers.BooleanField(help_text="The \"none of these\" class (last, key N; see none_class).")
 
 
 class ProjectSettingsSerializer(serializers.Serializer):
@@ -20,6 +21,8 @@ class ProjectSettingsSerializer(serializers.Serializer):
     query_batch_size = serializers.IntegerField()
     audit_fraction = serializers.FloatField()
     annotations_per_item = serializers.IntegerField()
+    review_fraction = serializers.FloatField(help_text="Share of each annotator's answers sampled for review.")
+    none_class = serializers.CharField(allow_null=True, help_text="The \"none of these\" class's name, or null.")
     training_paused = serializers.BooleanField(help_text="The trainer runs nothing for the project while true.")
     encoder = serializers.ChoiceField(
         choices=Encoder.choices, help_text="What embeds the images (GET /api/encoders/ lists them)."
@@ -73,6 +76,17 @@ class ProjectSettingsUpdateSerializer(KnownFieldsOnly, serializers.Serializer):
     )
     annotations_per_item = serializers.IntegerField(
         min_value=1, max_value=20, required=False, help_text="Answers wanted per item before it is done (1-20)."
+    )
+    review_fraction = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False,
+        help_text="Share of each annotator's answers drawn at random for review (0-1).",
+    )
+    none_class = serializers.CharField(
+        max_length=100, required=False, allow_null=True,
+        help_text=(
+            "Single-label projects: a name turns the \"none of these\" class on (or renames it); null turns it "
+            "off (refused while answers use it). Multi-label projects refuse it: no class checked means none."
+        ),
     )
     training_paused = serializers.BooleanField(
         required=False, help_text="Pause (true) or resume (false) training; labeling goes on either way."

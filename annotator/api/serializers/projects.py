@@ -57,13 +57,22 @@ class ProjectCreateSerializer(serializers.ModelSerializer):
         help_text="Class names in the order the labeling page shows them, e.g. ['cat', 'dog'].",
     )
     strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
+    none_class = serializers.CharField(
+        max_length=100, required=False,
+        help_text=(
+            "Single-label projects: add a \"none of these\" class with this name after the classes (an exclusive "
+            "class with key N). Multi-label projects refuse it: an answer with no class already means none."
+        ),
+    )
 
     class Meta:
         model = Project
         fields = [
             "name", "classes", "strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "multi_label",
+            "review_fraction", "none_class",
         ]
         extra_kwargs = {
+            "review_fraction": {"help_text": "Share of each annotator's answers drawn at random for review (0-1)."},
             "multi_label": {"help_text": "An answer is a set of classes (fixed at creation; default false)."},
             "query_batch_size": {"help_text": "Items the model picks per ranking round (1-1000)."},
             "audit_fraction": {"help_text": "Share of served items drawn at random to measure the model (0-1)."},

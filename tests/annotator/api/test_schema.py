@@ -39,6 +39,8 @@ PATHS = {
     "/api/projects/{id}/items/{item_id}/review/": {"post"},
     "/api/projects/{id}/model/reset/": {"post"},
     "/api/projects/{id}/model/checkpoint/": {"post"},
+    "/api/projects/{id}/review/next/": {"post"},
+    "/api/projects/{id}/reviews/": {"post"},
 }
 
 

@@ -32,6 +32,7 @@ def test_any_member_reads_the_settings(project, api, who, request):
     body = r.json()
     assert {k: body[k] for k in SETTINGS_FIELDS} == {
         "name": "Digits", "strategy": "auto", "query_batch_size": 10, "audit_fraction": 0.0, "annotations_per_item": 1,
+        "review_fraction": 0.0,
     }
     assert [(c["name"], c["hotkey"], c["labels"], c["removable"]) for c in body["classes"]] == [
         ("zero", "1", 0, True), ("one", "2", 0, True), ("two", "3", 0, True),

@@ -19,6 +19,7 @@ from annotator.labeling.corrections import correct_annotation, delete_annotation
 from annotator.models import Annotation, Item, Role
 from annotator.projects.changes import create_project, update_settings
 from annotator.projects.members import add_member
+from tests.annotator.dashboard.test_reliability import naive_alpha
 from tests.conftest import PASSWORD
 
 
@@ -127,10 +128,12 @@ def _reference(project):
             "pairs": pairs[name],
             "agreeing": agreeing[name],
             "agreement": agreeing[name] / pairs[name] if pairs[name] else None,
+            "reviewed": 0, "review_correct": 0, "review_accuracy": None,  # tests/annotator/dashboard/test_reliability.py
         }
     total = sum(pairs.values()) // 2
     agree = sum(agreeing.values()) // 2
     overall = {"pairs": total, "agreeing": agree, "agreement": agree / total if total else None}
+    overall["alpha"] = naive_alpha([[a.label_id for a in answers] for answers in by_item.values()])
     return progress, per_class, annotators, overall
 
 
@@ -148,6 +151,8 @@ def test_aggregates_match_a_naive_reference(project, alice, bob, seed):
     assert got.keys() == annotators.keys()
     for name, expected in annotators.items():
         assert got[name] == pytest.approx(expected), name
+    alpha = summary["agreement"].pop("krippendorff")
+    assert alpha["alpha"] == pytest.approx(overall.pop("alpha")) and alpha["kind"] == "nominal"
     assert summary["agreement"] == pytest.approx(overall)
     labels = [row["labels"] for row in summary["annotators"]]
     assert labels == sorted(labels, reverse=True)
@@ -191,7 +196,8 @@ def test_an_empty_project_has_zeros(project):
     }
     assert summary["per_class"] == [("zero", 0), ("one", 0), ("two", 0)]
     assert summary["annotators"] == []
-    assert summary["agreement"] == {"pairs": 0, "agreeing": 0, "agreement": None}
+    assert summary["agreement"] == {"pairs": 0, "agreeing": 0, "agreement": None, "krippendorff": {
+        "alpha": None, "values": 0, "items": 0, "kind": "nominal"}}
 
 
 def test_another_projects_answers_do_not_count(project, alice, bob):
@@ -204,7 +210,8 @@ def test_another_projects_answers_do_not_count(project, alice, bob):
     assert [(r["username"], r["labels"], r["median_ms"]) for r in summary["annotators"]] == [("alice", 1, 700)]
 
 
-def test_the_summary_takes_six_queries_whatever_the_pool_size(project, alice, bob, django_assert_num_queries):
+def test_the_summary_takes_eight_queries_whatever_the_pool_size(project, alice, bob, django_assert_num_queries):
+    """Six for progress, classes and annotators; Krippendorff's alpha and the reviews one each."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -212,12 +219,12 @@ def test_the_summary_takes_six_queries_whatever_the_pool_size(project, alice, bo
     for n in (3, 60):
         for item in _items(project, n):
             _answer(project, alice, item, "one", ms=100)
-        with django_assert_num_queries(6):
+        with django_assert_num_queries(8):
             dashboard_summary(project, with_model=False)
         with CaptureQueriesContext(connection) as queries:
             dashboard_summary(project)
         with_model.append(len(queries))
-    assert with_model[0] == with_model[1] <= 12, with_model
+    assert with_model[0] == with_model[1] <= 14, with_model
 
 
 def test_the_page_does_not_query_more_for_a_bigger_pool(client, project, alice, bob, django_assert_max_num_queries):
@@ -277,7 +284,7 @@ def test_it_refuses_annotator_with_a_sentence(client, project, bob):
     client.force_login(bob)
     response = _page(client, project)
     assert response.status_code == 403
-    assert "The dashboard is for this project&#x27;s owners and viewers" in response.content.decode()
+    assert "The dashboard is for this project&#x27;s owners, reviewers and viewers" in response.content.decode()
 
 
 def test_it_rejects_outsider(client, project, charlie):
