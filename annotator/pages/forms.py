@@ -3,6 +3,7 @@
 from django import forms
 
 from annotator.models import Role, Strategy
+from annotator.projects.changes import MULTI_LABEL_FIXED
 
 
 class ProjectForm(forms.Form):
@@ -25,10 +26,16 @@ class ProjectForm(forms.Form):
         help_text="How many annotators must label an item before it is done.",
     )
 
+    multi_label = forms.BooleanField(
+        required=False, label="Multi-label",
+        help_text="Each image gets a set of classes (any number, or none) instead of exactly one. "
+                  "Chosen now: it cannot be changed after the project is created.",
+    )
+
     def clean_classes(self):
         return [line.strip() for line in self.cleaned_data["classes"].splitlines() if line.strip()]
 
-    OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item")
+    OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "multi_label")
 
     def project_options(self):
         """The Project fields beyond name and classes, for projects.changes.create_project."""
@@ -49,14 +56,29 @@ class SettingsForm(ProjectForm):
     """The project's settings page: ProjectForm without the class list (classes have their own forms)."""
 
     classes = None
+    multi_label = forms.BooleanField(
+        required=False, disabled=True, label="Multi-label",
+        help_text="Chosen when the project was created; it cannot be changed.",
+    )
 
     @classmethod
     def for_project(cls, project, data=None):
         initial = {field: getattr(project, field) for field in ("name", *cls.OPTION_FIELDS)}
         return cls(data, initial=initial)
 
+    def clean(self):
+        # The field is shown disabled; a post that tries to change it anyway is refused, not ignored.
+        cleaned = super().clean()
+        if self.is_bound and "multi_label" in self.data:
+            wanted = self.fields["multi_label"].widget.value_from_datadict(self.data, self.files, "multi_label")
+            if bool(wanted) != bool(self.initial.get("multi_label")):
+                self.add_error("multi_label", MULTI_LABEL_FIXED)
+        return cleaned
+
     def settings(self):
-        return {"name": self.cleaned_data["name"], **self.project_options()}
+        options = self.project_options()
+        options.pop("multi_label")
+        return {"name": self.cleaned_data["name"], **options}
 
 
 class ClassForm(forms.Form):

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from annotator.access import MAX_ID
 from annotator.models import Encoder, Strategy
+from annotator.projects.changes import MULTI_LABEL_FIXED
 from annotator.projects.classes import MAX_CLASSES
 
 
@@ -20,6 +21,7 @@ class ProjectSettingsSerializer(serializers.Serializer):
     query_batch_size = serializers.IntegerField()
     audit_fraction = serializers.FloatField()
     annotations_per_item = serializers.IntegerField()
+    multi_label = serializers.BooleanField(help_text="Answers are sets of classes (chosen at creation, fixed).")
     training_paused = serializers.BooleanField(help_text="The trainer runs nothing for the project while true.")
     encoder = serializers.ChoiceField(
         choices=Encoder.choices, help_text="What embeds the images (GET /api/encoders/ lists them)."
@@ -73,6 +75,8 @@ class ProjectSettingsUpdateSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
+        if hasattr(self.initial_data, "keys") and "multi_label" in self.initial_data:
+            raise serializers.ValidationError(MULTI_LABEL_FIXED)
         unknown = sorted(set(self.initial_data) - set(self.fields)) if hasattr(self.initial_data, "keys") else []
         if unknown:
             raise serializers.ValidationError(
