@@ -1,5 +1,7 @@
-"""Multi-label pools: one-vs-rest label propagation on the kNN graph, per-class uncertainty
-for acquisition, suggested sets, and the honest measures of a set guess.
+"""Multi-label pools: one-vs-rest label propagation on the kNN graph, per-class calibration
+and per-class uncertainty for acquisition. (The measures of a set guess, exact-set match,
+Hamming loss and per-class F1, are NumPy the web process reads too:
+``annotator.modelloop.set_measures``.)
 
 An answer is a set of classes (an empty set: none applies). The arrays:
   targets (N, C) float in [0, 1]: for an answered item, the share of its annotators who
@@ -21,9 +23,6 @@ import numpy as np
 from mlcore.acquisition.diversity import select_diverse
 from mlcore.config import AcquisitionConfig, PropagationConfig
 from mlcore.propagation import Graph, propagate
-
-SUGGEST_AT = 0.5  # a class belongs to the suggested set when p_c >= this
-
 
 def check_targets(targets, labeled, num_classes: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(targets float32 (N, C) in [0, 1], labeled bool (N,)); a clear ValueError otherwise."""
@@ -146,24 +145,45 @@ def rank_sets(P: np.ndarray, emb: np.ndarray, labeled: np.ndarray, n: int, strat
     return select_diverse(emb, scores, n, factor * n, seed=seed)
 
 
-# --- measures -----------------------------------------------------------------------------
+# --- per-class calibration ----------------------------------------------------------------
 
-def set_metrics(truth: np.ndarray, guess: np.ndarray) -> dict:
-    """How a set guess compares with the answers, both bool (L, C): "exact" (share of items
-    whose whole set is right), "hamming_loss" (share of item-class decisions wrong),
-    "per_class_f1" (C,) (None for a class absent from both), "macro_f1" (their mean)."""
-    truth, guess = np.asarray(truth, bool), np.asarray(guess, bool)
-    n = len(truth)
-    if n == 0:
-        return {"exact": None, "hamming_loss": None, "per_class_f1": [None] * truth.shape[1], "macro_f1": None}
-    tp = (truth & guess).sum(0)
-    fp = (~truth & guess).sum(0)
-    fn = (truth & ~guess).sum(0)
-    f1 = [None if t + p + q == 0 else float(2 * t / (2 * t + p + q)) for t, p, q in zip(tp, fp, fn)]
-    scored = [f for f in f1 if f is not None]
-    return {
-        "exact": float((truth == guess).all(1).mean()),
-        "hamming_loss": float((truth != guess).mean()) if truth.shape[1] else 0.0,
-        "per_class_f1": f1,
-        "macro_f1": float(np.mean(scored)) if scored else None,
-    }
+def fit_platt(p: np.ndarray, truth: np.ndarray, iters: int = 25, ridge: float = 1.0) -> tuple[float, float]:
+    """Platt scaling of one class (Platt 1999): (a, b) of sigmoid(a logit(p) + b) fitted to
+    held-out 0/1 answers by Newton's method on the log-likelihood, with a ridge pulling
+    towards the identity (a = 1, b = 0) so a few answers cannot flip a class."""
+    x = _logit(p)
+    y = np.asarray(truth, dtype=np.float64)
+    w = np.array([1.0, 0.0])
+    for _ in range(iters):
+        q = 1.0 / (1.0 + np.exp(-(w[0] * x + w[1])))
+        grad = np.array([((q - y) * x).sum(), (q - y).sum()]) + ridge * (w - [1.0, 0.0])
+        h = q * (1 - q)
+        hess = np.array([[(h * x * x).sum(), (h * x).sum()], [(h * x).sum(), h.sum()]]) + ridge * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
+def calibrate_classes(heldout: np.ndarray, truth: np.ndarray, min_each: int = 5) -> np.ndarray:
+    """(C, 2) Platt parameters per class from held-out probabilities (L, C) and 0/1 answers
+    (L, C); a class with fewer than ``min_each`` positives or negatives keeps (1, 0)."""
+    params = np.tile([1.0, 0.0], (heldout.shape[1], 1))
+    t = np.asarray(truth) >= 0.5
+    for c in range(heldout.shape[1]):
+        pos = int(t[:, c].sum())
+        if pos >= min_each and len(t) - pos >= min_each:
+            params[c] = fit_platt(heldout[:, c], t[:, c])
+    return params
+
+
+def apply_calibration(P: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """sigmoid(a_c logit(p_c) + b_c) for each class column; each stays in [0, 1] on its own."""
+    z = _logit(P) * params[:, 0] + params[:, 1]
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))

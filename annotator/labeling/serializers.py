@@ -39,6 +39,12 @@ class SuggestionSerializer(serializers.Serializer):
     label = serializers.CharField(help_text="The model's guess, a class name.")
     confidence = serializers.FloatField()
     top = ScoredClassSerializer(many=True, help_text="The best-scored classes, best first.")
+    labels = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Multi-label projects: the suggested set (each class whose probability is at least 0.5).",
+    )
+    set_confidence = serializers.FloatField(
+        required=False, help_text="Multi-label projects: the chance the whole suggested set is right.")
 
 
 class LeasedItemSerializer(serializers.Serializer):

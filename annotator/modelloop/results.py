@@ -16,6 +16,7 @@ from django.db.models import Max
 
 from annotator.modelloop import baseline
 from annotator.modelloop.errors import LostLease, StorageFull, Superseded, one_line
+from annotator.modelloop.set_path import fast_path_sets
 from annotator.modelloop.predictions import (
     HELDOUT_ITEMS_FILE,
     HELDOUT_LABELS_FILE,
@@ -99,7 +100,11 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     annotators hold now) are ranked as if answered: they are not asked twice, and for the
     cold start their clusters count as covered. Guesses and ranking come from the model's
     representation or, when it wins on held-out labels, from its pixel baseline; with a
-    CLIP-like backbone, blended with zero-shot guesses from the class names (`with_zero_shot`)."""
+    CLIP-like backbone, blended with zero-shot guesses from the class names (`with_zero_shot`).
+    A multi-label project's (`labels` its answered marks, `soft` its targets) goes the
+    one-vs-rest way (`modelloop.set_path`)."""
+    if project.multi_label:
+        return fast_path_sets(model, labels, soft, strategy, batch, rerank=rerank, held=held)
     learners = {model.encoder_name: model.learner}
     if model.baseline is not None:
         learners[baseline.PIXELS] = model.baseline.learner

@@ -10,7 +10,8 @@ from mlcore.multilabel import (
     heldout_sets,
     propagate_sets,
     rank_sets,
-    set_metrics,
+    apply_calibration,
+    calibrate_classes,
     set_scores,
     set_uncertainty,
 )
@@ -113,17 +114,6 @@ def test_scores_follow_per_class_uncertainty():
     assert list(picked) == [2, 1]  # the answered row 0 is never asked again
 
 
-def test_set_metrics_by_hand():
-    truth = np.array([[1, 0, 1], [0, 0, 0], [1, 1, 0]], bool)
-    guess = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0]], bool)
-    m = set_metrics(truth, guess)
-    assert m["exact"] == pytest.approx(1 / 3)
-    assert m["hamming_loss"] == pytest.approx(2 / 9)
-    # class 0: tp 2 -> 1.0; class 1: tp 0 fp 1 fn 1 -> 0; class 2: tp 1 -> 1.0
-    assert m["per_class_f1"] == [1.0, 0.0, 1.0] and m["macro_f1"] == pytest.approx(2 / 3)
-    assert set_metrics(np.zeros((0, 2), bool), np.zeros((0, 2), bool))["exact"] is None
-
-
 def test_bad_arrays_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="shape"):
         check_targets(np.zeros((3, 2)), np.zeros(3, bool), 3)
@@ -150,3 +140,27 @@ def test_the_learner_ranks_and_predicts_sets(blobs):
     assert not labeled[nxt].any()
     rows, held = learner.heldout_sets(truth, labeled)
     assert held.shape == (labeled.sum(), 3)
+
+
+def test_platt_scaling_per_class_against_a_brute_force_fit():
+    """Each class's (a, b) minimise its own ridge-penalised log-loss (a grid search agrees);
+    a class without enough answers keeps the identity; the columns stay independent."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, size=(200, 2))
+    truth = np.stack([rng.random(200) < p[:, 0] ** 3, np.zeros(200, bool)], 1)  # class 0 overconfident
+    params = calibrate_classes(p, truth)
+    assert params[1].tolist() == [1.0, 0.0]  # no positive at all: untouched
+    x = np.log(p[:, 0] / (1 - p[:, 0]))
+
+    def loss(a, b):
+        q = 1 / (1 + np.exp(-(a * x + b)))
+        y = truth[:, 0]
+        return -(y * np.log(q) + (1 - y) * np.log(1 - q)).sum() + 0.5 * ((a - 1) ** 2 + b ** 2)
+
+    grid = [(loss(a, b), a, b) for a in np.linspace(0, 4, 81) for b in np.linspace(-4, 2, 121)]
+    _best, a, b = min(grid)
+    assert params[0] == pytest.approx([a, b], abs=0.06)
+    assert loss(*params[0]) <= min(grid)[0] + 1e-6
+    out = apply_calibration(p, params)
+    assert out.shape == p.shape and out.min() >= 0 and out.max() <= 1
+    np.testing.assert_allclose(out[:, 1], p[:, 1], atol=1e-5)

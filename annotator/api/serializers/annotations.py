@@ -20,8 +20,9 @@ class AnnotationQuerySerializer(serializers.Serializer):
 
 class AnnotationChangeSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["correct", "delete"])
-    old_label = serializers.CharField(allow_blank=True, help_text="Empty for a skip.")
-    new_label = serializers.CharField(allow_blank=True, help_text="Empty for a delete.")
+    old_label = serializers.CharField(
+        allow_blank=True, help_text="Empty for a skip; a multi-label answer's set as \"{cat, dog}\" (\"{}\": none).")
+    new_label = serializers.CharField(allow_blank=True, help_text="Empty for a delete; a set as in old_label.")
     changed_by = serializers.CharField(source="changed_by.username", allow_null=True, default=None)
     at = serializers.DateTimeField()
 
@@ -61,4 +62,14 @@ class AnnotationDetailSerializer(AnnotationRecordSerializer):
 
 
 class AnnotationCorrectionSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=100, help_text="The right class name.")
+    label = serializers.CharField(max_length=100, required=False, help_text="The right class name.")
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, allow_empty=True, max_length=1000,
+        help_text="Multi-label projects: the right classes ([]: none applies).",
+    )
+
+    def validate(self, attrs):
+        if ("label" in attrs) == ("labels" in attrs):
+            raise serializers.ValidationError({"label": [
+                "Send the right class in 'label' (or, in a multi-label project, the right classes in 'labels')."]})
+        return attrs
