@@ -24,6 +24,7 @@ from mlcore.acquisition.diversity import select_diverse
 from mlcore.config import AcquisitionConfig, PropagationConfig
 from mlcore.propagation import Graph, propagate
 
+
 def check_targets(targets, labeled, num_classes: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(targets float32 (N, C) in [0, 1], labeled bool (N,)); a clear ValueError otherwise."""
     t = np.asarray(targets, dtype=np.float32)

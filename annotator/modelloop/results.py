@@ -16,7 +16,6 @@ from django.db.models import Max
 
 from annotator.modelloop import baseline
 from annotator.modelloop.errors import LostLease, StorageFull, Superseded, one_line
-from annotator.modelloop.set_path import fast_path_sets
 from annotator.modelloop.predictions import (
     HELDOUT_ITEMS_FILE,
     HELDOUT_LABELS_FILE,
@@ -25,6 +24,7 @@ from annotator.modelloop.predictions import (
     PROBS_FILE,
     artifact_path,
 )
+from annotator.modelloop.set_path import fast_path_sets
 from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
 from annotator.storage import is_disk_full
 from mlcore.checkpoint import atomic_write

@@ -6,12 +6,12 @@ import pytest
 from mlcore.config import AcquisitionConfig, LearnerConfig, PropagationConfig
 from mlcore.embedding_learner import EmbeddingLearner
 from mlcore.multilabel import (
+    apply_calibration,
+    calibrate_classes,
     check_targets,
     heldout_sets,
     propagate_sets,
     rank_sets,
-    apply_calibration,
-    calibrate_classes,
     set_scores,
     set_uncertainty,
 )
