@@ -46,6 +46,9 @@ def build(project, fmt, *, with_predictions=False, min_confidence=DEFAULT_MIN_CO
     ExportError (400) for bad options and NoModel (404) when there is no model to export.
     `progress(done, total)` is called as rows (or bytes) go out."""
     export_format = lookup(fmt)
+    refusal = export_format.refusal(project)
+    if refusal:
+        raise ExportError(refusal)
     options = Options(with_predictions=bool(with_predictions), min_confidence=parse_min_confidence(min_confidence))
     body = export_format.produce(project, options, progress or (lambda done, total: None))
     return Export(

@@ -164,5 +164,5 @@ def _produce(project, options, progress):
 register(ExportFormat(
     name="imagefolder", title="Images in class folders", note="zip", choice="Class folders (zip)",
     filename="{slug}-imagefolder.zip", content_type="application/zip", kind=LABELS, unit="item",
-    produce=_produce,
+    produce=_produce, single_label_only=True,
 ))

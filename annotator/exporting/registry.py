@@ -52,6 +52,16 @@ class ExportFormat:
     unit: str  # what Body.total counts, for progress bars: "item" or "B" (bytes)
     produce: Callable[..., Body]  # (project, Options, progress(done, total)) -> Body; checks before any byte
     choice: str = ""  # LABELS: its name in the page's "with the model's guesses" list, when not `note`
+    # One class per image by construction (class folders, ...): refused for multi-label projects
+    single_label_only: bool = False
+
+    def refusal(self, project):
+        """Why this format cannot export `project` (a sentence), or None."""
+        if self.single_label_only and project.multi_label:
+            return (f"The {self.title.lower()} export ({self.name}) holds exactly one class per image, so it cannot "
+                    "carry the sets of classes of this multi-label project. Export csv or jsonl instead: their "
+                    "`labels` column lists each image's classes.")
+        return None
 
     @property
     def media_type(self):
