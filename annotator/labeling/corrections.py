@@ -109,6 +109,9 @@ def review_item(project, item_id, *, by, label=None):
         if not live:
             raise Conflict("This image has no live label to review (its labels were deleted or undone).")
         changed = 0
+        if label is not None and project.multi_label:
+            raise Invalid("This project is multi-label: correct each answer's set with PATCH "
+                          "/api/projects/<id>/annotations/<annotation id>/ and 'labels', then keep the item.")
         if label is not None:
             new = find_class(project, label)
             for annotation in live:

@@ -3,14 +3,18 @@ filters of the item list (state, the model's guess and its confidence)."""
 import numpy as np
 from django.db.models import Count, Exists, OuterRef
 
-from annotator.models import Annotation, Item
+from annotator.models import Annotation, AnnotationLabel, Item
 from annotator.projects.classes import find_class
 
 
 def project_stats(project):
     live = Annotation.objects.filter(item__project=project, undone=False)
     per_class = dict.fromkeys(project.class_names(), 0)
-    for row in live.filter(skipped=False).values("label__name").annotate(n=Count("id")):
+    if project.multi_label:  # each class of a set counts once
+        counted = AnnotationLabel.objects.filter(annotation__in=live).values("label__name").annotate(n=Count("id"))
+    else:
+        counted = live.filter(skipped=False).values("label__name").annotate(n=Count("id"))
+    for row in counted.order_by():
         per_class[row["label__name"]] = row["n"]
     per_annotator = {
         row["annotator__username"]: row["n"]

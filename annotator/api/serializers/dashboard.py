@@ -112,14 +112,16 @@ class DashboardAnnotatorSerializer(serializers.Serializer):
     skip_rate = serializers.FloatField(allow_null=True)
     median_ms = serializers.FloatField(allow_null=True)
     pairs = serializers.IntegerField()
-    agreeing = serializers.IntegerField()
-    agreement = serializers.FloatField(allow_null=True)
+    agreeing = serializers.FloatField(
+        help_text="Pairs naming the same class; in a multi-label project the sum of the pairs' Jaccard overlaps.")
+    agreement = serializers.FloatField(allow_null=True, help_text="agreeing / pairs.")
 
 
 class AgreementSerializer(serializers.Serializer):
     pairs = serializers.IntegerField()
-    agreeing = serializers.IntegerField()
-    agreement = serializers.FloatField(allow_null=True)
+    agreeing = serializers.FloatField(
+        help_text="Pairs naming the same class; in a multi-label project the sum of the pairs' Jaccard overlaps.")
+    agreement = serializers.FloatField(allow_null=True, help_text="agreeing / pairs.")
 
 
 class ProgressSerializer(serializers.Serializer):
