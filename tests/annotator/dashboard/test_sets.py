@@ -113,3 +113,20 @@ def test_the_dashboard_page_says_how_agreement_is_measured(client, tags, voted, 
     client.force_login(charlie)
     assert client.get(reverse("project-dashboard", args=[tags.pk])).status_code == 404
     assert Item.objects.filter(project=tags).count() == 8
+
+
+def test_the_suspect_list_offers_keep_only_for_sets(client, tags, make_items, bob, alice):
+    from annotator.modelloop import predictions
+
+    predictions._cache.clear()
+    items = make_items(2, target=tags)
+    _set_model(tags, items, [[1, 0, 0], [0, 1, 0]], [[0.02, 0.1, 0.1], [0.1, 0.9, 0.1]])
+    for n, item in enumerate(items):
+        submit_annotation(tags, bob, item_id=item.pk, labels=[["cat"], ["dog"]][n], idempotency_key=f"s{n}")
+    client.force_login(alice)
+    page = client.get(reverse("project-dashboard", args=[tags.pk])).content.decode()
+    row = page.split(f'id="suspect-{items[0].pk}"')[1].split("</tr>")[0]
+    assert "Keep {cat}" in row and "Relabel as" not in row and "contradicts a class" in page
+    reply = client.post(reverse("item-review", args=[tags.pk, items[0].pk]), {"label": ""})
+    assert reply.status_code == 302
+    assert Item.objects.get(pk=items[0].pk).reviewed_by == alice
