@@ -11,6 +11,7 @@ from django.db.models import Count, F, Q
 
 from annotator.dashboard.progress import live_answers, per_class
 from annotator.modelloop import predictions
+from annotator.modelloop.status import set_audit_accuracy
 from annotator.models import Annotation, Item
 
 CURVE_MAX_BINS = 12
@@ -329,6 +330,8 @@ def model_summary(project, per_class_rows=None, *, min_confidence=None):
         "suspect_min_confidence": min_confidence,
         "heldout_labels": int(len(heldout.labels)) if heldout is not None else 0,
         "versions": recent_versions(project),
+        # multi-label: the exact-set audit accuracy with its Hamming loss and per-class F1
+        "set_audit": set_audit_accuracy(project) if project.multi_label else None,
     }
 
 

@@ -102,6 +102,9 @@ class ModelSummarySerializer(serializers.Serializer):
     suspect_min_confidence = serializers.FloatField()
     heldout_labels = serializers.IntegerField(help_text="Labels the current model checked (held out, 5-fold).")
     versions = VersionRowSerializer(many=True, help_text="The newest versions of the current model.")
+    set_audit = serializers.DictField(
+        allow_null=True, help_text="Multi-label projects: the audit accuracy as the status gives it (exact-set "
+        "match, Wilson interval, hamming_loss, macro_f1, per_class_f1); null otherwise.")
 
 
 class DashboardAnnotatorSerializer(serializers.Serializer):

@@ -96,6 +96,10 @@ def test_audit_curve_suspects_and_review(tags, make_items, bob, alice):
     assert (point["n"], point["correct"], point["labels"]) == (4, 3, 4)
     summary = model_side.model_summary(tags, min_confidence=0.85)
     assert summary["confused"] == []
+    audit = summary["set_audit"]
+    assert (audit["n"], audit["correct"], audit["measure"]) == (4, 3, "exact set")
+    assert audit["hamming_loss"] == pytest.approx(1 / 12, abs=1e-4)  # car missed on item 1
+    assert audit["per_class_f1"] == {"cat": 1.0, "dog": 1.0, "car": 0.0}
     # item 1: car chosen at 0.1 (contradiction 0.9); item 3 never reaches 0.85
     assert [(r["item"], r["human"], r["guess"], r["confidence"]) for r in summary["suspects"]] == [
         (items[1].pk, "{dog, car}", "{dog}", 0.9)]
@@ -127,6 +131,7 @@ def test_the_suspect_list_offers_keep_only_for_sets(client, tags, make_items, bo
     page = client.get(reverse("project-dashboard", args=[tags.pk])).content.decode()
     row = page.split(f'id="suspect-{items[0].pk}"')[1].split("</tr>")[0]
     assert "Keep {cat}" in row and "Relabel as" not in row and "contradicts a class" in page
+    assert 'id="dash-set-audit"' in page and "exact-set match" in page
     reply = client.post(reverse("item-review", args=[tags.pk, items[0].pk]), {"label": ""})
     assert reply.status_code == 302
     assert Item.objects.get(pk=items[0].pk).reviewed_by == alice
