@@ -68,14 +68,13 @@ class Row:
         }
 
     def _set_json(self):
-        body = {
+        return {
             "item_id": self.item_id, "file": self.file, "original_name": self.original_name, "labels": self.labels,
             "source": self.source, "annotators": self.annotators,
             "labeled_at": self.labeled_at.isoformat() if self.labeled_at else None, "soft_label": self.soft_label,
             "model_labels": self.model_labels, "model_confidence": self.model_confidence,
             "model_version": self.model_version,
         }
-        return body
 
     def cells(self):
         """The CSV cells in COLUMNS order (the first is `file`, or `file_name` in metadata.csv);
