@@ -156,7 +156,7 @@ def fit_platt(p: np.ndarray, truth: np.ndarray, iters: int = 25, ridge: float = 
     y = np.asarray(truth, dtype=np.float64)
     w = np.array([1.0, 0.0])
     for _ in range(iters):
-        q = 1.0 / (1.0 + np.exp(-(w[0] * x + w[1])))
+        q = 1.0 / (1.0 + np.exp(-np.clip(w[0] * x + w[1], -30, 30)))
         grad = np.array([((q - y) * x).sum(), (q - y).sum()]) + ridge * (w - [1.0, 0.0])
         h = q * (1 - q)
         hess = np.array([[(h * x * x).sum(), (h * x).sum()], [(h * x).sum(), h.sum()]]) + ridge * np.eye(2)
@@ -167,7 +167,7 @@ def fit_platt(p: np.ndarray, truth: np.ndarray, iters: int = 25, ridge: float = 
     return float(w[0]), float(w[1])
 
 
-def calibrate_classes(heldout: np.ndarray, truth: np.ndarray, min_each: int = 5) -> np.ndarray:
+def calibrate_classes(heldout: np.ndarray, truth: np.ndarray, min_each: int = 8) -> np.ndarray:
     """(C, 2) Platt parameters per class from held-out probabilities (L, C) and 0/1 answers
     (L, C); a class with fewer than ``min_each`` positives or negatives keeps (1, 0)."""
     params = np.tile([1.0, 0.0], (heldout.shape[1], 1))
@@ -181,7 +181,7 @@ def calibrate_classes(heldout: np.ndarray, truth: np.ndarray, min_each: int = 5)
 
 def apply_calibration(P: np.ndarray, params: np.ndarray) -> np.ndarray:
     """sigmoid(a_c logit(p_c) + b_c) for each class column; each stays in [0, 1] on its own."""
-    z = _logit(P) * params[:, 0] + params[:, 1]
+    z = np.clip(_logit(P) * params[:, 0] + params[:, 1], -30, 30)
     return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 

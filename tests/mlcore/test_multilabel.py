@@ -164,3 +164,10 @@ def test_platt_scaling_per_class_against_a_brute_force_fit():
     out = apply_calibration(p, params)
     assert out.shape == p.shape and out.min() >= 0 and out.max() <= 1
     np.testing.assert_allclose(out[:, 1], p[:, 1], atol=1e-5)
+
+
+def test_the_benchmark_runs_and_calibration_does_not_hurt_on_easy_blobs():
+    from mlcore.bench_multilabel import measure
+
+    m = measure(0.2, 60, seeds=1)
+    assert m["exact_calibrated"] >= m["exact_raw"] - 0.02 and m["exact_calibrated"] > 0.8
