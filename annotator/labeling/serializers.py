@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from annotator.access import MAX_ID
 from annotator.models import Annotation
+from annotator.projects.classes import MAX_CLASSES
 
 
 class LeaseQuerySerializer(serializers.Serializer):
@@ -77,7 +78,7 @@ class AnswerSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=100),
         required=False,
         allow_empty=True,
-        max_length=1000,
+        max_length=MAX_CLASSES,  # one entry per class at most; keeps a form body under Django's 1000 fields
         help_text="Multi-label projects: the class names that apply; an empty list means none applies.",
     )
     skip = serializers.BooleanField(required=False, default=False)

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from annotator.access import MAX_ID
 from annotator.labeling.serializers import SuggestionSerializer, answer_labels
 from annotator.models import Annotation
+from annotator.projects.classes import MAX_CLASSES
 
 
 class AnnotationQuerySerializer(serializers.Serializer):
@@ -64,7 +65,8 @@ class AnnotationDetailSerializer(AnnotationRecordSerializer):
 class AnnotationCorrectionSerializer(serializers.Serializer):
     label = serializers.CharField(max_length=100, required=False, help_text="The right class name.")
     labels = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, allow_empty=True, max_length=1000,
+        # at most one entry per class: a longer form body would pass Django's field limit (1000)
+        child=serializers.CharField(max_length=100), required=False, allow_empty=True, max_length=MAX_CLASSES,
         help_text="Multi-label projects: the right classes ([]: none applies).",
     )
 
