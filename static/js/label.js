@@ -363,8 +363,8 @@
   function acceptGuess() {
     const guess = state.current && state.current.suggestion;
     if (!guess) return;
-    if (multi) answer(null, false, Array.isArray(guess.labels) ? guess.labels : []);
-    else answer(guess.label, false);
+    if (!multi) answer(guess.label, false);
+    else if (Array.isArray(guess.labels)) answer(null, false, guess.labels); // a guess without a set saves nothing
   }
 
   function submitSet() {
