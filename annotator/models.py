@@ -409,8 +409,10 @@ class AnnotationChange(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="annotation_changes"
     )
     action = models.CharField(max_length=16, choices=Action.choices)
-    old_label = models.CharField(max_length=100, blank=True)  # empty for a skip
-    new_label = models.CharField(max_length=100, blank=True)  # empty for a delete
+    # A class name, or a multi-label answer's set as "{cat, dog}" ("{}": none applies), which
+    # can be longer than one name: text. Empty for a skip (old) or a delete (new).
+    old_label = models.TextField(blank=True)
+    new_label = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

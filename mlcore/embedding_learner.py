@@ -36,6 +36,7 @@ from mlcore.fast import (
     heldout_probabilities,
     mc_dropout_probs,
 )
+from mlcore.multilabel import heldout_sets, propagate_sets, rank_sets, set_uncertainty
 from mlcore.propagation import (
     Graph,
     affinity,
@@ -243,6 +244,39 @@ class EmbeddingLearner:
         idx = np.take_along_axis(self.graph.idx, order, axis=1).astype(np.int64)
         sims = np.take_along_axis(self.graph.sims, order, axis=1).astype(np.float32)
         return idx, sims
+
+    # --- multi-label pools (mlcore.multilabel: one-vs-rest propagation) ----------------------
+
+    def fast_update_sets(self, targets: np.ndarray, labeled: np.ndarray) -> np.ndarray:
+        """Per-class probabilities (N, C), each in [0, 1] on its own, for a pool whose answers
+        are sets (targets (N, C), labeled (N,) bool)."""
+        self._require_model()
+        probs, reached = propagate_sets(self.graph, targets, labeled, self.cfg.num_classes, self.cfg.propagation)
+        self.last = FastResult(probs, 1.0 - set_uncertainty(probs), reached)
+        return probs
+
+    def heldout_sets(self, targets: np.ndarray, labeled: np.ndarray, folds: int = 5,
+                     max_items: int | None = HELDOUT_ALL_FOLDS_MAX) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold per-class probabilities of the answered items: (rows, probs (L, C))."""
+        self._require_model()
+        return heldout_sets(self.graph, targets, labeled, self.cfg.num_classes, self.cfg.propagation,
+                            folds=folds, seed=self.cfg.seed, max_items=max_items)
+
+    def rank_sets(self, n: int, targets: np.ndarray, labeled: np.ndarray, strategy: str | None = None,
+                  seed: int | None = None) -> np.ndarray:
+        """``rank`` for a multi-label pool: the cold start until answers arrive (``auto``: until
+        ``acquisition.cold_start_until``), then per-class uncertainty (``mlcore.multilabel``)."""
+        self._require_model()
+        strategy = strategy or self.cfg.acquisition.strategy
+        seed = self.cfg.seed if seed is None else seed
+        labeled = np.asarray(labeled, bool)
+        n_lab = int(labeled.sum())
+        if (n_lab == 0 and strategy != "random") or (
+                strategy == "auto" and n_lab < self.cfg.acquisition.cold_start_until):
+            return self.cold_start(n, np.where(labeled, 0, -1))
+        if self.last is None or self.last.probs.shape != (len(self.emb), self.cfg.num_classes):
+            self.fast_update_sets(targets, labeled)
+        return rank_sets(self.last.probs, self.emb, labeled, n, strategy, self.cfg.acquisition, seed)
 
     def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
         """Probabilities (M, C) for images outside the pool, from their embeddings."""

@@ -71,6 +71,15 @@ def project(alice, bob, dave):
     return project
 
 
+@pytest.fixture
+def tags(alice, bob, dave):
+    """A multi-label project: alice owns it, bob annotates, dave views."""
+    project = create_project(alice, name="Tags", classes=["cat", "dog", "car"], audit_fraction=0.0, multi_label=True)
+    add_member(project, "bob", Role.ANNOTATOR)
+    add_member(project, "dave", Role.VIEWER)
+    return project
+
+
 def png_bytes(seed=0, size=(32, 24), mode="RGB", fmt="PNG"):
     """A small random image, different for each seed."""
     rng = np.random.default_rng(seed)

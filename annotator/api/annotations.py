@@ -132,8 +132,9 @@ class AnnotationViewSet(ProjectScopedViewSet):
         return Response(AnnotationDetailSerializer(_annotation(self.project, annotation_id)).data)
 
     @extend_schema(
-        summary="Correct an answer's class (owners only)",
-        description="The old class is kept in the answer's history.",
+        summary="Correct an answer's class, or a multi-label answer's classes (owners only)",
+        description=("Send `label` (or, in a multi-label project, `labels`: the whole right set, [] for none). "
+                     "The old answer is kept in the answer's history."),
         tags=["annotations"],
         parameters=[PROJECT_ID, ANNOTATION_ID],
         request=AnnotationCorrectionSerializer,
@@ -147,7 +148,9 @@ class AnnotationViewSet(ProjectScopedViewSet):
     def correct(self, request, pk=None, annotation_id=None):
         serializer = AnnotationCorrectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        correct_annotation(self.project, int(annotation_id), serializer.validated_data["label"], by=request.user)
+        data = serializer.validated_data
+        correct_annotation(self.project, int(annotation_id), data.get("label"), labels=data.get("labels"),
+                           by=request.user)
         return Response(AnnotationDetailSerializer(_annotation(self.project, annotation_id)).data)
 
     @extend_schema(

@@ -86,5 +86,6 @@ class ItemViewSet(ProjectScopedViewSet):
 
 
 def _live_labels():
-    live = Annotation.objects.filter(undone=False, skipped=False).select_related("label", "annotator").order_by("id")
+    live = (Annotation.objects.filter(undone=False, skipped=False).select_related("label", "annotator")
+            .prefetch_related("labels").order_by("id"))
     return Prefetch("annotations", queryset=live, to_attr="live_labels")

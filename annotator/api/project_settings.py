@@ -72,6 +72,7 @@ def settings_body(project):
     ]
     return {
         **{field: getattr(project, field) for field in SETTINGS_FIELDS},
+        "multi_label": project.multi_label,
         "training_paused": project.training_paused,
         "encoder": project.encoder,
         "model_generation": project.model_generation,

@@ -11,6 +11,7 @@ from django.db.models import Count, F, Q
 
 from annotator.dashboard.progress import live_answers, per_class
 from annotator.modelloop import predictions
+from annotator.modelloop.status import set_audit_accuracy
 from annotator.models import Annotation, Item
 
 CURVE_MAX_BINS = 12
@@ -70,9 +71,12 @@ def _audit_bins(rows):
 def audit_curve(project):
     """Accuracy of the guesses on audit items (drawn uniformly, so unbiased) against the
     number of labels the guessing model had, binned, with 95% intervals; current model
-    generation only (a reset starts a new curve). One GROUP BY query."""
+    generation only (a reset starts a new curve). One GROUP BY query. A multi-label project's
+    accuracy is the exact-set match (`set_audit_curve`)."""
     from django.db.models.fields.json import KeyTextTransform
 
+    if project.multi_label:
+        return set_audit_curve(project)
     rows = (
         live_answers(project)
         .filter(is_audit=True, skipped=False, model_version__generation=project.model_generation)
@@ -84,6 +88,20 @@ def audit_curve(project):
         .values_list("model_version__labels_used", "n", "correct")
     )
     return _audit_bins(list(rows))
+
+
+def set_audit_curve(project):
+    """`audit_curve` of a multi-label project: a guess is right when its whole set is the
+    answer's. The sets are compared in Python (audit answers are a small share of all)."""
+    from annotator.modelloop.status import set_audits
+
+    by_labels = {}
+    generation = dict(_versions(project).values_list("pk", "generation"))
+    for guess, answer, version, used in set_audits(project):
+        if version in generation and used is not None:
+            n, correct = by_labels.get(used, (0, 0))
+            by_labels[used] = (n + 1, correct + (set(guess) == set(answer)))
+    return _audit_bins([(used, n, correct) for used, (n, correct) in sorted(by_labels.items())])
 
 
 def _versions(project):
@@ -260,6 +278,45 @@ def suspect_guesses(project, *, limit=1000):
         return {}
     order, guess, _confidence = _review_rows(heldout, settings.SUSPECT_MIN_CONFIDENCE)
     return {int(heldout.items[i]): heldout.classes[int(guess[i])] for i in order[:limit]}
+def set_suspects(project, heldout, min_confidence, limit=SUSPECTS_SHOWN):
+    """`suspects` of a multi-label project: answered items where the held-out probability of
+    some class contradicts the answer by at least `min_confidence` (a class left out that the
+    model gives >= min_confidence, or one chosen that it gives <= 1 - min_confidence); the
+    confidence shown is the largest such contradiction. Labels are shown as sets."""
+    from annotator.labeling.corrections import set_text
+
+    if heldout is None or not len(heldout.labels):
+        return [], 0
+    probs = np.asarray(heldout.probs, dtype=np.float32)
+    truth = np.asarray(heldout.labels) > 0
+    contradiction = np.where(truth, 1.0 - probs, probs).max(1)
+    flagged_rows = np.where(contradiction >= min_confidence)[0]
+    order = flagged_rows[np.argsort(-contradiction[flagged_rows], kind="stable")][:SUSPECT_CANDIDATES]
+    wanted = [int(heldout.items[i]) for i in order]
+    items = {item.pk: item for item in Item.objects.filter(project=project, pk__in=wanted, reviewed_at__isnull=True)}
+    live = {}
+    for answer in (Annotation.objects.filter(item_id__in=list(items), undone=False, skipped=False)
+                   .select_related("annotator").prefetch_related("labels").order_by("created_at", "pk")):
+        chosen = [c.name for c in sorted(answer.labels.all(), key=lambda c: (c.order, c.pk))]
+        live.setdefault(answer.item_id, []).append(
+            {"annotation": answer.pk, "label": set_text(chosen), "annotator": answer.annotator.username})
+    rows = []
+    for i in order:
+        item, answers = items.get(int(heldout.items[i])), live.get(int(heldout.items[i]))
+        if item is None or not answers:
+            continue
+        guess = set_text(name for name, p in zip(heldout.classes, probs[i]) if p >= 0.5)
+        if all(entry["label"] == guess for entry in answers):
+            continue  # corrected since: it agrees now
+        rows.append({
+            "item": item.pk, "name": item.original_name or f"item {item.pk}", "image_url": item.image_url(),
+            "labels": answers, "human": set_text(n for n, t in zip(heldout.classes, truth[i]) if t), "guess": guess,
+            "confidence": round(float(contradiction[i]), 4),
+            "human_probability": round(float(np.where(truth[i], probs[i], 1.0 - probs[i]).prod()), 4),
+        })
+        if len(rows) >= limit:
+            break
+    return rows, len(flagged_rows)
 
 
 def model_summary(project, per_class_rows=None, *, min_confidence=None):
@@ -273,18 +330,23 @@ def model_summary(project, per_class_rows=None, *, min_confidence=None):
     if version is not None and version.generation != project.model_generation:
         version = None
     heldout = predictions.heldout(version)
-    suspect_rows, flagged = suspects(project, heldout, min_confidence)
+    if heldout is not None and heldout.labels.ndim == 2:  # a multi-label version's sets
+        suspect_rows, flagged = set_suspects(project, heldout, min_confidence)
+    else:
+        suspect_rows, flagged = suspects(project, heldout, min_confidence)
     return {
         "version": version.number if version else None,
         "curve": {"audit": audit_curve(project), "cv": cv_curve(project), "slow": slow_runs(project)},
         "uncertainty": uncertainty(version),
         "classes": class_balance(project, version, per_class_rows if per_class_rows is not None else per_class(project)),
-        "confused": confused_pairs(heldout),
+        "confused": [] if project.multi_label else confused_pairs(heldout),  # classes of a set co-occur
         "suspects": suspect_rows,
         "suspects_flagged": flagged,
         "suspect_min_confidence": min_confidence,
         "heldout_labels": int(len(heldout.labels)) if heldout is not None else 0,
         "versions": recent_versions(project),
+        # multi-label: the exact-set audit accuracy with its Hamming loss and per-class F1
+        "set_audit": set_audit_accuracy(project) if project.multi_label else None,
     }
 
 

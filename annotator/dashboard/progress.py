@@ -15,7 +15,7 @@ correction (annotator.labeling), so progress counts read the item table alone.
 from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, Window
 from django.db.models.functions import RowNumber
 
-from annotator.models import Annotation, Item, LabelClass
+from annotator.models import Annotation, AnnotationLabel, Item, LabelClass
 
 
 def live_answers(project):
@@ -49,10 +49,13 @@ def progress(project):
 
 
 def per_class(project):
-    """[(class name, live labels)] in the project's class order: one GROUP BY query."""
+    """[(class name, live labels)] in the project's class order: one GROUP BY query. In a
+    multi-label project every class of a set counts (an answer {cat, dog} counts once for
+    each; "none applies" for none)."""
+    answers = "multi_annotations" if project.multi_label else "annotations"
     rows = (
         LabelClass.objects.filter(project=project)
-        .annotate(n=Count("annotations", filter=Q(annotations__undone=False)))
+        .annotate(n=Count(answers, filter=Q(**{f"{answers}__undone": False})))
         .order_by("order", "id")
         .values_list("name", "n")
     )
@@ -109,7 +112,10 @@ def median_label_ms(project):
 def agreement_pairs(project):
     """{annotator id: (pairs, agreeing pairs)}: for each live label, the live labels other
     annotators gave the same item (a self-join of answers on the item), and how many of them
-    are the same class. Only items with two or more labels contribute."""
+    are the same class. Only items with two or more labels contribute. A multi-label
+    project's are `set_agreement_pairs`'."""
+    if project.multi_label:
+        return set_agreement_pairs(project)
     # "Another annotator" is written < or >: a negated condition (~Q) on this many-valued
     # relation would become a subquery instead of part of the join.
     peer = FilteredRelation(
@@ -127,6 +133,34 @@ def agreement_pairs(project):
         .order_by()
     )
     return {row["annotator_id"]: (row["pairs"], row["agreeing"]) for row in rows}
+
+
+def set_agreement_pairs(project):
+    """{annotator id: (pairs, summed agreement)} of a multi-label project: two answers on an
+    item agree by the Jaccard overlap of their sets, |A & B| / |A | B| (1 when both say none
+    applies), so "agreeing" is a sum of overlaps and agreement their mean. It reads the sets
+    of the items with two or more labels only (two queries)."""
+    answers = dict(
+        live_answers(project).filter(skipped=False, item__label_count__gte=2).values_list("pk", "annotator_id"))
+    items = dict(live_answers(project).filter(pk__in=list(answers)).values_list("pk", "item_id"))
+    sets = {pk: set() for pk in answers}
+    for annotation_id, label_id in AnnotationLabel.objects.filter(annotation_id__in=list(answers)).values_list(
+            "annotation_id", "label_id"):
+        sets[annotation_id].add(label_id)
+    by_item = {}
+    for pk, item_id in items.items():
+        by_item.setdefault(item_id, []).append(pk)
+    out = {}
+    for group in by_item.values():
+        for a in group:
+            for b in group:
+                if answers[a] == answers[b]:
+                    continue
+                union = sets[a] | sets[b]
+                overlap = len(sets[a] & sets[b]) / len(union) if union else 1.0
+                pairs, agreeing = out.get(answers[a], (0, 0.0))
+                out[answers[a]] = (pairs + 1, agreeing + overlap)
+    return out
 
 
 def _share(part, whole):
@@ -156,7 +190,9 @@ def annotators(project):
     rows.sort(key=lambda r: (-r["labels"], r["username"]))
     # Each unordered pair of labels was counted once from each side.
     total_pairs = sum(p for p, _a in pairs.values()) // 2
-    total_agreeing = sum(a for _p, a in pairs.values()) // 2
+    total_agreeing = sum(a for _p, a in pairs.values()) / 2
+    if not project.multi_label:
+        total_agreeing = int(total_agreeing)
     overall = {"pairs": total_pairs, "agreeing": total_agreeing, "agreement": _share(total_agreeing, total_pairs)}
     return rows, overall
 

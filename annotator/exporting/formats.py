@@ -42,17 +42,6 @@ def parse_flag(value, name):
     raise ExportError(f"{name} must be 1 or 0 (true or false), not {value!r}.")
 
 
-def refuse_multi_label(project, export_format):
-    """The one check of `single_label_only`: a layout with one class per image cannot hold a
-    multi-label project's labels."""
-    if export_format.single_label_only and getattr(project, "multi_label", False):
-        others = [f.name for f in REGISTRY.values() if not f.single_label_only]
-        raise ExportError(
-            f"The {export_format.name} format holds one class per image, and this project is multi-label "
-            f"(an image may have several classes). Export one of: {', '.join(others)}."
-        )
-
-
 def _split_option(export_format, split, seed):
     fractions = splits.parse_split(split)
     seed = splits.parse_seed(seed)
@@ -70,7 +59,9 @@ def build(project, fmt, *, with_predictions=False, min_confidence=DEFAULT_MIN_CO
     ExportError (400) for bad options and NoModel (404) when there is no model to export.
     `progress(done, total)` is called as rows (or bytes) go out."""
     export_format = lookup(fmt)
-    refuse_multi_label(project, export_format)
+    refusal = export_format.refusal(project)
+    if refusal:
+        raise ExportError(refusal)
     fractions, seed = _split_option(export_format, split, seed)
     options = Options(with_predictions=bool(with_predictions), min_confidence=parse_min_confidence(min_confidence),
                       split=fractions, seed=seed)

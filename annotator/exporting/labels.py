@@ -1,4 +1,7 @@
-"""Label rows, one per labeled item, and the csv and jsonl formats that write them."""
+"""Label rows, one per labeled item, and the csv and jsonl formats that write them. A
+multi-label project's rows carry `labels` (the item's set of classes, a list; [] when none
+applies) and `model_labels` (the model's suggested set) instead of `label` and `model_label`;
+`model_confidence` is then the chance the whole suggested set is right."""
 import csv
 import heapq
 import io
@@ -7,19 +10,22 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from itertools import groupby
+from types import SimpleNamespace
 
 import numpy as np
 from django.db.models import Exists, OuterRef
 
 from annotator.exporting.registry import LABELS, Body, ExportFormat, register
 from annotator.modelloop import predictions
-from annotator.models import Annotation, Item
+from annotator.models import Annotation, AnnotationLabel, Item
 
 SOURCE_MODEL = "model"
 COLUMNS = [
     "item_id", "file", "original_name", "label", "label_source", "annotators", "labeled_at",
     "soft_label", "model_label", "model_confidence", "model_version",
 ]
+# A multi-label project's columns: the sets in place of the single classes (JSON lists in CSV)
+SET_COLUMNS = [{"label": "labels", "model_label": "model_labels"}.get(c, c) for c in COLUMNS]
 TEXT_CHUNK_BYTES = 64 * 1024
 DB_CHUNK = 2000
 CONFIDENCE_DIGITS = 4
@@ -41,8 +47,12 @@ class Row:
     model_label: str | None
     model_confidence: float | None
     model_version: int | None
+    labels: list | None = None  # multi-label: the item's set (label is then "")
+    model_labels: list | None = None  # multi-label: the model's suggested set
 
     def as_json(self):
+        if self.labels is not None:
+            return self._set_json()
         return {
             "item_id": self.item_id,
             "file": self.file,
@@ -57,8 +67,26 @@ class Row:
             "model_version": self.model_version,
         }
 
+    def _set_json(self):
+        return {
+            "item_id": self.item_id, "file": self.file, "original_name": self.original_name, "labels": self.labels,
+            "source": self.source, "annotators": self.annotators,
+            "labeled_at": self.labeled_at.isoformat() if self.labeled_at else None, "soft_label": self.soft_label,
+            "model_labels": self.model_labels, "model_confidence": self.model_confidence,
+            "model_version": self.model_version,
+        }
+
     def cells(self):
-        """The CSV cells in COLUMNS order (the first is `file`, or `file_name` in metadata.csv)."""
+        """The CSV cells in COLUMNS order (the first is `file`, or `file_name` in metadata.csv);
+        SET_COLUMNS' for a multi-label row, the sets as JSON lists."""
+        if self.labels is not None:
+            cells = self._single_cells()
+            cells[3] = json.dumps(self.labels, ensure_ascii=False)
+            cells[8] = "" if self.model_labels is None else json.dumps(self.model_labels, ensure_ascii=False)
+            return cells
+        return self._single_cells()
+
+    def _single_cells(self):
         return [
             self.item_id,
             self.file,
@@ -119,9 +147,12 @@ def label_rows(project, preds, options, progress):
             progress(counter["done"], total)
 
     order = {name: i for i, name in enumerate(project.class_names())}
-    rows = _labeled_rows(live, preds, order, tick)
+    if project.multi_label:
+        rows = _set_rows(live, preds, order, tick)
+    else:
+        rows = _labeled_rows(live, preds, order, tick)
     if with_predictions:
-        guessed = _model_rows(unlabeled, preds, options.min_confidence, tick)
+        guessed = _model_rows(unlabeled, preds, options.min_confidence, tick, sets=project.multi_label)
         rows = heapq.merge(rows, guessed, key=lambda row: row.pool_index)
     return rows, total
 
@@ -167,18 +198,79 @@ def _labeled_rows(live, preds, order, tick):
         )
 
 
-def _model_rows(unlabeled, preds, min_confidence, tick):
+def _model_rows(unlabeled, preds, min_confidence, tick, sets=False):
     items = unlabeled.order_by("pool_index").values_list("id", "pool_index", "image", "original_name")
     for item_id, pool_index, image, original_name in items.iterator(chunk_size=DB_CHUNK):
         tick()
         label, confidence = _guess(preds, pool_index)
+        chosen = None
+        if sets and label is not None:
+            chosen, confidence = _set_guess(preds, pool_index)
         # The rounded confidence is the one shown, so 0.9 passes a 0.9 threshold.
         if label is None or confidence < min_confidence:
             continue
         yield Row(
-            item_id=item_id, pool_index=pool_index, file=image, original_name=original_name, label=label,
-            source=SOURCE_MODEL, annotators=[], labeled_at=None, soft_label=None, model_label=label,
-            model_confidence=confidence, model_version=preds.version.number,
+            item_id=item_id, pool_index=pool_index, file=image, original_name=original_name,
+            label="" if sets else label, source=SOURCE_MODEL, annotators=[], labeled_at=None, soft_label=None,
+            model_label=None if sets else label, model_confidence=confidence, model_version=preds.version.number,
+            labels=chosen, model_labels=chosen,
+        )
+
+
+def _set_guess(preds, pool_index):
+    """(suggested set, the chance the whole set is right) of a multi-label version's guess,
+    or (None, None) for an item it has not seen."""
+    if preds is None or preds.row(pool_index) is None:
+        return None, None
+    guess = preds.suggestion(SimpleNamespace(pool_index=pool_index))
+    return guess.get("labels", []), guess.get("set_confidence")
+
+
+def _answer_sets(live):
+    """(annotation id, [class names]) of the live multi-label answers, in the order
+    `_set_rows` reads the answers, read alongside them (a merge, not a dict of every answer)."""
+    links = (
+        AnnotationLabel.objects.filter(annotation__in=live)
+        .order_by("annotation__item__pool_index", "annotation__item_id", "annotation__created_at", "annotation_id")
+        .values_list("annotation_id", "label__name").iterator(chunk_size=DB_CHUNK)
+    )
+    for annotation_id, group in groupby(links, key=lambda link: link[0]):
+        yield annotation_id, [name for _a, name in group]
+
+
+def _set_rows(live, preds, order, tick):
+    """`_labeled_rows` for a multi-label project: an item's set is the classes that at least
+    half of its live answers include (with one annotator, their set); `soft_label` gives each
+    class's share when there are several answers."""
+    answers = (
+        live.order_by("item__pool_index", "item_id", "created_at", "id")
+        .values_list("item_id", "item__pool_index", "item__image", "item__original_name",
+                     "annotator__username", "id", "source", "created_at")
+        .iterator(chunk_size=DB_CHUNK)
+    )
+    sets = _answer_sets(live)
+    pending = next(sets, None)
+    version = preds.version.number if preds else None
+    for item_id, group in groupby(answers, key=lambda a: a[0]):
+        group = list(group)
+        _, pool_index, image, original_name = group[0][:4]
+        votes = Counter()
+        for answer in group:
+            while pending is not None and pending[0] == answer[5]:
+                votes.update(pending[1])
+                pending = next(sets, None)
+        by_order = sorted(votes, key=lambda name: order.get(name, len(order)))
+        chosen = [name for name in by_order if 2 * votes[name] >= len(group)]
+        soft = {name: round(votes[name] / len(group), CONFIDENCE_DIGITS) for name in by_order} if len(group) > 1 else None
+        imported = all(a[6] == Annotation.Source.IMPORT for a in group)
+        guessed, confidence = _set_guess(preds, pool_index)
+        tick()
+        yield Row(
+            item_id=item_id, pool_index=pool_index, file=image, original_name=original_name, label="",
+            source=Annotation.Source.IMPORT if imported else Annotation.Source.HUMAN,
+            annotators=list(dict.fromkeys(a[4] for a in group)), labeled_at=max(a[7] for a in group),
+            soft_label=soft, model_label=None, model_confidence=confidence, model_version=version,
+            labels=chosen, model_labels=guessed,
         )
 
 
@@ -193,11 +285,11 @@ def csv_safe(value):
     return value
 
 
-def _csv_chunks(rows):
+def _csv_chunks(rows, columns=COLUMNS):
     """CSV bytes in pieces of about TEXT_CHUNK_BYTES."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         writer.writerow([csv_safe(cell) for cell in row.cells()])
         if buffer.tell() >= TEXT_CHUNK_BYTES:
@@ -227,6 +319,8 @@ def _writer(chunks):
 
     def produce(project, options, progress):
         rows, total = label_rows(project, predictions.current(project), options, progress)
+        if chunks is _csv_chunks and project.multi_label:
+            return Body(_csv_chunks(rows, SET_COLUMNS), total)
         return Body(chunks(rows), total)
 
     return produce

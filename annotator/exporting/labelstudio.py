@@ -26,17 +26,19 @@ from annotator.exporting.imagefolder import copy_into, exported_file
 from annotator.exporting.labels import CONFIDENCE_DIGITS, answer_labels
 from annotator.exporting.registry import TASKS, Body, ExportFormat, register
 from annotator.modelloop import predictions
-from annotator.models import Annotation, Item
+from annotator.models import Annotation, AnnotationLabel, Item
 
 FROM_NAME, TO_NAME = "choice", "image"  # the labeling config's Choices and Image names
 ITEMS_PER_QUERY = 500
 
 
-def label_config(names):
-    """The labeling config whose names the tasks' results use."""
+def label_config(names, multiple=False):
+    """The labeling config whose names the tasks' results use (`multiple`: a multi-label
+    project's sets of classes)."""
     choices = "".join(f"    <Choice value={quoteattr(name)}/>\n" for name in names)
+    kind = "multiple" if multiple else "single"
     return (f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n'
-            f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInline="true">\n'
+            f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="{kind}" showInline="true">\n'
             f"{choices}  </Choices>\n</View>\n")
 
 
@@ -45,10 +47,13 @@ def _result(names, ident):
              "value": {"choices": names}}]
 
 
-def _annotation(answer):
+def _annotation(answer, sets):
+    """One live answer as a Label Studio annotation; `sets` maps a multi-label project's
+    answers to their classes (None for a single-label project)."""
     pk, label, skipped, created_at, duration_ms = answer
+    names = sets.get(pk, []) if sets is not None else answer_labels(label)
     entry = {
-        "result": [] if skipped else _result(answer_labels(label), f"a{pk}"),
+        "result": [] if skipped else _result(names, f"a{pk}"),
         "was_cancelled": skipped,
         "ground_truth": False,
         "created_at": created_at.isoformat(),
@@ -58,14 +63,31 @@ def _annotation(answer):
     return entry
 
 
-def _prediction(preds, pool_index, item_id):
+def _prediction(preds, pool_index, item_id, multi_label=False):
     i = preds.row(pool_index) if preds else None
     if i is None:
         return []
     p = np.asarray(preds.probs[i], dtype=np.float64)  # (C,)
+    if multi_label:  # per-class probabilities: the suggested set, scored by the chance it is all right
+        chosen = np.flatnonzero(p >= 0.5)
+        score = float(np.prod(np.where(p >= 0.5, p, 1.0 - p)))
+        return [{"model_version": f"v{preds.version.number}", "score": round(score, CONFIDENCE_DIGITS),
+                 "result": _result([preds.classes[j] for j in chosen], f"p{item_id}")}]
     j = int(np.argmax(p))
     return [{"model_version": f"v{preds.version.number}", "score": round(float(p[j]), CONFIDENCE_DIGITS),
              "result": _result([preds.classes[j]], f"p{item_id}")}]
+
+
+def _answer_sets(project, answers):
+    """{answer id: its class names in the project's class order} for a multi-label batch."""
+    ids = [a[0] for rows in answers.values() for a in rows]
+    sets = {}
+    for chunk in chunks(ids):
+        links = (AnnotationLabel.objects.filter(annotation_id__in=chunk)
+                 .order_by("label__order", "label_id").values_list("annotation_id", "label__name"))
+        for pk, name in links:
+            sets.setdefault(pk, []).append(name)
+    return sets
 
 
 def _tasks(project, preds):
@@ -79,11 +101,12 @@ def _tasks(project, preds):
                     .values_list("item_id", "id", "label__name", "skipped", "created_at", "duration_ms"))
             for item_id, *answer in live:
                 answers.setdefault(item_id, []).append(answer)
+        sets = _answer_sets(project, answers) if project.multi_label else None
         for item_id, pool_index, image, original_name, content_hash in batch:
             task = {
                 "data": {"image": None, "item_id": item_id, "original_name": original_name, "sha256": content_hash},
-                "annotations": [_annotation(a) for a in answers.get(item_id, [])],
-                "predictions": _prediction(preds, pool_index, item_id),
+                "annotations": [_annotation(a, sets) for a in answers.get(item_id, [])],
+                "predictions": _prediction(preds, pool_index, item_id, project.multi_label),
             }
             yield image, task
 
@@ -107,7 +130,7 @@ def _labelstudio_chunks(project, preds, names, meta, tick):
             first = False
         tasks.write("\n]\n")
         yield from zipstream.write_text(zf, sink, "tasks.json", tasks, when)
-        zf.writestr(zipstream.zip_info("label_config.xml", when, zipfile.ZIP_DEFLATED), label_config(names))
+        zf.writestr(zipstream.zip_info("label_config.xml", when, zipfile.ZIP_DEFLATED), label_config(names, project.multi_label))
         zipstream.write_json(zf, "export.json", {**meta, "exported_at": timezone.now().isoformat(),
                                                  "skipped_items": skipped}, when)
     yield from sink.drain()

@@ -66,6 +66,14 @@ class ExportFormat:
     splits: str = NO_SPLIT  # NO_SPLIT, OPTIONAL_SPLIT or REQUIRED_SPLIT
     default_split: tuple[float, ...] = ()  # REQUIRED_SPLIT: the fractions when the caller gives none
 
+    def refusal(self, project):
+        """Why this format cannot export `project` (a sentence), or None."""
+        if self.single_label_only and project.multi_label:
+            return (f"The {self.title.lower()} export ({self.name}) holds exactly one class per image, so it cannot "
+                    "carry the sets of classes of this multi-label project. Export csv or jsonl instead: their "
+                    "`labels` column lists each image's classes.")
+        return None
+
     @property
     def media_type(self):
         """The content type without its parameters ("text/csv"), as the OpenAPI schema lists it."""

@@ -123,7 +123,8 @@ class _Run:
         self.display_side = settings.DISPLAY_MAX_SIDE
         self.classes = {}
         self.classes_folded = {}
-        if folder_labels and user is not None:
+        # A folder names one class, not a multi-label answer's set: no pre-labels there.
+        if folder_labels and user is not None and not project.multi_label:
             for label in project.classes.all():
                 self.classes[label.name] = label
                 self.classes_folded.setdefault(label.name.casefold(), []).append(label)

@@ -177,7 +177,12 @@ def import_labels(project, user, upload):
     """Existing labels from a `file,class` CSV become answers of `user` with source=import, as
     the folder import makes them. Items that already have a label (an earlier import of the
     same CSV, say) are left alone, so importing twice creates nothing twice. Returns the
-    counts per outcome and the outcome of every row; a file that cannot be read writes nothing."""
+    counts per outcome and the outcome of every row; a file that cannot be read writes nothing.
+    A multi-label project's answers are sets, which a `file,class` row does not give: refused."""
+    if project.multi_label:
+        raise Invalid("This project is multi-label: a file,class CSV gives one class per image, not the set of "
+                      "classes that apply, so it is not imported. Label the images in the app or through the API "
+                      "('labels').")
     rows = read_label_csv(upload)
     labels = match_rows(project, rows)
     with transaction.atomic():

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from annotator.access import Conflict, Invalid, NotFound
 from annotator.labeling.answers import withdraw
-from annotator.models import Annotation, AnnotationChange, Item
+from annotator.models import Annotation, AnnotationChange, AnnotationLabel, Item
 from annotator.projects.classes import find_class
 
 
@@ -18,13 +18,30 @@ def _annotation_for_update(project, annotation_id):
     return annotation
 
 
-def correct_annotation(project, annotation_id, label, *, by):
-    """Give an answer another class, keeping the old one in its history. A skip has no class
-    to correct."""
+def set_text(names):
+    """A multi-label answer's classes as its history records them: "{cat, dog}", "{}" for none
+    (an empty string stays what it always was: a skip, or no new class after a delete)."""
+    return "{" + ", ".join(names) + "}"
+
+
+def answer_text(annotation):
+    """The answer's class, or its set of classes, as the history records it ("" for a skip)."""
+    if annotation.skipped:
+        return ""
+    if annotation.label_id:
+        return annotation.label.name
+    return set_text(c.name for c in sorted(annotation.labels.all(), key=lambda c: (c.order, c.pk)))
+
+
+def correct_annotation(project, annotation_id, label, *, by, labels=None):
+    """Give an answer another class (or, in a multi-label project, another set of classes:
+    `labels`), keeping the old one in its history. A skip has no class to correct."""
     with transaction.atomic():
         annotation = _annotation_for_update(project, annotation_id)
         if annotation.skipped:
             raise Invalid("This answer is a skip, so it has no class to correct. Label the image instead.")
+        if project.multi_label or labels is not None:
+            return _correct_set(project, annotation, label, labels, by)
         new = find_class(project, label)
         if new.pk == annotation.label_id:
             return annotation
@@ -41,6 +58,26 @@ def correct_annotation(project, annotation_id, label, *, by):
     return annotation
 
 
+def _correct_set(project, annotation, label, labels, by):
+    if not project.multi_label:
+        raise Invalid("This project takes one class per image: send the right class in 'label', not 'labels'.")
+    if label is not None or labels is None:
+        raise Invalid("This project is multi-label: send the right classes as a list in 'labels' (an empty "
+                      "list means none applies).")
+    if len(set(labels)) != len(labels):
+        raise Invalid("A class appears twice in 'labels'.")
+    chosen = sorted((find_class(project, name) for name in labels), key=lambda c: (c.order, c.pk))
+    old = answer_text(annotation)
+    new = set_text(c.name for c in chosen)
+    if old == new:
+        return annotation
+    AnnotationLabel.objects.filter(annotation=annotation).delete()
+    AnnotationLabel.objects.bulk_create(AnnotationLabel(annotation=annotation, label=c) for c in chosen)
+    AnnotationChange.objects.create(annotation=annotation, changed_by=by, action=AnnotationChange.Action.CORRECT,
+                                    old_label=old, new_label=new)
+    return annotation
+
+
 def delete_annotation(project, annotation_id, *, by):
     """Mark an answer undone (never a hard delete), update its item as undo_last does, and
     record who did it."""
@@ -52,7 +89,7 @@ def delete_annotation(project, annotation_id, *, by):
             annotation=annotation,
             changed_by=by,
             action=AnnotationChange.Action.DELETE,
-            old_label=annotation.label.name if annotation.label_id else "",
+            old_label=answer_text(annotation),
         )
     return annotation
 
@@ -72,6 +109,9 @@ def review_item(project, item_id, *, by, label=None):
         if not live:
             raise Conflict("This image has no live label to review (its labels were deleted or undone).")
         changed = 0
+        if label is not None and project.multi_label:
+            raise Invalid("This project is multi-label: correct each answer's set with PATCH "
+                          "/api/projects/<id>/annotations/<annotation id>/ and 'labels', then keep the item.")
         if label is not None:
             new = find_class(project, label)
             for annotation in live:

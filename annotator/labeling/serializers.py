@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from annotator.access import MAX_ID
 from annotator.models import Annotation
+from annotator.projects.classes import MAX_CLASSES
 
 
 class LeaseQuerySerializer(serializers.Serializer):
@@ -44,6 +45,12 @@ class SuggestionSerializer(serializers.Serializer):
         "model has no guess for the item: the name the guesses were imported under. Absent on the model's guess.",
     )
     top = ScoredClassSerializer(many=True, help_text="The best-scored classes, best first.")
+    labels = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Multi-label projects: the suggested set (each class whose probability is at least 0.5).",
+    )
+    set_confidence = serializers.FloatField(
+        required=False, help_text="Multi-label projects: the chance the whole suggested set is right.")
 
 
 class LeasedItemSerializer(serializers.Serializer):
@@ -76,7 +83,7 @@ class AnswerSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=100),
         required=False,
         allow_empty=True,
-        max_length=1000,
+        max_length=MAX_CLASSES,  # one entry per class at most; keeps a form body under Django's 1000 fields
         help_text="Multi-label projects: the class names that apply; an empty list means none applies.",
     )
     skip = serializers.BooleanField(required=False, default=False)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Max
 from PIL import Image, ImageOps
 
-from annotator.models import Annotation, Item
+from annotator.models import Annotation, AnnotationLabel, Item
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,10 @@ def load_images(paths, side, channels):
 
 def label_arrays(project, pool_index, classes):
     """labels (N,) int with -1 = unlabeled (majority of live answers, ties to the earliest)
-    and soft labels (N, C) (vote shares) when some item has several answers, else None."""
+    and soft labels (N, C) (vote shares) when some item has several answers, else None.
+    A multi-label project's are `set_arrays`'."""
+    if project.multi_label:
+        return set_arrays(project, pool_index, classes)
     column = {label_id: j for j, label_id in enumerate(classes)}
     rows = (
         Annotation.objects.filter(item__project=project, undone=False, skipped=False)
@@ -126,6 +129,8 @@ def audit_rows(project, pool_index):
     ok = rows < len(pool_index)
     ok[ok] = pool_index[rows[ok]] == wanted[ok]
     return rows[ok]
+
+
 def bulk_only_rows(project, pool_index):
     """bool (N,): the rows whose live labels all come from bulk answers (labeling.bulk), which
     train the model but stay out of the scores it judges itself by; None when there are none."""
@@ -143,16 +148,45 @@ def bulk_only_rows(project, pool_index):
     return mask
 
 
+def set_arrays(project, pool_index, classes):
+    """A multi-label project's answers: answered (N,) int64, 0 for an item with a live answer
+    (a set, possibly empty) and -1 otherwise, and targets (N, C) float32, the share of the
+    item's live answers that include each class (0 or 1 with one annotator)."""
+    column = {label_id: j for j, label_id in enumerate(classes)}
+    answers = {}  # annotation id -> pool row
+    for pk, p in Annotation.objects.filter(item__project=project, undone=False, skipped=False).values_list(
+            "pk", "item__pool_index"):
+        r = int(np.searchsorted(pool_index, p))
+        if r < len(pool_index) and pool_index[r] == p:
+            answers[pk] = r
+    counts = np.zeros(len(pool_index), np.float32)
+    rows = np.fromiter(answers.values(), np.int64, len(answers))
+    np.add.at(counts, rows, 1.0)
+    votes = np.zeros((len(pool_index), max(1, len(classes))), np.float32)
+    for annotation_id, label_id in AnnotationLabel.objects.filter(
+            annotation__item__project=project, annotation__undone=False).values_list("annotation_id", "label_id"):
+        r, j = answers.get(annotation_id), column.get(label_id)
+        if r is not None and j is not None:
+            votes[r, j] += 1.0
+    answered = np.where(counts > 0, 0, -1).astype(np.int64)
+    return answered, votes / np.maximum(counts, 1.0)[:, None]
+
+
 def answers_signature(project):
     """A cheap fingerprint of the project's answers (one aggregate query): it changes with
     a new answer, an undo, a deletion or a correction, so the loop reads every answer only
     when something changed."""
     from django.db.models import Count, Q, Sum
 
-    return tuple(Annotation.objects.filter(item__project=project).aggregate(
+    signature = tuple(Annotation.objects.filter(item__project=project).aggregate(
         n=Count("id"), top=Max("id"), live=Count("id", filter=Q(undone=False)),
         labels=Sum("label_id", filter=Q(undone=False)),
     ).values())
+    if not project.multi_label:
+        return signature
+    # a correction rewrites a set's rows: new ids (top) or fewer rows (n)
+    return signature + tuple(AnnotationLabel.objects.filter(annotation__item__project=project).aggregate(
+        n=Count("id"), top=Max("id")).values())
 
 
 def ordered_class_ids(project):

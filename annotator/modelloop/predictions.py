@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from annotator.modelloop.set_measures import SUGGEST_AT
 from annotator.models import ModelVersion, TrainerState
 
 PROBS_FILE = "probs.npy"  # (N, C) float32, rows in pool_index order
 POOL_INDEX_FILE = "pool_index.npy"  # (N,) int64, sorted
 # Held-out (out-of-fold) probabilities of the labeled items, rows aligned across the three.
 HELDOUT_ITEMS_FILE = "heldout_items.npy"  # (L,) int64 item ids
-HELDOUT_LABELS_FILE = "heldout_labels.npy"  # (L,) int64 class column the humans gave
+HELDOUT_LABELS_FILE = "heldout_labels.npy"  # (L,) int64 class column the humans gave; (L, C) 0/1 sets when multi-label
 HELDOUT_PROBS_FILE = "heldout_probs.npy"  # (L, C) float32
 TOP_K = 3
 
@@ -46,15 +47,29 @@ class Predictions:
         i = self.row(item.pool_index)
         return None if i is None else np.asarray(self.probs[i], dtype=np.float64)
 
+    @property
+    def multi_label(self):
+        """Per-class probabilities (a multi-label project's version), not a distribution."""
+        return bool((self.version.metrics or {}).get("multi_label"))
+
     def suggestion(self, item):
         """The guess in the shape the page and the API show:
-        {"label", "confidence", "top": [{"label", "confidence"}, ...]}."""
+        {"label", "confidence", "top": [{"label", "confidence"}, ...]}. A multi-label
+        version's adds "labels", the suggested set (every class at or above SUGGEST_AT, in
+        class order; [] when none is), and "set_confidence", the chance that this whole set
+        is right if the classes are independent; "label"/"confidence"/"top" are then the
+        most probable classes, each with its own probability."""
         p = self.probabilities(item)
         if p is None:
             return None
         order = np.argsort(-p, kind="stable")[:TOP_K]
         top = [{"label": self.classes[j], "confidence": round(float(p[j]), 4)} for j in order]
-        return {"label": top[0]["label"], "confidence": top[0]["confidence"], "top": top}
+        guess = {"label": top[0]["label"], "confidence": top[0]["confidence"], "top": top}
+        if self.multi_label:
+            chosen = p >= SUGGEST_AT
+            guess["labels"] = [name for name, on in zip(self.classes, chosen) if on]
+            guess["set_confidence"] = round(float(np.where(chosen, p, 1.0 - p).prod()), 4)
+        return guess
 
 
 def load(version):

@@ -27,6 +27,7 @@ class ProjectLoop:
         self.project_id = project_id
         self.model = None  # bridge.ProjectModel
         self.labels = None  # labels of the last fast path
+        self.targets = None  # and a multi-label project's targets (modelloop.arrays.set_arrays)
         self.last_fast = 0.0
         self.last_change = time.monotonic()
         self.slow: Future | None = None
@@ -140,7 +141,8 @@ class ProjectLoop:
         pool_changed = bridge.refresh_pool(project, self.model)
         labels, soft = self._labels(project, pool_changed)
         now = time.monotonic()
-        changed = pool_changed or self.labels is None or not np.array_equal(labels, self.labels)
+        changed = pool_changed or self.labels is None or not np.array_equal(labels, self.labels) or (
+            project.multi_label and not np.array_equal(soft, self.targets))  # a set changed, not the count
         if changed and self.labels is not None and not pool_changed:
             self.last_change = now
         if changed and now - self.last_fast >= settings.TRAINER_FAST_MIN_INTERVAL_S:
@@ -150,7 +152,7 @@ class ProjectLoop:
                 and (labels < 0).any() and results.queue_is_spent(project, project.strategy)):
             self.fast(project, labels, soft, rerank=True)  # the batch ran out without new labels (skips)
             return True
-        if not changed and self.slow is None and self._slow_due(labels, now):
+        if not changed and self.slow is None and not project.multi_label and self._slow_due(labels, now):
             self.start_slow(project, labels, soft)
             return True
         return False
@@ -253,13 +255,15 @@ class ProjectLoop:
         t0 = time.perf_counter()
         batch = max(1, project.query_batch_size)
         held = results.held_rows(project, self.model) if rerank else ()
-        bridge.refresh_zero_shot(self.model, self.trainer.device)
+        if not project.multi_label:  # zero-shot guesses are a softmax over the class names
+            bridge.refresh_zero_shot(self.model, self.trainer.device)
         unscored = arrays.bulk_only_rows(project, self.model.pool_index)  # they train, but score nothing
         probs, queue, durations, metrics, heldout = results.fast_path(
             project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held, unscored=unscored)
         metrics.update(self.model.encoder_metrics())
         self.trainer.check(self.project_id)
-        folder = results.write_probabilities(project, self.model, probs, labels, heldout)
+        truth = (soft >= 0.5).astype(np.int64) if project.multi_label else labels  # held-out rows' answers
+        folder = results.write_probabilities(project, self.model, probs, truth, heldout)
         durations["total_s"] = round(time.perf_counter() - t0, 4)
         version = results.commit_version(
             project, self.trainer.name, kind=ModelVersion.Kind.FAST, model=self.model, labels=labels,
@@ -268,7 +272,7 @@ class ProjectLoop:
             phase=TrainerState.Phase.TRAINING if self.slow is not None else TrainerState.Phase.UP_TO_DATE,
             detail="Fine-tuning in the background." if self.slow is not None else "",
         )
-        self.labels = labels
+        self.labels, self.targets = labels, soft if project.multi_label else None
         self.last_fast = time.monotonic()
         if queue is not None:
             self.trainer.publish(project.pk, events.queue_event(version.number))

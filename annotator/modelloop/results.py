@@ -27,6 +27,7 @@ from annotator.modelloop.predictions import (
     PROBS_FILE,
     artifact_path,
 )
+from annotator.modelloop.set_path import fast_path_sets
 from annotator.models import ModelVersion, Project, QueueEntry, TrainerState
 from annotator.storage import is_disk_full
 from mlcore.checkpoint import atomic_write
@@ -105,7 +106,11 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     CLIP-like backbone, blended with zero-shot guesses from the class names (`with_zero_shot`).
     Rows in `unscored` (bool (N,): items labeled only in bulk) train like any label but are
     left out of every held-out score the loop judges itself by (the cv accuracy, the choice
-    of the pixel baseline, the calibration): the model picked them because it was sure."""
+    of the pixel baseline, the calibration): the model picked them because it was sure.
+    A multi-label project's (`labels` its answered marks, `soft` its targets) goes the
+    one-vs-rest way (`modelloop.set_path`)."""
+    if project.multi_label:
+        return fast_path_sets(model, labels, soft, strategy, batch, rerank=rerank, held=held)
     learners = {model.encoder_name: model.learner}
     if model.baseline is not None:
         learners[baseline.PIXELS] = model.baseline.learner

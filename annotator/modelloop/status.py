@@ -5,6 +5,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from annotator.modelloop.errors import one_line
+from annotator.modelloop.set_measures import as_matrix, set_metrics
 from annotator.models import Annotation, TrainerState
 
 
@@ -26,7 +27,10 @@ IMPORTED_GUESS_KEY = "source"
 
 def audit_answers(project):
     """(guess == answer, version id, labels the version had) for every live audit answer that
-    had a model guess: audit items are drawn uniformly, so these are unbiased."""
+    had a model guess: audit items are drawn uniformly, so these are unbiased. In a
+    multi-label project "==" is the exact-set match."""
+    if project.multi_label:
+        return [(set(guess) == set(answer), version, used) for guess, answer, version, used in set_audits(project)]
     rows = (
         Annotation.objects.filter(item__project=project, is_audit=True, undone=False, skipped=False)
         .exclude(suggestion__isnull=True)
@@ -39,10 +43,39 @@ def audit_answers(project):
     ]
 
 
+def set_audits(project):
+    """(guessed set, answered set, version id, labels the version had) of a multi-label
+    project's live audit answers that had a set guess."""
+    rows = (
+        Annotation.objects.filter(item__project=project, is_audit=True, undone=False, skipped=False)
+        .exclude(suggestion__isnull=True).select_related("model_version").prefetch_related("labels")
+    )
+    return [
+        (a.suggestion["labels"], [c.name for c in a.labels.all()], a.model_version_id,
+         a.model_version.labels_used if a.model_version else None)
+        for a in rows if isinstance(a.suggestion, dict) and isinstance(a.suggestion.get("labels"), list)
+    ]
+
+
+def set_audit_accuracy(project):
+    """A multi-label project's audit accuracy: the exact-set match (the estimate, with its
+    Wilson interval), and beside it the Hamming loss and per-class F1 of the same answers."""
+    rows = set_audits(project)
+    classes = project.class_names()
+    scores = set_metrics(as_matrix([r[1] for r in rows], classes), as_matrix([r[0] for r in rows], classes))
+    n, correct = len(rows), sum(1 for guess, answer, _v, _u in rows if set(guess) == set(answer))
+    low, high = wilson_interval(correct, n)
+    return {"n": n, "correct": correct, "estimate": correct / n if n else None, "low": low, "high": high,
+            "measure": "exact set", "hamming_loss": scores["hamming_loss"], "macro_f1": scores["macro_f1"],
+            "per_class_f1": dict(zip(classes, scores["per_class_f1"]))}
+
+
 def audit_accuracy(project, answers=None):
     """Live accuracy estimate of the model's guesses on audit items, with its 95% interval.
     Counted in the database (the status is computed after every model version), or over
-    `answers` from audit_answers."""
+    `answers` from audit_answers. A multi-label project's is `set_audit_accuracy`."""
+    if answers is None and project.multi_label:
+        return set_audit_accuracy(project)
     if answers is None:
         from django.db.models import Q
         from django.db.models.fields.json import KeyTextTransform

@@ -47,11 +47,14 @@ DASHBOARD_REFUSAL = (
 )
 
 
-# (format, link text, note beside it) for every export format; the label formats again
-# (format, name) for the form that adds the model's guesses.
-EXPORT_LINKS = [(f.name, f.title, f.note) for f in REGISTRY.values()]
-GUESS_FORMATS = [(f.name, f.choice or f.note) for f in REGISTRY.values() if f.kind == LABELS]
-SPLIT_FORMATS = [(f.name, f.choice or f.note) for f in REGISTRY.values() if f.splits]
+def export_links(project):
+    """(format, link text, note beside it, why it is refused for this project or "") for
+    every export format; the label formats the project can take again as (format, name) for
+    the form that adds the model's guesses."""
+    links = [(f.name, f.title, f.note, f.refusal(project) or "") for f in REGISTRY.values()]
+    guesses = [(f.name, f.choice or f.note) for f in REGISTRY.values() if f.kind == LABELS and not f.refusal(project)]
+    splits = [(f.name, f.choice or f.note) for f in REGISTRY.values() if f.splits and not f.refusal(project)]
+    return links, guesses, splits
 
 
 @login_required
@@ -60,6 +63,7 @@ def project_dashboard(request, pk):
     project = project_for(request.user, pk, roles=DASHBOARD_ROLES, refusal=DASHBOARD_REFUSAL)
     summary = dashboard_summary(project)
     model = summary["model"]
+    links, guess_formats, split_formats = export_links(project)
     context = {
         "project": project,
         "model": model,
@@ -73,9 +77,9 @@ def project_dashboard(request, pk):
         "annotator_rows": [{**row, "median_s": _seconds(row["median_ms"])} for row in summary["annotators"]],
         "agreement": summary["agreement"],
         "percent_done": _percent_done(summary["progress"]),
-        "export_links": EXPORT_LINKS,
-        "guess_formats": GUESS_FORMATS,
-        "split_formats": SPLIT_FORMATS,
+        "export_links": links,
+        "guess_formats": guess_formats,
+        "split_formats": split_formats,
         "trainer_status": trainer_status(project),
     }
     return render(request, "annotator/project_dashboard.html", context)

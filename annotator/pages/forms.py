@@ -5,6 +5,7 @@ import re
 from django import forms
 
 from annotator.models import Role, Strategy
+from annotator.projects.changes import MULTI_LABEL_FIXED
 from annotator.projects.instructions import MAX_DESCRIPTION_CHARS, MAX_EXAMPLES, MAX_INSTRUCTIONS_CHARS
 
 
@@ -37,10 +38,17 @@ class ProjectForm(forms.Form):
                   "with its own button and key N. Leave empty for none.",
     )
 
+    multi_label = forms.BooleanField(
+        required=False, label="Multi-label",
+        help_text="Each image gets a set of classes (any number, or none) instead of exactly one. "
+                  "Chosen now: it cannot be changed after the project is created.",
+    )
+
     def clean_classes(self):
         return [line.strip() for line in self.cleaned_data["classes"].splitlines() if line.strip()]
 
-    OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "review_fraction")
+    OPTION_FIELDS = ("strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "review_fraction",
+                     "multi_label")
 
     def project_options(self):
         """The Project fields beyond name and classes, for projects.changes.create_project."""
@@ -65,15 +73,29 @@ class SettingsForm(ProjectForm):
 
     classes = None
     none_class = None  # the classes region of the settings page turns it on and off
+    multi_label = forms.BooleanField(
+        required=False, disabled=True, label="Multi-label",
+        help_text="Chosen when the project was created; it cannot be changed.",
+    )
 
     @classmethod
     def for_project(cls, project, data=None):
         initial = {field: getattr(project, field) for field in ("name", *cls.OPTION_FIELDS)}
         return cls(data, initial=initial)
 
+    def clean(self):
+        # The field is shown disabled; a post that tries to change it anyway is refused, not ignored.
+        cleaned = super().clean()
+        if self.is_bound and "multi_label" in self.data:
+            wanted = self.fields["multi_label"].widget.value_from_datadict(self.data, self.files, "multi_label")
+            if bool(wanted) != bool(self.initial.get("multi_label")):
+                self.add_error("multi_label", MULTI_LABEL_FIXED)
+        return cleaned
+
     def settings(self):
-        return {"name": self.cleaned_data["name"],
-                **{f: self.cleaned_data[f] for f in self.OPTION_FIELDS if self.cleaned_data[f] is not None}}
+        options = {f: self.cleaned_data[f] for f in self.OPTION_FIELDS if self.cleaned_data[f] is not None}
+        options.pop("multi_label", None)
+        return {"name": self.cleaned_data["name"], **options}
 
 
 class ClassForm(forms.Form):

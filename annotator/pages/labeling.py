@@ -98,7 +98,7 @@ def label_answer(request, pk):
     items the page still holds, `exclude`, are left out)."""
     project = project_for(request.user, pk, roles=LABELING_ROLES, refusal=VIEWER_CANNOT_LABEL)
     exclude = _held(request)
-    answer = AnswerSerializer(data=request.POST)
+    answer = AnswerSerializer(data=_answer_body(request.POST))
     if not answer.is_valid():
         return _reply(request, project, _lease_after_refusal(project, request, exclude), status=400,
                       error=_error_text(answer.errors))
@@ -196,6 +196,16 @@ def _reply(request, project, lease, *, status=200, error=None, shown=(), **paylo
     return JsonResponse(body, status=status)
 
 
+def _answer_body(post):
+    """The answer of a form post. A form cannot send an empty list, so the page marks a set
+    answer with `labels_sent`: then `labels` is the list of checked classes, empty for "none
+    applies"; with `skip` the checked classes do not count."""
+    if "labels_sent" not in post:
+        return post
+    body = {key: post.get(key) for key in post if key not in ("labels", "labels_sent", "exclude", "set")}
+    return body if post.get("skip") else {**body, "labels": post.getlist("labels")}
+
+
 def _held(request):
     """The items the page holds (`exclude`), for an endpoint whose own input is another."""
     query = LeaseQuerySerializer(data=request.POST)
@@ -271,6 +281,11 @@ def _guess(lease_json, classes):
     suggestion = lease_json and lease_json.get("suggestion")
     if not isinstance(suggestion, dict) or not suggestion.get("label"):
         return None
+    if isinstance(suggestion.get("labels"), list):  # a multi-label version's set, as label.js's showGuess
+        chosen = suggestion["labels"]
+        confidence = suggestion.get("set_confidence")
+        return {"labels": chosen, "set_text": ", ".join(chosen) or "none applies",
+                "confidence": "" if confidence is None else _percent(confidence), "runners_up": []}
     confidence = suggestion.get("confidence")
     hotkeys = {c.name: c.hotkey for c in classes if c.hotkey}
     others = [row for row in suggestion.get("top") or [] if row.get("label") != suggestion["label"]][:2]

@@ -53,12 +53,18 @@ def create_project(owner, *, name, classes, check_limits=True, none_class=None, 
 
 
 SETTINGS_FIELDS = ("name", "strategy", "query_batch_size", "audit_fraction", "annotations_per_item", "review_fraction")
+MULTI_LABEL_FIXED = (
+    "Whether a project is multi-label is chosen when it is created and cannot be changed afterwards (its "
+    "answers, model and exports depend on it). Create a new project to label the images the other way."
+)
 
 
 @transaction.atomic
 def update_settings(project, **changes):
     """Change any of SETTINGS_FIELDS. A new answers-per-item count re-decides which items
     are done, so raising it puts partly labeled items back in the queue."""
+    if "multi_label" in changes:
+        raise Invalid(MULTI_LABEL_FIXED)
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise Invalid(f"Unknown settings: {', '.join(sorted(unknown))}. Settings are {', '.join(SETTINGS_FIELDS)}.")

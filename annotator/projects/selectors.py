@@ -3,14 +3,18 @@ filters of the item list (state, the model's guess and its confidence)."""
 import numpy as np
 from django.db.models import Count, Exists, OuterRef
 
-from annotator.models import Annotation, Item
+from annotator.models import Annotation, AnnotationLabel, Item
 from annotator.projects.classes import find_class
 
 
 def project_stats(project):
     live = Annotation.objects.filter(item__project=project, undone=False)
     per_class = dict.fromkeys(project.class_names(), 0)
-    for row in live.filter(skipped=False).values("label__name").annotate(n=Count("id")):
+    if project.multi_label:  # each class of a set counts once
+        counted = AnnotationLabel.objects.filter(annotation__in=live).values("label__name").annotate(n=Count("id"))
+    else:
+        counted = live.filter(skipped=False).values("label__name").annotate(n=Count("id"))
+    for row in counted.order_by():
         per_class[row["label__name"]] = row["n"]
     per_annotator = {
         row["annotator__username"]: row["n"]
@@ -56,13 +60,20 @@ def items_in_state(project, state=None):
 
 def predicted_pool_indexes(current, *, column=None, low=None, high=None):
     """Sorted pool indexes whose predicted class is `column` and whose confidence (the top
-    probability) lies in [low, high]: decided on the probability array, (N, C)."""
+    probability) lies in [low, high]: decided on the probability array, (N, C). For a
+    multi-label version (per-class probabilities) `column` must be in the suggested set
+    (p >= 0.5) and the confidence is that class's probability, or without a class the
+    chance that the whole suggested set is right."""
     probs = np.asarray(current.probs)  # (N, C)
     keep = np.ones(len(current.pool_index), dtype=bool)
+    sets = getattr(current, "multi_label", False)
     if column is not None:
-        keep &= probs.argmax(axis=1) == column
+        keep &= probs[:, column] >= 0.5 if sets else probs.argmax(axis=1) == column
     if low is not None or high is not None:
-        confidence = probs.max(axis=1)  # (N,)
+        if sets:
+            confidence = probs[:, column] if column is not None else np.where(probs >= 0.5, probs, 1 - probs).prod(1)
+        else:
+            confidence = probs.max(axis=1)  # (N,)
         if low is not None:
             keep &= confidence >= low
         if high is not None:

@@ -24,6 +24,12 @@
  * trainer publishes a new queue (static/js/live.js), a "refresh" operation joins the queue:
  * after the answers before it are settled, it gives back the prefetched lease and leases the
  * new queue's top item, leaving the image on screen alone.
+ *
+ * Multi-label projects (`data-multi-label`): the classes are checkboxes; a class key toggles
+ * one, Enter saves the checked set (none checked: "none applies"), A accepts the model's
+ * suggested set (`suggestion.labels`), which is also checked when the item is shown. The set
+ * is posted as `labels` values with the `labels_sent` marker, since a form body cannot carry
+ * an empty list (annotator/pages/labeling.py: _answer_body).
  */
 (function () {
   "use strict";
@@ -67,7 +73,9 @@
   });
   // The project's instructions (static/js/instructions.js).
   const instructions = window.Instructions.create(root, root.dataset.instructionsUrl);
-  const classButtons = Array.from(root.querySelectorAll(".class-button"));
+  const multi = root.hasAttribute("data-multi-label");
+  const classButtons = Array.from(root.querySelectorAll(multi ? ".class-toggle input" : ".class-button"));
+  const setButton = document.getElementById("set-button");
   const hotkeys = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey.toLowerCase(), b.value]));
   const hotkeyOf = new Map(classButtons.filter((b) => b.dataset.hotkey).map((b) => [b.value, b.dataset.hotkey]));
   // "Unsure" (a skip that sends the image to review); its key is empty where a class holds it.
@@ -113,8 +121,12 @@
     return input ? input.value : "";
   }
 
+  function setText(names) {
+    return names.length ? names.join(", ") : "none applies";
+  }
+
   function answerText(op) {
-    return op.unsure ? "unsure" : op.skip ? "skip" : op.label;
+    return op.unsure ? "unsure" : op.skip ? "skip" : op.labels ? setText(op.labels) : op.label;
   }
 
   function sleep(ms) {
@@ -177,6 +189,7 @@
 
   function showGuess(lease) {
     const guess = lease && lease.suggestion;
+    if (multi) return showSetGuess(guess);
     classButtons.forEach((b) => b.toggleAttribute("data-suggested", Boolean(guess) && b.value === guess.label));
     el.guess.toggleAttribute("data-empty", !guess);
     if (!guess) return;
@@ -185,6 +198,39 @@
     el.guessLabel.textContent = guess.label;
     el.guessConfidence.textContent = guess.confidence == null ? "" : percent(guess.confidence);
     showRunnersUp(guess);
+  }
+
+  // Multi-label: the suggested set is shown checked, ready to accept or change.
+  function showSetGuess(guess) {
+    const suggested = (guess && Array.isArray(guess.labels) && guess.labels) || [];
+    classButtons.forEach((b) => b.toggleAttribute("data-suggested", suggested.includes(b.value)));
+    setChosen(suggested);
+    el.guess.toggleAttribute("data-empty", !guess);
+    if (!guess) return;
+    el.guessLabel.textContent = setText(suggested);
+    el.guessConfidence.textContent = guess.set_confidence == null ? "" : percent(guess.set_confidence);
+  }
+
+  function chosen() {
+    return classButtons.filter((b) => b.checked).map((b) => b.value);
+  }
+
+  function setChosen(names) {
+    classButtons.forEach((b) => (b.checked = names.includes(b.value)));
+    showSetButton();
+  }
+
+  function showSetButton() {
+    if (!setButton) return;
+    const n = chosen().length;
+    const text = n === 0 ? setButton.dataset.none : n === 1 ? setButton.dataset.one : setButton.dataset.some.replace("{n}", n);
+    document.getElementById("set-button-text").textContent = text;
+  }
+
+  function toggle(name) {
+    const box = classButtons.find((b) => b.value === name);
+    if (box && !box.disabled) box.checked = !box.checked;
+    showSetButton();
   }
 
   function percent(x) {
@@ -220,17 +266,19 @@
   }
 
   function showPrevious(previous) {
-    classButtons.forEach((b) => b.toggleAttribute("data-previous", Boolean(previous) && !previous.skipped && b.value === previous.label));
+    const had = (b) => Boolean(previous) && !previous.skipped && (previous.labels ? previous.labels.includes(b.value) : b.value === previous.label);
+    classButtons.forEach((b) => b.toggleAttribute("data-previous", had(b)));
     el.skip.toggleAttribute("data-previous", Boolean(previous) && previous.skipped && !previous.unsure);
     if (el.unsure) el.unsure.toggleAttribute("data-previous", Boolean(previous) && Boolean(previous.unsure));
     el.previous.hidden = !previous;
-    if (previous) el.previous.querySelector("strong").textContent = previous.unsure ? "unsure" : previous.skipped ? "skip" : previous.label;
+    if (previous) el.previous.querySelector("strong").textContent = answerText({ unsure: previous.unsure, skip: previous.skipped, labels: previous.labels, label: previous.label });
   }
 
   function setButtonsEnabled(enabled) {
     classButtons.forEach((b) => (b.disabled = !enabled));
     el.skip.disabled = !enabled;
     if (el.unsure) el.unsure.disabled = !enabled;
+    if (setButton) setButton.disabled = !enabled;
   }
 
   function pendingAnswers() {
@@ -280,19 +328,22 @@
 
   // --- user actions -------------------------------------------------------------------
 
-  function answer(label, skip, unsure) {
+  // `labels` (an array) answers a multi-label item with a set; `label` a single-label one;
+  // `unsure` is a skip that sends the image to review.
+  function answer(label, skip, labels, unsure) {
     const lease = state.current;
     if (!lease) return;
     const op = {
       kind: "answer",
       lease,
-      label: skip || unsure ? null : label,
+      label: skip || unsure || labels ? null : label,
+      labels: skip || unsure || !labels ? null : labels,
       skip: Boolean(skip) && !unsure,
       unsure: Boolean(unsure),
       key: newKey(),
       durationMs: Math.max(0, Math.round(performance.now() - state.shownAt)),
     };
-    state.history.push({ lease, answer: { item: lease.id, label: op.label, skipped: op.skip || op.unsure, unsure: op.unsure } });
+    state.history.push({ lease, answer: { item: lease.id, label: op.label, labels: op.labels, skipped: op.skip || op.unsure, unsure: op.unsure } });
     advance();
     enqueue(op);
   }
@@ -342,7 +393,13 @@
 
   function acceptGuess() {
     const guess = state.current && state.current.suggestion;
-    if (guess) answer(guess.label, false);
+    if (!guess) return;
+    if (!multi) answer(guess.label, false);
+    else if (Array.isArray(guess.labels)) answer(null, false, guess.labels); // a guess without a set saves nothing
+  }
+
+  function submitSet() {
+    if (state.current) answer(null, false, chosen());
   }
 
   // --- the server queue ---------------------------------------------------------------
@@ -369,7 +426,10 @@
       body.set("item", op.lease.id);
       if (op.unsure) body.set("unsure", "1");
       else if (op.skip) body.set("skip", "1");
-      else body.set("label", op.label);
+      else if (op.labels) {
+        body.set("labels_sent", "1"); // an empty set has no `labels` value: the marker says it is one
+        op.labels.forEach((name) => body.append("labels", name));
+      } else body.set("label", op.label);
       body.set("idempotency_key", op.key);
       if (op.durationMs <= MAX_DURATION_MS) body.set("duration_ms", op.durationMs);
     }
@@ -482,6 +542,7 @@
   }
 
   function isTyping(target) {
+    if (target && target.tagName === "INPUT" && target.type === "checkbox") return false; // a class toggle
     return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
   }
 
@@ -524,10 +585,11 @@
     if (event.repeat) return; // a held key must not label a run of images
     const onControl = event.target && /^(BUTTON|A)$/.test(event.target.tagName);
     let handled = true;
-    if (hotkeys.has(key)) answer(hotkeys.get(key), false);
+    if (hotkeys.has(key)) multi ? toggle(hotkeys.get(key)) : answer(hotkeys.get(key), false);
     else if (key === "s") answer(null, true);
-    else if (unsureKey && key === unsureKey) answer(null, false, true);
+    else if (unsureKey && key === unsureKey) answer(null, false, null, true);
     else if (key === "u" || key === "z") undo();
+    else if (multi && key === "Enter" && !onControl) submitSet();
     else if (key === "a" || (key === "Enter" && !onControl)) acceptGuess();
     else handled = false;
     if (handled) event.preventDefault();
@@ -540,9 +602,13 @@
     button.blur(); // keys go back to the page, not to the clicked button
     if (button.id === "undo-button") undo();
     else if (button.id === "skip-button") answer(null, true);
-    else if (button.id === "unsure-button") answer(null, false, true);
+    else if (button.id === "unsure-button") answer(null, false, null, true);
+    else if (button.id === "set-button") submitSet();
     else if (button.value) answer(button.value, false);
   });
+
+  // A clicked class toggle gives the keys back to the page (Enter saves, not re-toggles).
+  if (multi) classButtons.forEach((b) => b.addEventListener("change", () => { b.blur(); showSetButton(); }));
 
   document.getElementById("help-button").addEventListener("click", () => toggleHelp());
   document.getElementById("help-close").addEventListener("click", () => toggleHelp(false));

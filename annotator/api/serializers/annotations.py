@@ -6,6 +6,7 @@ from rest_framework import serializers
 from annotator.access import MAX_ID
 from annotator.labeling.serializers import SuggestionSerializer, answer_labels
 from annotator.models import Annotation
+from annotator.projects.classes import MAX_CLASSES
 
 
 class AnnotationQuerySerializer(serializers.Serializer):
@@ -20,8 +21,9 @@ class AnnotationQuerySerializer(serializers.Serializer):
 
 class AnnotationChangeSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["correct", "delete"])
-    old_label = serializers.CharField(allow_blank=True, help_text="Empty for a skip.")
-    new_label = serializers.CharField(allow_blank=True, help_text="Empty for a delete.")
+    old_label = serializers.CharField(
+        allow_blank=True, help_text="Empty for a skip; a multi-label answer's set as \"{cat, dog}\" (\"{}\": none).")
+    new_label = serializers.CharField(allow_blank=True, help_text="Empty for a delete; a set as in old_label.")
     changed_by = serializers.CharField(source="changed_by.username", allow_null=True, default=None)
     at = serializers.DateTimeField()
 
@@ -61,4 +63,15 @@ class AnnotationDetailSerializer(AnnotationRecordSerializer):
 
 
 class AnnotationCorrectionSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=100, help_text="The right class name.")
+    label = serializers.CharField(max_length=100, required=False, help_text="The right class name.")
+    labels = serializers.ListField(
+        # at most one entry per class: a longer form body would pass Django's field limit (1000)
+        child=serializers.CharField(max_length=100), required=False, allow_empty=True, max_length=MAX_CLASSES,
+        help_text="Multi-label projects: the right classes ([]: none applies).",
+    )
+
+    def validate(self, attrs):
+        if ("label" in attrs) == ("labels" in attrs):
+            raise serializers.ValidationError({"label": [
+                "Send the right class in 'label' (or, in a multi-label project, the right classes in 'labels')."]})
+        return attrs

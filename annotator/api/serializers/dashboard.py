@@ -102,6 +102,9 @@ class ModelSummarySerializer(serializers.Serializer):
     suspect_min_confidence = serializers.FloatField()
     heldout_labels = serializers.IntegerField(help_text="Labels the current model checked (held out, 5-fold).")
     versions = VersionRowSerializer(many=True, help_text="The newest versions of the current model.")
+    set_audit = serializers.DictField(
+        allow_null=True, help_text="Multi-label projects: the audit accuracy as the status gives it (exact-set "
+        "match, Wilson interval, hamming_loss, macro_f1, per_class_f1); null otherwise.")
 
 
 class DashboardAnnotatorSerializer(serializers.Serializer):
@@ -112,8 +115,9 @@ class DashboardAnnotatorSerializer(serializers.Serializer):
     skip_rate = serializers.FloatField(allow_null=True)
     median_ms = serializers.FloatField(allow_null=True)
     pairs = serializers.IntegerField()
-    agreeing = serializers.IntegerField()
-    agreement = serializers.FloatField(allow_null=True)
+    agreeing = serializers.FloatField(
+        help_text="Pairs naming the same class; in a multi-label project the sum of the pairs' Jaccard overlaps.")
+    agreement = serializers.FloatField(allow_null=True, help_text="agreeing / pairs.")
     reviewed = serializers.IntegerField(help_text="Their labels judged in reviews.")
     review_correct = serializers.IntegerField(help_text="Of those, the ones the review upheld.")
     review_accuracy = serializers.FloatField(allow_null=True, help_text="review_correct / reviewed.")
@@ -133,8 +137,9 @@ class AlphaSerializer(serializers.Serializer):
 
 class AgreementSerializer(serializers.Serializer):
     pairs = serializers.IntegerField()
-    agreeing = serializers.IntegerField()
-    agreement = serializers.FloatField(allow_null=True)
+    agreeing = serializers.FloatField(
+        help_text="Pairs naming the same class; in a multi-label project the sum of the pairs' Jaccard overlaps.")
+    agreement = serializers.FloatField(allow_null=True, help_text="agreeing / pairs.")
     krippendorff = AlphaSerializer()
 
 

@@ -3,7 +3,7 @@ and the review of a suspect label."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotator.labeling.serializers import SuggestionSerializer
+from annotator.labeling.serializers import SuggestionSerializer, answer_labels
 from annotator.models import Annotation
 from annotator.projects.selectors import ITEM_STATES
 
@@ -36,9 +36,13 @@ class ItemQuerySerializer(serializers.Serializer):
 
 class ItemLabelSerializer(serializers.Serializer):
     annotation = serializers.IntegerField(source="id")
-    label = serializers.CharField(source="label.name")
+    label = serializers.CharField(source="label.name", allow_null=True, help_text="null in a multi-label project.")
+    labels = serializers.SerializerMethodField(help_text="Multi-label projects: the answer's set ([]: none applies).")
     annotator = serializers.CharField(source="annotator.username")
     source = serializers.ChoiceField(choices=Annotation.Source.choices)
+
+    def get_labels(self, annotation) -> list[str] | None:
+        return answer_labels(annotation)
 
 
 class ExternalSuggestionSerializer(serializers.Serializer):

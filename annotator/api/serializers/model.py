@@ -12,6 +12,14 @@ class AccuracySerializer(serializers.Serializer):
     estimate = serializers.FloatField(allow_null=True, help_text="Share of audit guesses that were right.")
     low = serializers.FloatField(allow_null=True, help_text="95% Wilson interval, lower end.")
     high = serializers.FloatField(allow_null=True, help_text="95% Wilson interval, upper end.")
+    # multi-label projects only: the estimate is the exact-set match; these measure the rest
+    measure = serializers.CharField(required=False, help_text="Multi-label projects: \"exact set\".")
+    hamming_loss = serializers.FloatField(
+        required=False, allow_null=True, help_text="Multi-label projects: share of item-class decisions wrong.")
+    macro_f1 = serializers.FloatField(required=False, allow_null=True, help_text="Multi-label projects: mean per-class F1.")
+    per_class_f1 = serializers.DictField(
+        child=serializers.FloatField(allow_null=True), required=False,
+        help_text="Multi-label projects: F1 of each class (null for a class in no guess and no answer).")
 
 
 class TrainerStatusSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from annotator.access import MAX_ID
 from annotator.models import Encoder, Strategy
+from annotator.projects.changes import MULTI_LABEL_FIXED
 from annotator.projects.classes import MAX_CLASSES
 
 
@@ -23,6 +24,7 @@ class ProjectSettingsSerializer(serializers.Serializer):
     annotations_per_item = serializers.IntegerField()
     review_fraction = serializers.FloatField(help_text="Share of each annotator's answers sampled for review.")
     none_class = serializers.CharField(allow_null=True, help_text="The \"none of these\" class's name, or null.")
+    multi_label = serializers.BooleanField(help_text="Answers are sets of classes (chosen at creation, fixed).")
     training_paused = serializers.BooleanField(help_text="The trainer runs nothing for the project while true.")
     encoder = serializers.ChoiceField(
         choices=Encoder.choices, help_text="What embeds the images (GET /api/encoders/ lists them)."
@@ -105,3 +107,8 @@ class ProjectSettingsUpdateSerializer(KnownFieldsOnly, serializers.Serializer):
             "without one are added, classes left out are removed (refused while answers use them)."
         ),
     )
+
+    def validate(self, attrs):
+        if hasattr(self.initial_data, "keys") and "multi_label" in self.initial_data:
+            raise serializers.ValidationError(MULTI_LABEL_FIXED)
+        return super().validate(attrs)

@@ -179,7 +179,7 @@ def test_single_label_layouts_are_refused_for_a_multi_label_project(project, dat
     refused = [name for name, f in REGISTRY.items() if f.single_label_only]
     assert refused == ["imagefolder", "yolo-classify", "fiftyone"]
     for name in refused:
-        with pytest.raises(ExportError, match="holds one class per image, and this project is multi-label"):
+        with pytest.raises(ExportError, match="holds exactly one class per image, so it cannot carry the sets of classes of this multi-label"):
             formats.build(project, name)
     formats.build(project, "labelstudio")
     project.multi_label = False
