@@ -15,6 +15,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.text import slugify
 
+from annotator.storage import item_storage
+
 # Keys the labeling page reserves for itself: skip, undo, accept the model's guess.
 RESERVED_HOTKEYS = {"s", "u", "z", "a", "?"}
 DIGIT_HOTKEYS = [str(d) for d in range(1, 10)]
@@ -95,6 +97,10 @@ class Project(models.Model):
     model_generation = models.PositiveIntegerField(default=0)
     init_checkpoint = models.CharField(max_length=300, blank=True)
     init_checkpoint_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name
+    # A bucket the project's images are imported from in place (importing/bucket.py): read
+    # with the server's credentials, never copied. Empty: none.
+    source_bucket = models.CharField(max_length=63, blank=True)
+    source_prefix = models.CharField(max_length=900, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -123,6 +129,12 @@ class Project(models.Model):
     def file_folders(pk):
         """The folders holding a project's files: its images and its model files."""
         return [Path(settings.MEDIA_ROOT) / "items" / str(pk), Path(settings.ARTIFACTS_ROOT) / "projects" / str(pk)]
+
+    @staticmethod
+    def storage_prefixes(pk):
+        """The key prefixes of a project's objects in a bucket storage: its images and the
+        model files its trainers share (annotator.modelloop.shared)."""
+        return [f"items/{pk}/", f"artifacts/projects/{pk}/", f"exports/{pk}/"]
 
     def role_of(self, user):
         """The user's role in this project, or None for outsiders and anonymous users."""
@@ -173,8 +185,11 @@ class Item(models.Model):
     at random, and the model loop rewrites it when it ranks the pool."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
-    image = models.FileField(upload_to=item_upload_path, max_length=300)
-    display_image = models.FileField(upload_to=item_upload_path, max_length=300, blank=True)
+    # Through annotator.storage.ItemStorage: a key of the configured storage (local files or the
+    # bucket), or `s3://bucket/key` for an image imported in place from a bucket (S3 keys run
+    # to 1,024 bytes).
+    image = models.FileField(upload_to=item_upload_path, max_length=1100, storage=item_storage)
+    display_image = models.FileField(upload_to=item_upload_path, max_length=300, blank=True, storage=item_storage)
     content_hash = models.CharField(max_length=64)
     original_name = models.CharField(max_length=255, blank=True)
     width = models.PositiveIntegerField()

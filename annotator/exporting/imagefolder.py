@@ -10,16 +10,19 @@ export's columns, `file_name` relative to the zip root, escaped like the CSV exp
   (`drop_metadata=True` gives folder-name labels), and it guesses splits from path tokens
   such as "test" or "train", dropping every file outside them: file names are therefore
   the item id alone, and class folders never hold a lowercase split word.
-Only images that resolve inside MEDIA_ROOT are read; a missing one is left out and logged.
+Images are read through the item storage (annotator.storage.ItemStorage: local files, the
+bucket, or an object imported in place), streamed a block at a time. A local file is read
+only when it resolves inside MEDIA_ROOT; a missing image is left out and logged.
 """
 import csv
 import io
 import json
 import logging
+import os
 import re
 import tempfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
@@ -30,7 +33,7 @@ from annotator.exporting import zipstream
 from annotator.exporting.labels import COLUMNS, csv_safe, label_rows
 from annotator.exporting.registry import LABELS, Body, ExportFormat, register
 from annotator.modelloop import predictions
-from annotator.models import Item
+from annotator.storage import Stream, item_storage
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ def media_file(name):
         return None
     root = Path(settings.MEDIA_ROOT).resolve()
     try:
-        path = Path(Item._meta.get_field("image").storage.path(name)).resolve()
+        path = Path(item_storage().path(name)).resolve()
     except (SuspiciousFileOperation, ValueError, OSError):
         return None
     if not path.is_relative_to(root) or not path.is_file():
@@ -87,17 +90,36 @@ def media_file(name):
     return path
 
 
-def _copy_into(zf, sink, path, info):
+def open_image(name):
+    """A Stream of a stored image (annotator.storage), or None when it is missing (or, on
+    disk, outside MEDIA_ROOT)."""
+    storage = item_storage()
+    try:
+        if not name:
+            return None
+        if storage.local(name):
+            path = media_file(name)
+            if path is None:
+                return None
+            handle = path.open("rb")
+            return Stream(handle, os.fstat(handle.fileno()).st_size)
+        return storage.open_stream(name)
+    except FileNotFoundError:
+        return None
+    except Exception:
+        log.exception("Reading %r for an export failed", name)
+        return None
+
+
+def _copy_into(zf, sink, stream, suffix, info):
     """Adds one image to the zip, yielding the zip's bytes as they are written."""
-    suffix = path.suffix.lower()
-    with zf.open(info, "w", force_zip64=path.stat().st_size > 2**31) as entry:
+    with stream, zf.open(info, "w", force_zip64=stream.size > 2**31) as entry:
         if suffix in LOADER_SUFFIXES:
-            with path.open("rb") as source:
-                while piece := source.read(zipstream.CHUNK_BYTES):
-                    entry.write(piece)
-                    yield from sink.drain()
+            while piece := stream.read(zipstream.CHUNK_BYTES):
+                entry.write(piece)
+                yield from sink.drain()
         else:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(stream.read())) as image:
                 image.seek(0)
                 converted = io.BytesIO()
                 image.save(converted, format="PNG")
@@ -106,7 +128,7 @@ def _copy_into(zf, sink, path, info):
 
 
 def _arcname(row, folders, stored):
-    suffix = stored.suffix.lower()
+    suffix = PurePosixPath(stored).suffix.lower()
     if suffix not in LOADER_SUFFIXES:
         suffix = ".png"
     return f"{folders[row.label]}/{row.item_id}{suffix}"
@@ -123,14 +145,15 @@ def _imagefolder_chunks(rows, names, folders, meta):
         writer = csv.writer(table, lineterminator="\r\n")
         writer.writerow(METADATA_COLUMNS)
         for row in rows:
-            path = media_file(row.file)
-            if path is None:
+            stream = open_image(row.file)
+            if stream is None:
                 log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.",
                             row.item_id, row.file)
                 skipped.append(row.item_id)
                 continue
-            arcname = _arcname(row, folders, path)
-            yield from _copy_into(zf, sink, path, zipstream.zip_info(arcname, when))
+            arcname = _arcname(row, folders, row.file)
+            yield from _copy_into(zf, sink, stream, PurePosixPath(row.file).suffix.lower(),
+                                  zipstream.zip_info(arcname, when))
             cells = row.cells()
             writer.writerow([arcname] + [csv_safe(c) for c in cells[:1] + cells[2:]])
         table.seek(0)
