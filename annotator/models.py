@@ -131,6 +131,13 @@ class Project(models.Model):
         return [Path(settings.MEDIA_ROOT) / "items" / str(pk), Path(settings.ARTIFACTS_ROOT) / "projects" / str(pk)]
 
     @staticmethod
+    def cache_folders(pk):
+        """This machine's rebuildable copies of a project's files (modelloop.shared): pixel
+        and embedding stores under CACHE_DIR, model files downloaded from the bucket."""
+        roots = [Path(settings.ARTIFACTS_ROOT)] + ([Path(settings.CACHE_DIR)] if settings.CACHE_DIR else [])
+        return [root / sub / str(pk) for root in roots for sub in ("projects", "shared/projects")][1:]
+
+    @staticmethod
     def storage_prefixes(pk):
         """The key prefixes of a project's objects in a bucket storage: its images and the
         model files its trainers share (annotator.modelloop.shared)."""

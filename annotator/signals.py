@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def _remove_project_files(sender, instance, using, **kwargs):
     """A deleted project's files go once the deletion is committed (a rolled-back deletion
     keeps them), however it was deleted: the admin, a queryset, the shell."""
-    folders = Project.file_folders(instance.pk)
+    folders = Project.file_folders(instance.pk) + Project.cache_folders(instance.pk)
 
     def remove():
         for folder in folders:

@@ -1,5 +1,6 @@
 """A project's rows as arrays for the learner: the pool images in pool_index order, labels
 and soft labels from the live answers, and a cheap signature that says when they changed."""
+import io
 import logging
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from django.db.models import Max
 from PIL import Image, ImageOps
 
 from annotator.models import Annotation, Item
+from annotator.storage import item_storage
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,23 @@ def media_path(name):
     return path
 
 
+def open_image(name):
+    """A stored image opened for reading, through the item storage (annotator.storage): a
+    local file (inside MEDIA_ROOT only), or the object's bytes from the bucket (the same
+    byte cap as an import). Module-level, so DataLoader workers can call it."""
+    storage = item_storage()
+    if storage.local(name):
+        return open(media_path(name), "rb")
+    return io.BytesIO(storage.read_bytes(name, limit=settings.IMPORT_MAX_FILE_BYTES + 1))
+
+
 def image_shape(paths, sample=64):
     """(side, channels) for the learner: the median short side (capped) and 1 channel when
     every sampled image is grayscale."""
     step = max(1, len(paths) // sample)
     sides, gray = [], True
     for name in paths[::step][:sample]:
-        with Image.open(media_path(name)) as im:
+        with open_image(name) as handle, Image.open(handle) as im:
             sides.append(min(im.size))
             if im.mode == "P":
                 gray = gray and im.convert("RGB").getextrema() == im.convert("L").convert("RGB").getextrema()
@@ -77,11 +89,11 @@ def load_images(paths, side, channels):
     out = np.zeros(shape, dtype=np.uint8)
     for i, name in enumerate(paths):
         try:
-            with Image.open(media_path(name)) as im:
+            with open_image(name) as handle, Image.open(handle) as im:
                 im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
                 out[i] = np.asarray(im.resize((side, side), Image.BILINEAR, box=centre_square(im.size),
                                               reducing_gap=2.0))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged file, a missing object, a bucket error
             log.warning("Image %s could not be read for training: %s", name, exc)
     return out
 
