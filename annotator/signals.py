@@ -18,18 +18,19 @@ log = logging.getLogger(__name__)
 def _remove_project_files(sender, instance, using, **kwargs):
     """A deleted project's files go once the deletion is committed (a rolled-back deletion
     keeps them), however it was deleted: the admin, a queryset, the shell."""
-    folders = Project.file_folders(instance.pk) + Project.cache_folders(instance.pk)
+    pk = instance.pk  # the deletion sets it to None before the commit
+    folders = Project.file_folders(pk) + Project.cache_folders(pk)
 
     def remove():
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         storage = media_storage()
         if not is_local(storage):  # its objects in the bucket (never those imported in place)
-            for prefix in Project.storage_prefixes(instance.pk):
+            for prefix in Project.storage_prefixes(pk):
                 try:
                     delete_prefix(storage, prefix)
                 except Exception:
-                    log.exception("Deleting the objects of project %s under %s failed", instance.pk, prefix)
+                    log.exception("Deleting the objects of project %s under %s failed", pk, prefix)
 
     transaction.on_commit(remove, using=using)
 
