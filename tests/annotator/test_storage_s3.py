@@ -190,3 +190,14 @@ def test_item_storage_saves_in_the_bucket(s3_storage):
     assert name == "items/1/ab/x.png" and s3_storage.keys() == [name]
     second = item_storage().save("items/1/ab/x.png", ContentFile(b"abd"))  # never overwritten
     assert second != name and len(s3_storage.keys()) == 2
+
+
+def test_readyz_asks_the_bucket(client, settings, s3_storage):
+    settings.READY_REQUIRE_TRAINER = False
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"]["storage"]["bucket"] == s3_storage.name
+    settings.STORAGES = {**settings.STORAGES, "default": {**settings.STORAGES["default"], "OPTIONS": {
+        **settings.STORAGES["default"]["OPTIONS"], "bucket_name": "no-such-bucket-anywhere"}}}
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["failing"] == ["storage"]
