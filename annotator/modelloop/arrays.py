@@ -2,6 +2,7 @@
 and soft labels from the live answers, and a cheap signature that says when they changed."""
 import io
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -81,20 +82,35 @@ def centre_square(size):
     return (left, top, left + s, top + s)
 
 
+# Objects read at once from a bucket (each read waits mostly on the network).
+BUCKET_READ_THREADS = 8
+
+
 def load_images(paths, side, channels):
     """uint8 (N, side, side) or (N, side, side, 3): each image's centre square (aspect kept,
     not squashed) resized to `side`. Unreadable files become black images (logged) so that
-    one damaged file cannot stop the loop."""
+    one damaged file cannot stop the loop. Objects in a bucket are read several at a time."""
     shape = (len(paths), side, side) if channels == 1 else (len(paths), side, side, 3)
     out = np.zeros(shape, dtype=np.uint8)
-    for i, name in enumerate(paths):
+
+    def one(name):
         try:
             with open_image(name) as handle, Image.open(handle) as im:
                 im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
-                out[i] = np.asarray(im.resize((side, side), Image.BILINEAR, box=centre_square(im.size),
-                                              reducing_gap=2.0))
+                return np.asarray(im.resize((side, side), Image.BILINEAR, box=centre_square(im.size),
+                                            reducing_gap=2.0))
         except Exception as exc:  # noqa: BLE001 - a damaged file, a missing object, a bucket error
             log.warning("Image %s could not be read for training: %s", name, exc)
+            return None
+
+    if len(paths) > 1 and not item_storage().local(paths[0]):
+        with ThreadPoolExecutor(max_workers=BUCKET_READ_THREADS) as pool:
+            pictures = list(pool.map(one, paths))
+    else:
+        pictures = map(one, paths)
+    for i, picture in enumerate(pictures):
+        if picture is not None:
+            out[i] = picture
     return out
 
 
