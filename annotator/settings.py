@@ -310,8 +310,6 @@ if PROJECT_CREATORS not in {"all", "staff"}:
 
 LEASE_SECONDS = envint("LEASE_SECONDS", 300)
 
-
-
 # The model loop (docs/configuration.md explains each one).
 TRAINER_LEASE_SECONDS = envint("TRAINER_LEASE_SECONDS", 30)  # a dead trainer's projects move after this
 TRAINER_POLL_SECONDS = envfloat("TRAINER_POLL_SECONDS", 1.0)
@@ -377,55 +375,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}, "faiss.loader": {"level": "WARNING"}},
 }
 
-# Where images, display copies and stored exports live (docs/configuration.md, "Storage"):
-# `local` (the default) keeps them under MEDIA_ROOT, written atomically; `s3` puts them in an
-# S3-compatible bucket (AWS, MinIO, Ceph...) through django-storages, so that web processes
-# and trainers on any number of machines share only the bucket, PostgreSQL and Redis. The
-# AWS_* names are django-storages' own; empty credentials leave them to boto3 (an instance
-# role, ~/.aws). Images imported in place from a bucket (`s3://bucket/prefix/`) are read with
-# these same credentials, whatever the backend.
-STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local").strip().lower() or "local"
-AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "").strip()
-AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL", "").strip() or None
-AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME", "").strip() or None
-AWS_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "").strip() or None
-AWS_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "").strip() or None
-# How browsers get image bytes after the member check: `presigned` (a redirect to a short-lived
-# signed URL of the object; the default with s3) or `proxy` (the web process streams them; the
-# only choice with local storage).
-MEDIA_DELIVERY = (os.environ.get("MEDIA_DELIVERY", "").strip().lower()
-                  or ("presigned" if STORAGE_BACKEND == "s3" else "proxy"))
-MEDIA_URL_EXPIRE_S = envint("MEDIA_URL_EXPIRE_S", 300)  # how long a presigned image URL works
-# A trainer's own files that can be rebuilt from the bucket (decoded pixel stores, embedding
-# stores, downloaded model files): under CACHE_DIR when set, else under ARTIFACTS_ROOT.
-CACHE_DIR = Path(os.environ["CACHE_DIR"]).resolve() if os.environ.get("CACHE_DIR", "").strip() else None
-if STORAGE_BACKEND not in {"local", "s3"}:
-    raise ImproperlyConfigured(f"STORAGE_BACKEND must be local or s3, got {STORAGE_BACKEND!r}.")
-if STORAGE_BACKEND == "s3" and not AWS_STORAGE_BUCKET_NAME:
-    raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME, the bucket that holds the images.")
-if MEDIA_DELIVERY not in {"presigned", "proxy"}:
-    raise ImproperlyConfigured(f"MEDIA_DELIVERY must be presigned or proxy, got {MEDIA_DELIVERY!r}.")
-if MEDIA_DELIVERY == "presigned" and STORAGE_BACKEND != "s3":
-    raise ImproperlyConfigured("MEDIA_DELIVERY=presigned needs STORAGE_BACKEND=s3 (local files have no signed URLs); "
-                               "use MEDIA_DELIVERY=proxy.")
-if not 10 <= MEDIA_URL_EXPIRE_S <= 7 * 24 * 3600:
-    raise ImproperlyConfigured(f"MEDIA_URL_EXPIRE_S must be between 10 and 604800 (7 days), got {MEDIA_URL_EXPIRE_S}.")
-if STORAGE_BACKEND == "s3":
-    _MEDIA_STORAGE = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": AWS_STORAGE_BUCKET_NAME, "endpoint_url": AWS_S3_ENDPOINT_URL,
-            "region_name": AWS_S3_REGION_NAME, "access_key": AWS_ACCESS_KEY_ID, "secret_key": AWS_SECRET_ACCESS_KEY,
-            # never overwrite: two imports of the same image get two names, as on disk, so that
-            # the loser's cleanup cannot delete the winner's object
-            "file_overwrite": False, "default_acl": None, "querystring_auth": True,
-            "querystring_expire": MEDIA_URL_EXPIRE_S, "signature_version": "s3v4",
-        },
-    }
-else:
-    # Uploaded and imported files appear whole or not at all (a full disk leaves no torn file).
-    _MEDIA_STORAGE = {"BACKEND": "annotator.storage.AtomicFileSystemStorage"}
+from annotator.storage import storage_settings  # noqa: E402 - images: local or an S3 bucket (configuration.md)
 
+globals().update(_STORAGE := storage_settings(os.environ))  # STORAGE_BACKEND, AWS_*, MEDIA_DELIVERY, CACHE_DIR...
 
 # Deployment: HTTPS, CSP, static files, health
 # (docs/deploy.md shows them together with a reverse proxy; docs/configuration.md lists each.)
@@ -450,29 +402,13 @@ if DEPLOY_HTTPS:
 # indicator <style> (templates/base.html); connect-src 'self' covers the same-origin websocket.
 from csp.constants import NONE, SELF  # noqa: E402
 
-
-def _bucket_origins():
-    if MEDIA_DELIVERY != "presigned":
-        return []
-    if AWS_S3_ENDPOINT_URL:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(AWS_S3_ENDPOINT_URL)
-        # path-style (MinIO) and virtual-host-style URLs of this endpoint
-        return [f"{parts.scheme}://{parts.netloc}", f"{parts.scheme}://*.{parts.netloc}"]
-    return ["https://*.amazonaws.com"]
-
-
-_MEDIA_ORIGINS = _bucket_origins()
-
 INSTALLED_APPS += ["csp"]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        # presigned image URLs redirect to the bucket's origin (MEDIA_DELIVERY)
-        "img-src": [SELF, "data:", "blob:"] + _MEDIA_ORIGINS,
+        "img-src": [SELF, "data:", "blob:"] + _STORAGE["MEDIA_IMG_ORIGINS"],  # presigned URLs: the bucket
         "connect-src": [SELF],
         "font-src": [SELF],
         "object-src": [NONE],
@@ -489,7 +425,7 @@ CONTENT_SECURITY_POLICY = {
 SERVE_STATIC = envbool("SERVE_STATIC", True)
 STATIC_MANIFEST = envbool("STATIC_MANIFEST", (STATIC_ROOT / "staticfiles.json").exists())
 STORAGES = {
-    "default": _MEDIA_STORAGE,
+    "default": _STORAGE["MEDIA_STORAGE"],
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage",

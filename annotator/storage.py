@@ -75,6 +75,81 @@ def _umask():
     return mask
 
 
+# --- the settings of where files live (annotator/settings.py takes them whole) -------------------
+
+
+def storage_settings(environ):
+    """The storage settings from the environment (docs/configuration.md, "Images in a bucket"):
+    STORAGE_BACKEND `local` (files under MEDIA_ROOT, written atomically) or `s3` (an
+    S3-compatible bucket through django-storages, so that web processes and trainers on any
+    number of machines share only the bucket, PostgreSQL and Redis), the AWS_* names of
+    django-storages (empty credentials leave them to boto3: an instance role, ~/.aws; they
+    also read buckets imported from in place), MEDIA_DELIVERY, MEDIA_URL_EXPIRE_S, CACHE_DIR,
+    and what they imply: MEDIA_STORAGE (STORAGES["default"]) and MEDIA_IMG_ORIGINS (the CSP's
+    img-src for presigned URLs). ImproperlyConfigured names a wrong value."""
+    from pathlib import Path
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    def text(name, default=""):
+        return (environ.get(name) or "").strip() or default
+
+    backend = text("STORAGE_BACKEND", "local").lower()
+    bucket = text("AWS_STORAGE_BUCKET_NAME")
+    endpoint = text("AWS_S3_ENDPOINT_URL") or None
+    delivery = text("MEDIA_DELIVERY", "presigned" if backend == "s3" else "proxy").lower()
+    try:
+        expire = int(text("MEDIA_URL_EXPIRE_S", "300"))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"MEDIA_URL_EXPIRE_S must be an integer, got {text('MEDIA_URL_EXPIRE_S')!r}.") from exc
+    if backend not in {"local", "s3"}:
+        raise ImproperlyConfigured(f"STORAGE_BACKEND must be local or s3, got {backend!r}.")
+    if backend == "s3" and not bucket:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME, the bucket that holds the images.")
+    if delivery not in {"presigned", "proxy"}:
+        raise ImproperlyConfigured(f"MEDIA_DELIVERY must be presigned or proxy, got {delivery!r}.")
+    if delivery == "presigned" and backend != "s3":
+        raise ImproperlyConfigured("MEDIA_DELIVERY=presigned needs STORAGE_BACKEND=s3 (local files have no signed "
+                                   "URLs); use MEDIA_DELIVERY=proxy.")
+    if not 10 <= expire <= 7 * 24 * 3600:
+        raise ImproperlyConfigured(f"MEDIA_URL_EXPIRE_S must be between 10 and 604800 (7 days), got {expire}.")
+    values = {
+        "STORAGE_BACKEND": backend, "AWS_STORAGE_BUCKET_NAME": bucket, "AWS_S3_ENDPOINT_URL": endpoint,
+        "AWS_S3_REGION_NAME": text("AWS_S3_REGION_NAME") or None, "AWS_ACCESS_KEY_ID": text("AWS_ACCESS_KEY_ID") or None,
+        "AWS_SECRET_ACCESS_KEY": text("AWS_SECRET_ACCESS_KEY") or None, "MEDIA_DELIVERY": delivery,
+        "MEDIA_URL_EXPIRE_S": expire, "CACHE_DIR": Path(text("CACHE_DIR")).resolve() if text("CACHE_DIR") else None,
+        "MEDIA_IMG_ORIGINS": bucket_origins(delivery, endpoint),
+    }
+    if backend == "s3":
+        # never overwrite: two imports of the same image get two names, as on disk, so that
+        # the loser's cleanup cannot delete the winner's object
+        values["MEDIA_STORAGE"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+            "bucket_name": bucket, "endpoint_url": endpoint, "region_name": values["AWS_S3_REGION_NAME"],
+            "access_key": values["AWS_ACCESS_KEY_ID"], "secret_key": values["AWS_SECRET_ACCESS_KEY"],
+            "file_overwrite": False, "default_acl": None, "querystring_auth": True, "querystring_expire": expire,
+            "signature_version": "s3v4"}}
+    else:  # a file appears whole or not at all (a full disk leaves no torn file)
+        values["MEDIA_STORAGE"] = {"BACKEND": "annotator.storage.AtomicFileSystemStorage"}
+    return values
+
+
+def bucket_origins(delivery, endpoint):
+    """What the CSP's img-src must allow for presigned image URLs: the endpoint's origin
+    (path-style, and virtual-host style below a host name), or AWS S3's hosts."""
+    if delivery != "presigned":
+        return []
+    if not endpoint:
+        return ["https://*.amazonaws.com"]
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    origins = [f"{parts.scheme}://{parts.netloc}"]
+    host = parts.hostname or ""
+    if host != "localhost" and not re.fullmatch(r"[\d.]+|[0-9a-fA-F:]*:[0-9a-fA-F:]*", host):  # not an IP address
+        origins.append(f"{parts.scheme}://*.{parts.netloc}")
+    return origins
+
+
 # --- item files: the configured storage, or an object imported in place from a bucket ----------
 
 S3_SCHEME = "s3://"

@@ -8,12 +8,13 @@ import zipfile
 
 import numpy as np
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 
 from annotator.access import Invalid
 from annotator.importing.bucket import source_of
 from annotator.models import Item, Project
-from annotator.storage import BucketUrlError, item_storage, parse_s3_url, s3_name
+from annotator.storage import BucketUrlError, bucket_origins, item_storage, parse_s3_url, s3_name, storage_settings
 from tests.conftest import api_client, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -83,16 +84,36 @@ def test_presigned_redirect_and_outsiders(client, s3_storage, project, alice, bo
     assert client.get(url).status_code == 404
 
 
-def test_the_csp_lets_presigned_images_come_from_the_bucket(monkeypatch):
-    from annotator import settings as module
+def test_the_csp_lets_presigned_images_come_from_the_bucket():
+    assert bucket_origins("presigned", "https://minio.example.org:9000") == [
+        "https://minio.example.org:9000", "https://*.minio.example.org:9000"]
+    assert bucket_origins("presigned", "http://127.0.0.1:9000") == ["http://127.0.0.1:9000"]
+    assert bucket_origins("presigned", None) == ["https://*.amazonaws.com"]
+    assert bucket_origins("proxy", "http://127.0.0.1:9000") == []
 
-    monkeypatch.setattr(module, "MEDIA_DELIVERY", "presigned")
-    monkeypatch.setattr(module, "AWS_S3_ENDPOINT_URL", "https://minio.example.org:9000")
-    assert module._bucket_origins() == ["https://minio.example.org:9000", "https://*.minio.example.org:9000"]
-    monkeypatch.setattr(module, "AWS_S3_ENDPOINT_URL", None)
-    assert module._bucket_origins() == ["https://*.amazonaws.com"]
-    monkeypatch.setattr(module, "MEDIA_DELIVERY", "proxy")
-    assert module._bucket_origins() == []
+
+@pytest.mark.parametrize("environ, words", [
+    ({"STORAGE_BACKEND": "ftp"}, "must be local or s3"),
+    ({"STORAGE_BACKEND": "s3"}, "needs AWS_STORAGE_BUCKET_NAME"),
+    ({"MEDIA_DELIVERY": "presigned"}, "needs STORAGE_BACKEND=s3"),
+    ({"MEDIA_DELIVERY": "cdn"}, "must be presigned or proxy"),
+    ({"MEDIA_URL_EXPIRE_S": "5"}, "between 10 and 604800"),
+    ({"MEDIA_URL_EXPIRE_S": "soon"}, "must be an integer"),
+])
+def test_wrong_storage_settings_stop_the_start(environ, words):
+    with pytest.raises(ImproperlyConfigured, match=words):
+        storage_settings(environ)
+
+
+def test_storage_settings():
+    local = storage_settings({})
+    assert (local["STORAGE_BACKEND"], local["MEDIA_DELIVERY"], local["CACHE_DIR"]) == ("local", "proxy", None)
+    assert local["MEDIA_STORAGE"] == {"BACKEND": "annotator.storage.AtomicFileSystemStorage"}
+    s3 = storage_settings({"STORAGE_BACKEND": "s3", "AWS_STORAGE_BUCKET_NAME": "pics", "CACHE_DIR": "/tmp/c",
+                           "AWS_S3_ENDPOINT_URL": "http://minio:9000"})
+    assert s3["MEDIA_DELIVERY"] == "presigned" and s3["MEDIA_IMG_ORIGINS"][0] == "http://minio:9000"
+    assert s3["MEDIA_STORAGE"]["OPTIONS"]["bucket_name"] == "pics" and not s3["MEDIA_STORAGE"]["OPTIONS"]["file_overwrite"]
+    assert str(s3["CACHE_DIR"]) == "/tmp/c"
 
 
 def test_proxy_streams_the_object(client, settings, s3_storage, project, alice, charlie):
