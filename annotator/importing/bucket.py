@@ -18,6 +18,7 @@ project page call it; a background job can too) with a `progress(done, total)` c
 import hashlib
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -27,7 +28,15 @@ from django.core.files.base import ContentFile
 from annotator.access import Invalid
 from annotator.db import chunks
 from annotator.importing.archives import JUNK_NAMES, Entry
-from annotator.importing.images import BATCH_FILES, _duplicate, _insert_batch, _Pending, _Run, _server_error
+from annotator.importing.images import (
+    BATCH_BYTES,
+    BATCH_FILES,
+    _duplicate,
+    _insert_batch,
+    _Pending,
+    _Run,
+    _server_error,
+)
 from annotator.importing.pictures import decode_image
 from annotator.importing.report import DUPLICATE, IMPORTED, REJECTED, FileOutcome, ImportReport, Rejected, megabytes
 from annotator.models import Item
@@ -36,6 +45,7 @@ from annotator.storage import BucketUrlError, bucket_storage, open_stream, parse
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # keys per listing request (S3's maximum)
+READ_THREADS = 8  # objects read at once
 
 
 @dataclass(frozen=True)
@@ -126,8 +136,8 @@ def import_bucket(project, url, *, user, progress=None, folder_labels=True):
             report.outcomes.append(FileOutcome(obj.key, DUPLICATE, f"Already registered from this key as item {pk}.", pk))
     if progress and known:
         progress(len(report.outcomes), total)
-    for start in range(0, len(new), BATCH_FILES):
-        for outcome in _import_batch(run, bucket, prefix, new[start:start + BATCH_FILES]):
+    for batch in _batches(new):
+        for outcome in _import_batch(run, bucket, prefix, batch):
             report.outcomes.append(outcome)
             if progress:
                 progress(len(report.outcomes), total)
@@ -149,24 +159,41 @@ def _check_room(project, new):
             "more. Import a narrower prefix, or ask an administrator to raise the limit.")
 
 
+def _batches(objects):
+    """At most BATCH_FILES objects and about BATCH_BYTES bytes (their listed sizes) at a time:
+    a batch's bytes are held until its images are decoded."""
+    batch, size = [], 0
+    for obj in objects:
+        if batch and (len(batch) >= BATCH_FILES or size + obj.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(obj)
+        size += obj.size
+    if batch:
+        yield batch
+
+
 def _import_batch(run, bucket, prefix, objects):
-    """Read, check and (for new content) prepare each object, then insert the rows together."""
+    """Read (READ_THREADS objects at once: each read waits mostly on the network), check and
+    (for new content) prepare each object, then insert the rows together."""
     storage = bucket_storage(bucket)
     digests = {}
     results = []
     pendings = []
     firsts = {}
-    for obj in objects:
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        read = list(pool.map(lambda obj: _read(run, storage, obj), objects))
+    for obj, (outcome, data) in zip(objects, read, strict=True):
         relative = obj.key[len(prefix):]
         folder = PurePosixPath(relative).parent.name if "/" in relative else ""
         entry = Entry(obj.key, folder, read=None, declared_size=obj.size)
-        outcome, data = _read(run, storage, obj)
         if outcome is not None:
             results.append(outcome)
             continue
         digest = hashlib.sha256(data).hexdigest()
         digests[obj.key] = digest
         results.append((entry, data, digest))
+    del read
     existing = run.existing(set(digests.values()))
     try:
         for i, result in enumerate(results):

@@ -157,3 +157,15 @@ def test_the_project_page(client, s3, project, alice, bob, charlie):
     assert f'value="s3://{s3.name}/photos/"' in page  # the saved source fills the form
     refused = client.post(url, {"url": "s3://UPPER/"})
     assert refused.status_code == 400 and "not a valid bucket name" in refused.content.decode()
+
+
+def test_batches_hold_a_bounded_number_of_bytes(s3, project, alice, monkeypatch):
+    monkeypatch.setattr(bucket_import, "BATCH_BYTES", 1)  # one object per batch
+    objects = [bucket_import.BucketObject(f"k{i}", 10) for i in range(3)]
+    assert [len(b) for b in bucket_import._batches(objects)] == [1, 1, 1]
+    monkeypatch.setattr(bucket_import, "BATCH_BYTES", 25)
+    assert [len(b) for b in bucket_import._batches(objects)] == [2, 1]
+    _fill(s3, 3)
+    monkeypatch.setattr(bucket_import, "BATCH_BYTES", 1)
+    assert bucket_import.import_bucket(project, f"s3://{s3.name}/photos/", user=alice).imported == 3
+    assert sorted(Item.objects.filter(project=project).values_list("pool_index", flat=True)) == [0, 1, 2]
