@@ -15,6 +15,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.text import slugify
 
+from annotator.storage import item_storage
+
 # Keys the labeling page keeps: skip, undo, accept the guess, original size (o), instructions (i),
 # unsure and the "none of these" class (docs/labeling.md, Keys: a class that already holds one keeps it).
 UNSURE_HOTKEY, NONE_HOTKEY = "m", "n"
@@ -98,6 +100,10 @@ class Project(models.Model):
     multi_label = models.BooleanField(default=False)
     instructions = models.TextField(blank=True)  # Markdown (projects/instructions.py renders it)
     instructions_version = models.PositiveIntegerField(default=0)  # +1 per edit: shown again to members
+    # A bucket the project's images are imported from in place (importing/bucket.py): read
+    # with the server's credentials, never copied. Empty: none.
+    source_bucket = models.CharField(max_length=63, blank=True)
+    source_prefix = models.CharField(max_length=900, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -126,6 +132,19 @@ class Project(models.Model):
     def file_folders(pk):
         """The folders holding a project's files: its images and its model files."""
         return [Path(settings.MEDIA_ROOT) / "items" / str(pk), Path(settings.ARTIFACTS_ROOT) / "projects" / str(pk)]
+
+    @staticmethod
+    def cache_folders(pk):
+        """This machine's rebuildable copies of a project's files (modelloop.shared): pixel
+        and embedding stores under CACHE_DIR, model files downloaded from the bucket."""
+        roots = [Path(settings.ARTIFACTS_ROOT)] + ([Path(settings.CACHE_DIR)] if settings.CACHE_DIR else [])
+        return [root / sub / str(pk) for root in roots for sub in ("projects", "shared/projects")][1:]
+
+    @staticmethod
+    def storage_prefixes(pk):
+        """The key prefixes of a project's objects in a bucket storage: its images and the
+        model files its trainers share (annotator.modelloop.shared)."""
+        return [f"items/{pk}/", f"artifacts/projects/{pk}/", f"exports/{pk}/"]
 
     def role_of(self, user):
         """The user's role in this project, or None for outsiders and anonymous users."""
@@ -181,8 +200,11 @@ class Item(models.Model):
     at random, and the model loop rewrites it when it ranks the pool."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
-    image = models.FileField(upload_to=item_upload_path, max_length=300)
-    display_image = models.FileField(upload_to=item_upload_path, max_length=300, blank=True)
+    # Through annotator.storage.ItemStorage: a key of the configured storage (local files or the
+    # bucket), or `s3://bucket/key` for an image imported in place from a bucket (S3 keys run
+    # to 1,024 bytes).
+    image = models.FileField(upload_to=item_upload_path, max_length=1100, storage=item_storage)
+    display_image = models.FileField(upload_to=item_upload_path, max_length=300, blank=True, storage=item_storage)
     content_hash = models.CharField(max_length=64)
     original_name = models.CharField(max_length=255, blank=True)
     width = models.PositiveIntegerField()

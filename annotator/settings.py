@@ -378,6 +378,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}, "faiss.loader": {"level": "WARNING"}},
 }
 
+from annotator.storage import storage_settings  # noqa: E402 - images: local or an S3 bucket (configuration.md)
+
+globals().update(_STORAGE := storage_settings(os.environ))  # STORAGE_BACKEND, AWS_*, MEDIA_DELIVERY, CACHE_DIR...
+
 # Deployment: HTTPS, CSP, static files, health
 # (docs/deploy.md shows them together with a reverse proxy; docs/configuration.md lists each.)
 #
@@ -407,7 +411,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:", "blob:"],
+        "img-src": [SELF, "data:", "blob:"] + _STORAGE["MEDIA_IMG_ORIGINS"],  # presigned URLs: the bucket
         "connect-src": [SELF],
         "font-src": [SELF],
         "object-src": [NONE],
@@ -424,8 +428,7 @@ CONTENT_SECURITY_POLICY = {
 SERVE_STATIC = envbool("SERVE_STATIC", True)
 STATIC_MANIFEST = envbool("STATIC_MANIFEST", (STATIC_ROOT / "staticfiles.json").exists())
 STORAGES = {
-    # Uploaded and imported files appear whole or not at all (a full disk leaves no torn file).
-    "default": {"BACKEND": "annotator.storage.AtomicFileSystemStorage"},
+    "default": _STORAGE["MEDIA_STORAGE"],
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage",

@@ -1,5 +1,6 @@
 """Signal receivers of the models, connected when the app is ready (apps.py): a deleted
 project's files go, and a new password or a deactivated account revokes its API tokens."""
+import logging
 import shutil
 
 from django.conf import settings
@@ -8,17 +9,28 @@ from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from annotator.models import ApiToken, Project
+from annotator.storage import delete_prefix, is_local, media_storage
+
+log = logging.getLogger(__name__)
 
 
 @receiver(post_delete, sender=Project, dispatch_uid="remove_project_files")
 def _remove_project_files(sender, instance, using, **kwargs):
     """A deleted project's files go once the deletion is committed (a rolled-back deletion
     keeps them), however it was deleted: the admin, a queryset, the shell."""
-    folders = Project.file_folders(instance.pk)
+    pk = instance.pk  # the deletion sets it to None before the commit
+    folders = Project.file_folders(pk) + Project.cache_folders(pk)
 
     def remove():
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        storage = media_storage()
+        if not is_local(storage):  # its objects in the bucket (never those imported in place)
+            for prefix in Project.storage_prefixes(pk):
+                try:
+                    delete_prefix(storage, prefix)
+                except Exception:
+                    log.exception("Deleting the objects of project %s under %s failed", pk, prefix)
 
     transaction.on_commit(remove, using=using)
 

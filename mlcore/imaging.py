@@ -14,8 +14,10 @@ return L2-normalised rows. A file that cannot be read gives a zero image flagged
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -26,6 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_RATIO = 0.875  # 224 / 256
+# Opens a path (or any name) for reading: must be picklable (a module-level function) so
+# DataLoader workers can use it.
+Opener = Callable[[str], BinaryIO]
 
 _HIGH_BIT = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _ALPHA = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -90,14 +95,17 @@ def prepare(image: Image.Image, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD,
 
 
 def load_image(path, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_ratio: float = CROP_RATIO,
-               draft: bool = True) -> torch.Tensor:
+               draft: bool = True, opener: Opener | None = None) -> torch.Tensor:
     """Read one file and ``prepare`` it -> float32 (3, size, size). Raises on a bad file.
 
     ``draft``: JPEGs are decoded at the smallest 1/2, 1/4 or 1/8 DCT scale that still
     leaves the shorter side >= the resize target (several times faster on camera photos;
-    the bicubic resize then does the rest)."""
+    the bicubic resize then does the rest). ``opener(path)``, when given, returns the
+    open binary file to read instead of ``path`` on disk (an object in a bucket, say)."""
     short = resize_side(size, crop_ratio)
-    with Image.open(path) as image:
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(opener(path)) if opener is not None else path
+        image = stack.enter_context(Image.open(source))
         if draft and image.format == "JPEG":
             image.draft(None, (short, short))
         image.load()
@@ -118,7 +126,8 @@ class ImageFileDataset(Dataset):
     then share them instead of copying a million refcounted objects page by page."""
 
     def __init__(self, paths: Sequence, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 crop_ratio: float = CROP_RATIO, draft: bool = True):
+                 crop_ratio: float = CROP_RATIO, draft: bool = True, opener: Opener | None = None):
+        self.opener = opener
         encoded = [os.fsencode(p) for p in paths]
         self._offsets = np.zeros(len(encoded) + 1, np.int64)  # (N + 1,)
         np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
@@ -135,7 +144,8 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, bool]:
         try:
-            x = load_image(self.path(index), self.size, self.mean, self.std, self.crop_ratio, self.draft)
+            x = load_image(self.path(index), self.size, self.mean, self.std, self.crop_ratio, self.draft,
+                           self.opener)
             return x, index, True
         except Exception:  # noqa: BLE001 - hostile or broken files make PIL raise almost anything
             return torch.zeros(3, self.size, self.size), index, False
@@ -143,12 +153,13 @@ class ImageFileDataset(Dataset):
 
 def stream_batches(paths: Sequence, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, batch_size: int = 64,
                    workers: int | None = None, device="cpu", crop_ratio: float = CROP_RATIO,
-                   draft: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                   draft: bool = True, opener: Opener | None = None
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield (x float32 (B, 3, S, S), indices int64 (B,), ok bool (B,)) in path order.
 
     ``workers`` defaults to ``default_workers()``; memory is O(batch_size * workers)
     images, whatever the number of paths. Pinned memory only when ``device`` is CUDA."""
-    dataset = ImageFileDataset(paths, size, mean, std, crop_ratio, draft)
+    dataset = ImageFileDataset(paths, size, mean, std, crop_ratio, draft, opener)
     if len(dataset) == 0:
         return
     workers = default_workers() if workers is None else max(0, int(workers))
@@ -161,7 +172,8 @@ def stream_batches(paths: Sequence, size: int, mean=IMAGENET_MEAN, std=IMAGENET_
 def iter_embed_files(model: torch.nn.Module, paths: Sequence, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                      batch_size: int = 64, workers: int | None = None, device="cpu",
                      progress: Callable[[float], None] | None = None, crop_ratio: float = CROP_RATIO,
-                     draft: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                     draft: bool = True, opener: Opener | None = None
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (indices int64 (B,), vectors float32 (B, D), ok bool (B,)) batch by batch, in
     path order, so the caller can write each batch to a store as it goes. Rows are
     L2-normalised model outputs (flattened to (B, D)); rows of unreadable files (ok False)
@@ -175,7 +187,8 @@ def iter_embed_files(model: torch.nn.Module, paths: Sequence, size: int, mean=IM
     model.to(dev)
     done = 0
     try:
-        for x, idx, ok in stream_batches(paths, size, mean, std, batch_size, workers, dev, crop_ratio, draft):
+        for x, idx, ok in stream_batches(paths, size, mean, std, batch_size, workers, dev, crop_ratio, draft,
+                                         opener):
             # x: (B, 3, S, S), idx: (B,) int64, ok: (B,) bool
             with torch.no_grad():  # not around the yield: the caller's code keeps its grad mode
                 out = model(x.to(dev, non_blocking=True))  # (B, D) or (B, ...)

@@ -13,7 +13,7 @@ from annotator.models import Role
 from annotator.projects.changes import create_project
 from annotator.projects.members import add_member
 
-pytest_plugins = ["tests.skipguard"]  # --fail-on-skip / --allow-skip (CI)
+pytest_plugins = ["tests.skipguard", "tests.s3"]  # --fail-on-skip / --allow-skip (CI); the moto S3 fixtures
 
 PASSWORD = "correct-horse-battery-staple"
 

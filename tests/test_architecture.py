@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Layers of annotator/, lowest first: a module may import its own layer and those below.
 # Within a layer packages may use each other, but never in a loop (checked below).
 LAYERS = [
-    {"settings", "models", "review_models", "apps", "signals"},
-    {"access", "db", "events", "request_limits", "storage"},
+    {"settings", "storage", "models", "review_models", "apps", "signals"},  # models' file fields name storage's ItemStorage
+    {"access", "db", "events", "request_limits"},
     {"projects", "labeling", "importing", "exporting", "dashboard", "review", "modelloop", "live", "operations",
      "accounts"},
     {"pages", "api", "admin"},

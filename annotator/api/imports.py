@@ -1,7 +1,7 @@
-"""/api/projects/<id>/images/, /labels/import/, /labels/import-labelstudio/ and
-/suggestions/import/: owners upload images (or zip archives of them), CSVs of existing labels,
-Label Studio JSON exports and other tools' guesses; each answer reports what happened to every
-file, row or task."""
+"""/api/projects/<id>/images/, /bucket-import/, /labels/import/, /labels/import-labelstudio/
+and /suggestions/import/: owners upload images (or zip archives of them), register a bucket's
+images in place, and upload CSVs of existing labels, Label Studio JSON exports and other
+tools' guesses; each answer reports what happened to every file, object, row or task."""
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import parsers, status
 from rest_framework.decorators import action
@@ -10,6 +10,8 @@ from rest_framework.response import Response
 from annotator.access import OWNER_ROLES, Invalid
 from annotator.api.schema import BODY_REFUSALS, DISK_FULL, PROJECT_ID
 from annotator.api.serializers.imports import (
+    BucketImportReportSerializer,
+    BucketImportSerializer,
     ImageUploadSerializer,
     ImportReportSerializer,
     LabelImportReportSerializer,
@@ -22,6 +24,7 @@ from annotator.api.serializers.imports import (
     SuggestionUploadSerializer,
 )
 from annotator.api.viewsets import ProjectScopedViewSet
+from annotator.importing.bucket import import_bucket, report_dict, saved_source
 from annotator.importing.images import import_uploads
 from annotator.importing.labels import import_labels
 from annotator.importing.labelstudio import import_labelstudio
@@ -33,8 +36,8 @@ UPLOADS = [parsers.MultiPartParser, parsers.FormParser]
 class ImportViewSet(ProjectScopedViewSet):
     """Image and label uploads (owners only)."""
 
-    roles = {"images": OWNER_ROLES, "label_import": OWNER_ROLES, "labelstudio_import": OWNER_ROLES,
-             "suggestion_import": OWNER_ROLES}
+    roles = {"images": OWNER_ROLES, "bucket_import": OWNER_ROLES, "label_import": OWNER_ROLES,
+             "labelstudio_import": OWNER_ROLES, "suggestion_import": OWNER_ROLES}
 
     @extend_schema(
         summary="Upload images or zip archives of images (owners only)",
@@ -60,6 +63,32 @@ class ImportViewSet(ProjectScopedViewSet):
         report = import_uploads(self.project, files, user=request.user).as_dict()
         code = status.HTTP_201_CREATED if report["imported"] else status.HTTP_200_OK
         return Response(report, status=code)
+
+    @extend_schema(
+        summary="Register a bucket's images in place (owners only)",
+        description=(
+            "Lists s3://bucket/prefix/ (read with the server's credentials, never the caller's), checks each new "
+            "object like an upload (size, pixels, a full decode) and registers it without copying it. Keys "
+            "registered before are skipped, so running it again registers new objects only. The URL is saved "
+            "as the project's bucket source; without one, the saved source is imported again."
+        ),
+        tags=["import"],
+        parameters=[PROJECT_ID],
+        request=BucketImportSerializer,
+        responses={
+            201: OpenApiResponse(BucketImportReportSerializer, description="At least one object was registered."),
+            200: OpenApiResponse(BucketImportReportSerializer, description="Nothing new."),
+            **BODY_REFUSALS,
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="bucket-import", url_name="bucket-import")
+    def bucket_import(self, request, pk=None):
+        serializer = BucketImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        url = serializer.validated_data.get("url", "").strip() or saved_source(self.project)
+        report = import_bucket(self.project, url, user=request.user)
+        body = report_dict(url, report)
+        return Response(body, status=status.HTTP_201_CREATED if body["registered"] else status.HTTP_200_OK)
 
     @extend_schema(
         summary="Import existing labels from a CSV (owners only)",

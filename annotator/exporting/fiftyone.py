@@ -12,6 +12,7 @@ images are written, so a large export holds no dict of rows.
 """
 import json
 import zipfile
+from pathlib import PurePosixPath
 
 from django.utils import timezone
 
@@ -31,11 +32,12 @@ def _fiftyone_chunks(rows, names, meta):
         labels.write('{"classes": ' + json.dumps(names, ensure_ascii=False) + ', "labels": {')
         first = True
         for row in rows:
-            path = exported_file(row.item_id, row.file, skipped)
-            if path is None:
+            stream = exported_file(row.item_id, row.file, skipped)
+            if stream is None:
                 continue
-            suffix = path.suffix.lower() if path.suffix.lower() in LOADER_SUFFIXES else ".png"
-            yield from copy_into(zf, sink, path, zipstream.zip_info(f"data/{row.item_id}{suffix}", when))
+            stored = PurePosixPath(row.file).suffix.lower()
+            suffix = stored if stored in LOADER_SUFFIXES else ".png"
+            yield from copy_into(zf, sink, stream, stored, zipstream.zip_info(f"data/{row.item_id}{suffix}", when))
             (label,) = row_labels(row)  # one target per image: this layout is single_label_only
             labels.write(("" if first else ", ") + f'"{row.item_id}": {index[label]}')
             first = False

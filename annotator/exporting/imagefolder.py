@@ -15,15 +15,18 @@ yolo-classify always splits and writes no metadata.csv. What the loaders need:
   (`drop_metadata=True` gives folder-name labels), and it guesses splits from path tokens
   such as "test" or "train", dropping every file outside them: file names are therefore
   the item id alone, and class folders never hold a lowercase split word.
-Only images that resolve inside MEDIA_ROOT are read; a missing one is left out and logged.
+Images are read through the item storage (annotator.storage.ItemStorage: local files, the
+bucket, or an object imported in place), streamed a block at a time. A local file is read
+only when it resolves inside MEDIA_ROOT; a missing image is left out and logged.
 """
 import csv
 import io
 import logging
+import os
 import re
 import zipfile
 from array import array
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
@@ -43,7 +46,7 @@ from annotator.exporting.registry import (
 )
 from annotator.exporting.splits import SplitPlan
 from annotator.modelloop import predictions
-from annotator.models import Item
+from annotator.storage import Stream, item_storage
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def media_file(name):
         return None
     root = Path(settings.MEDIA_ROOT).resolve()
     try:
-        path = Path(Item._meta.get_field("image").storage.path(name)).resolve()
+        path = Path(item_storage().path(name)).resolve()
     except (SuspiciousFileOperation, ValueError, OSError):
         return None
     if not path.is_relative_to(root) or not path.is_file():
@@ -100,27 +103,47 @@ def media_file(name):
     return path
 
 
+def open_image(name):
+    """A Stream of a stored image (annotator.storage), or None when it is missing (or, on
+    disk, outside MEDIA_ROOT)."""
+    storage = item_storage()
+    try:
+        if not name:
+            return None
+        if storage.local(name):
+            path = media_file(name)
+            if path is None:
+                return None
+            handle = path.open("rb")
+            return Stream(handle, os.fstat(handle.fileno()).st_size)
+        return storage.open_stream(name)
+    except FileNotFoundError:
+        return None
+    except Exception:
+        log.exception("Reading %r for an export failed", name)
+        return None
+
+
 def exported_file(item_id, name, skipped):
-    """The image's path (media_file), or None after logging it and adding it to `skipped`."""
-    path = media_file(name)
-    if path is None:
+    """The stored image as a Stream (open_image), or None after logging it and adding the item
+    to `skipped`."""
+    stream = open_image(name)
+    if stream is None:
         log.warning("Export left out item %s: its file %r is missing or outside MEDIA_ROOT.", item_id, name)
         skipped.append(item_id)
-    return path
+    return stream
 
 
-def copy_into(zf, sink, path, info, *, convert=True):
-    """Adds one image to the zip, yielding the zip's bytes as they are written; with
-    `convert`, a format the loaders do not read (GIF) is written as PNG."""
-    suffix = path.suffix.lower()
-    with zf.open(info, "w", force_zip64=path.stat().st_size > 2**31) as entry:
+def copy_into(zf, sink, stream, suffix, info, *, convert=True):
+    """Adds one image (a Stream, closed here) to the zip, yielding the zip's bytes as they are
+    written; with `convert`, a format the loaders do not read (GIF) is written as PNG."""
+    with stream, zf.open(info, "w", force_zip64=stream.size > 2**31) as entry:
         if suffix in LOADER_SUFFIXES or not convert:
-            with path.open("rb") as source:
-                while piece := source.read(zipstream.CHUNK_BYTES):
-                    entry.write(piece)
-                    yield from sink.drain()
+            while piece := stream.read(zipstream.CHUNK_BYTES):
+                entry.write(piece)
+                yield from sink.drain()
         else:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(stream.read())) as image:
                 image.seek(0)
                 converted = io.BytesIO()
                 image.save(converted, format="PNG")
@@ -130,7 +153,7 @@ def copy_into(zf, sink, path, info, *, convert=True):
 
 def _arcname(row, folders, stored):
     """`<class folder>/<item id>.<ext>`, relative to the zip root or to a split's folder."""
-    suffix = stored.suffix.lower()
+    suffix = PurePosixPath(stored).suffix.lower()
     if suffix not in LOADER_SUFFIXES:
         suffix = ".png"
     (label,) = row_labels(row)  # one class per image: these layouts are single_label_only
@@ -154,12 +177,13 @@ def _imagefolder_chunks(rows, names, folders, meta, *, plan=None, metadata=True)
     try:
         with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for row in rows:
-                path = exported_file(row.item_id, row.file, skipped)
-                if path is None:
+                stream = exported_file(row.item_id, row.file, skipped)
+                if stream is None:
                     continue
                 prefix = f"{plan.split_of(row.item_id)}/" if plan else ""
-                arcname = _arcname(row, folders, path)
-                yield from copy_into(zf, sink, path, zipstream.zip_info(prefix + arcname, when))
+                arcname = _arcname(row, folders, row.file)
+                yield from copy_into(zf, sink, stream, PurePosixPath(row.file).suffix.lower(),
+                                     zipstream.zip_info(prefix + arcname, when))
                 if metadata:
                     if prefix not in tables:
                         tables[prefix] = _metadata_table()

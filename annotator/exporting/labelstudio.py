@@ -15,6 +15,7 @@ current model's guess is a prediction with `model_version` and `score`.
 import json
 import zipfile
 from itertools import islice
+from pathlib import PurePosixPath
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -121,11 +122,13 @@ def _labelstudio_chunks(project, preds, names, meta, tick):
         for image, task in _tasks(project, preds):
             tick()
             item_id = task["data"]["item_id"]
-            path = exported_file(item_id, image, skipped)
-            if path is None:
+            stream = exported_file(item_id, image, skipped)
+            if stream is None:
                 continue
-            task["data"]["image"] = f"images/{item_id}{path.suffix.lower()}"
-            yield from copy_into(zf, sink, path, zipstream.zip_info(task["data"]["image"], when), convert=False)
+            suffix = PurePosixPath(image).suffix.lower()
+            task["data"]["image"] = f"images/{item_id}{suffix}"
+            yield from copy_into(zf, sink, stream, suffix, zipstream.zip_info(task["data"]["image"], when),
+                                 convert=False)
             tasks.write(("\n" if first else ",\n") + json.dumps(task, ensure_ascii=False))
             first = False
         tasks.write("\n]\n")

@@ -1,6 +1,8 @@
 """A project's rows as arrays for the learner: the pool images in pool_index order, labels
 and soft labels from the live answers, and a cheap signature that says when they changed."""
+import io
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ from django.db.models import Max
 from PIL import Image, ImageOps
 
 from annotator.models import Annotation, AnnotationLabel, Item
+from annotator.storage import item_storage
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +47,23 @@ def media_path(name):
     return path
 
 
+def open_image(name):
+    """A stored image opened for reading, through the item storage (annotator.storage): a
+    local file (inside MEDIA_ROOT only), or the object's bytes from the bucket (the same
+    byte cap as an import). Module-level, so DataLoader workers can call it."""
+    storage = item_storage()
+    if storage.local(name):
+        return open(media_path(name), "rb")
+    return io.BytesIO(storage.read_bytes(name, limit=settings.IMPORT_MAX_FILE_BYTES + 1))
+
+
 def image_shape(paths, sample=64):
     """(side, channels) for the learner: the median short side (capped) and 1 channel when
     every sampled image is grayscale."""
     step = max(1, len(paths) // sample)
     sides, gray = [], True
     for name in paths[::step][:sample]:
-        with Image.open(media_path(name)) as im:
+        with open_image(name) as handle, Image.open(handle) as im:
             sides.append(min(im.size))
             if im.mode == "P":
                 gray = gray and im.convert("RGB").getextrema() == im.convert("L").convert("RGB").getextrema()
@@ -69,20 +82,35 @@ def centre_square(size):
     return (left, top, left + s, top + s)
 
 
+# Objects read at once from a bucket (each read waits mostly on the network).
+BUCKET_READ_THREADS = 8
+
+
 def load_images(paths, side, channels):
     """uint8 (N, side, side) or (N, side, side, 3): each image's centre square (aspect kept,
     not squashed) resized to `side`. Unreadable files become black images (logged) so that
-    one damaged file cannot stop the loop."""
+    one damaged file cannot stop the loop. Objects in a bucket are read several at a time."""
     shape = (len(paths), side, side) if channels == 1 else (len(paths), side, side, 3)
     out = np.zeros(shape, dtype=np.uint8)
-    for i, name in enumerate(paths):
+
+    def one(name):
         try:
-            with Image.open(media_path(name)) as im:
+            with open_image(name) as handle, Image.open(handle) as im:
                 im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
-                out[i] = np.asarray(im.resize((side, side), Image.BILINEAR, box=centre_square(im.size),
-                                              reducing_gap=2.0))
-        except (OSError, ValueError) as exc:
+                return np.asarray(im.resize((side, side), Image.BILINEAR, box=centre_square(im.size),
+                                            reducing_gap=2.0))
+        except Exception as exc:  # noqa: BLE001 - a damaged file, a missing object, a bucket error
             log.warning("Image %s could not be read for training: %s", name, exc)
+            return None
+
+    if len(paths) > 1 and not item_storage().local(paths[0]):
+        with ThreadPoolExecutor(max_workers=BUCKET_READ_THREADS) as pool:
+            pictures = list(pool.map(one, paths))
+    else:
+        pictures = map(one, paths)
+    for i, picture in enumerate(pictures):
+        if picture is not None:
+            out[i] = picture
     return out
 
 

@@ -3,7 +3,7 @@ embedding store that embeds each image once.
 
 The backbone stays frozen: its features of every pool image go into an
 `mlcore.store.EmbeddingStore` (float16, on disk, keyed by item id) in a folder per
-(encoder, weights file, model generation), and an `mlcore.embedding_learner.EmbeddingLearner`
+(encoder, weights file, model generation) under this machine's CACHE_DIR (else ARTIFACTS_ROOT), and an `mlcore.embedding_learner.EmbeddingLearner`
 does the rest on them. Images are decoded and resized (aspect kept, centre crop) in a
 DataLoader, a batch at a time: the pool's pixels are never all in memory. A new import
 embeds only its new images, a restart embeds none, a reset (a new generation) or another
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from annotator.modelloop.arrays import media_path, positions
+from annotator.modelloop.arrays import open_image, positions
 from annotator.modelloop.predictions import artifact_path
+from annotator.modelloop.shared import cache_path
 from annotator.models import Encoder
 from mlcore.encoders import catalog
 
@@ -159,7 +160,7 @@ def find_weights(name):
 
 def store_folder(project, backbone, generation):
     # "timm/convnext_tiny" -> "timm--convnext_tiny": one folder per store, beside the others
-    return artifact_path(f"projects/{project.pk}/embeddings/{backbone.name.replace('/', '--')}-g{generation}")
+    return cache_path(f"projects/{project.pk}/embeddings/{backbone.name.replace('/', '--')}-g{generation}")
 
 
 def open_store(project, backbone, generation):
@@ -194,12 +195,12 @@ def embed_missing(store, backbone, item_ids, paths, device, progress=None):
     rows = positions(item_ids, missing)
     spec = registry.get(backbone.name)
     model = spec.build(backbone.weights).to(device)
-    files = [str(media_path(paths[r])) for r in rows]
+    names = [paths[r] for r in rows]  # read through the item storage (local files or the bucket)
     workers = None if settings.EMBED_WORKERS < 0 else settings.EMBED_WORKERS
     done, failed = 0, 0
-    for idx, vectors, ok in iter_embed_files(model, files, spec.input_size, spec.mean, spec.std,
+    for idx, vectors, ok in iter_embed_files(model, names, spec.input_size, spec.mean, spec.std,
                                              batch_size=settings.EMBED_BATCH_SIZE, workers=workers,
-                                             device=str(device), progress=progress):
+                                             device=str(device), progress=progress, opener=open_image):
         if ok.any():
             store.add(missing[idx[ok]], vectors[ok])
             done += int(ok.sum())

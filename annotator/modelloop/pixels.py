@@ -3,7 +3,8 @@
 A project without a pretrained backbone trains its encoder on its own images. They are
 decoded (EXIF, centre square, resized to the pool's side, then to the encoder's input size,
 as `arrays.load_images` and `mlcore.data.to_tensor` do) into a `mlcore.store.PixelStore` per
-project and (side, channels, input size), in threads, a chunk at a time. So a restart
+project and (side, channels, input size), in threads, a chunk at a time, under this
+machine's CACHE_DIR (else ARTIFACTS_ROOT); images are read through the item storage. So a restart
 decodes nothing and an import only its new images, and the trainer never needs the pool's
 pixels in memory: the learner reads batches through a `mlcore.pixelpool.PixelPool`, or, for
 a pool below `TRAINER_POOL_MEMORY_MB`, takes them all into one tensor (faster steps).
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 
 from annotator.modelloop.arrays import load_images, positions
-from annotator.modelloop.predictions import artifact_path
+from annotator.modelloop.shared import cache_path
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ CHUNK = 512  # images decoded per thread task (and committed to the store togeth
 
 
 def store_folder(project, side, channels, size):
-    return artifact_path(f"projects/{project.pk}/pixels/s{side}-c{channels}-i{size}")
+    return cache_path(f"projects/{project.pk}/pixels/s{side}-c{channels}-i{size}")
 
 
 def pixel_pool(project, item_ids, paths, side, channels, size):

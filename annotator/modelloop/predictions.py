@@ -4,13 +4,13 @@ NumPy only: the web process never imports torch or mlcore. Files of a model vers
 written before its row exists and never change afterwards, so a reader either sees no
 version or a complete one. Arrays are memory-mapped and cached per version.
 """
+import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
+from annotator.modelloop import shared
 from annotator.modelloop.set_measures import SUGGEST_AT
 from annotator.models import ModelVersion, TrainerState
 
@@ -22,12 +22,13 @@ HELDOUT_LABELS_FILE = "heldout_labels.npy"  # (L,) int64 class column the humans
 HELDOUT_PROBS_FILE = "heldout_probs.npy"  # (L, C) float32
 TOP_K = 3
 
+log = logging.getLogger(__name__)
+
 _cache = {}
 _cache_lock = threading.Lock()
 
 
-def artifact_path(relative):
-    return Path(settings.ARTIFACTS_ROOT) / relative
+artifact_path = shared.artifact_path  # noqa: E305 - the trainer's modules import it from here
 
 
 @dataclass
@@ -78,12 +79,15 @@ def load(version):
         hit = _cache.get(key)
     if hit is not None:
         return hit
-    folder = artifact_path(version.artifact_dir)
     try:
+        folder = shared.folder(version.artifact_dir, (PROBS_FILE, POOL_INDEX_FILE))
         probs = np.load(folder / PROBS_FILE, mmap_mode="r")
         pool_index = np.load(folder / POOL_INDEX_FILE)
     except (OSError, ValueError):
         return None  # pruned or missing: no guesses rather than an error page
+    except Exception:  # the bucket did not answer: no guesses rather than an error page
+        log.exception("The files of model version %s could not be read", version.pk)
+        return None
     preds = Predictions(version, list(version.classes), pool_index, probs)
     with _cache_lock:
         if len(_cache) > 16:
@@ -116,12 +120,15 @@ def heldout(version):
     """The Heldout of a version, or None (too few labels then, or files pruned)."""
     if version is None or not version.artifact_dir:
         return None
-    folder = artifact_path(version.artifact_dir)
     try:
+        folder = shared.folder(version.artifact_dir, (HELDOUT_ITEMS_FILE, HELDOUT_LABELS_FILE, HELDOUT_PROBS_FILE))
         items = np.load(folder / HELDOUT_ITEMS_FILE)
         labels = np.load(folder / HELDOUT_LABELS_FILE)
         probs = np.load(folder / HELDOUT_PROBS_FILE, mmap_mode="r")
     except (OSError, ValueError):
+        return None
+    except Exception:
+        log.exception("The held-out files of model version %s could not be read", version.pk)
         return None
     if not (len(items) == len(labels) == len(probs)) or probs.ndim != 2 or probs.shape[1] != len(version.classes):
         return None

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from annotator.modelloop import baseline
+from annotator.modelloop import baseline, shared
 from annotator.modelloop.errors import LostLease, StorageFull, Superseded, one_line
 from annotator.modelloop.neighbours import NEIGHBOUR_SIMS_FILE, NEIGHBOURS_FILE, NEIGHBOURS_K
 from annotator.modelloop.predictions import (
@@ -56,8 +56,10 @@ def writing(folder, what):
     base = artifact_path(folder)
     try:
         yield base
+        shared.publish(folder)  # the files web processes read, into the bucket when there is one
     except BaseException as exc:
         shutil.rmtree(base, ignore_errors=True)
+        shared.unpublish(folder)
         if is_disk_full(exc):
             raise StorageFull(what) from exc
         raise
@@ -353,6 +355,7 @@ def prune_artifacts(project, keep):
     )
     for pk, folder in old_fast:
         shutil.rmtree(artifact_path(folder), ignore_errors=True)
+        shared.unpublish(folder)
         ModelVersion.objects.filter(pk=pk).update(artifact_dir="")
     referenced = {Path(a).name for a in live.exclude(artifact_dir="").values_list("artifact_dir", flat=True)}
     referenced |= {Path(c).parent.name for c in live.exclude(checkpoint="").values_list("checkpoint", flat=True)}

@@ -29,6 +29,7 @@ from django.db.utils import load_backend
 from tqdm import tqdm
 
 from annotator.operations import files
+from annotator.storage import item_storage
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -83,8 +84,11 @@ def referenced_files(alias):
 
     media, artifacts = "media", "artifacts"
     required = set()
+    storage = item_storage()
     for image, display in Item.objects.using(alias).values_list("image", "display_image").iterator():
-        required.update(f"{media}/{name}" for name in (image, display) if name)
+        # files on this disk only: objects in a bucket (the storage's, or imported in place)
+        # are kept by the bucket's own means (docs/deploy.md)
+        required.update(f"{media}/{name}" for name in (image, display) if name and storage.local(name))
     for folder, checkpoint in ModelVersion.objects.using(alias).values_list("artifact_dir", "checkpoint"):
         if folder:
             required.update(f"{artifacts}/{p.relative_to(files.artifacts_root()).as_posix()}"

@@ -20,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from annotator.models import Project, TrainerState
+from annotator.storage import is_local, media_storage
 
 log = logging.getLogger(__name__)
 CHANNEL_TIMEOUT_S = 2.0
@@ -55,7 +56,12 @@ def check_channel_layer():
 
 
 def check_storage():
-    """A file can be written (and removed) where imports store images."""
+    """A file can be written (and removed) where imports store images; with a bucket
+    (STORAGE_BACKEND=s3), the bucket answers to the server's credentials."""
+    storage = media_storage()
+    if not is_local(storage):
+        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+        return {"bucket": storage.bucket_name}
     root = Path(settings.MEDIA_ROOT)
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=root, prefix=".readyz-") as probe:

@@ -21,7 +21,7 @@ from annotator.access import (
     project_for,
     projects_for_user,
 )
-from annotator.importing import images
+from annotator.importing import bucket, images
 from annotator.modelloop.status import trainer_status
 from annotator.models import Membership, Role
 from annotator.pages.forms import MemberForm, ProjectForm
@@ -114,6 +114,21 @@ def project_import(request, pk):
     return _render_detail(request, project, partial="import-result", import_report=report, import_error=error)
 
 
+@login_required
+@require_POST
+def project_bucket_import(request, pk):
+    project = project_for(request.user, pk, roles=OWNER_ROLES, refusal=OWNERS_ONLY)
+    url = request.POST.get("url", "").strip()
+    report, error = None, None
+    try:
+        source = url or bucket.saved_source(project)
+        report = bucket.report_dict(source, bucket.import_bucket(project, source, user=request.user))
+    except ServiceError as exc:
+        error = exc.message
+    return _render_detail(request, project, partial="bucket-result", bucket_report=report, bucket_error=error,
+                          bucket_url=url)
+
+
 def _render_detail(request, project, *, partial=None, **extra):
     """The overview page, or one of its regions for an htmx request. Form errors give a 400
     on a full page; htmx gets 200 so that it swaps the region showing them."""
@@ -137,7 +152,7 @@ def _render_detail(request, project, *, partial=None, **extra):
         **extra,
     }
     form = context.get("member_form")
-    failed = bool((form and form.errors) or context.get("import_error"))
+    failed = bool((form and form.errors) or context.get("import_error") or context.get("bucket_error"))
     template = "annotator/project_detail.html"
     if request.htmx and partial:
         return render(request, f"{template}#{partial}", context)

@@ -38,6 +38,7 @@ urlpatterns = [
     path("projects/<int:pk>/members/<int:member_pk>/role/", members.member_role, name="member-role"),
     path("projects/<int:pk>/members/<int:member_pk>/remove/", members.member_remove, name="member-remove"),
     path("projects/<int:pk>/import/", projects.project_import, name="project-import"),
+    path("projects/<int:pk>/import/bucket/", projects.project_bucket_import, name="project-bucket-import"),
     path("projects/<int:pk>/settings/", settings.project_settings, name="project-settings"),
     path("projects/<int:pk>/settings/classes/", settings.class_add, name="class-add"),
     path("projects/<int:pk>/settings/classes/none/", settings.class_none, name="class-none"),

@@ -95,6 +95,13 @@ def png_file(world):
     return SimpleUploadedFile("matrix.png", png_bytes(99), content_type="image/png")
 
 
+def bucket_url(world):
+    """A bucket (moto's S3 server, started only for these rows) holding one new image."""
+    s3 = world.request.getfixturevalue("s3")
+    s3.put("m/one.png", png_bytes(98))
+    return f"s3://{s3.name}/m/"
+
+
 def labels_csv(world):
     body = f"file,class\n{world.open_item.content_hash},two\n".encode()
     return SimpleUploadedFile("labels.csv", body, content_type="text/csv")
@@ -159,6 +166,7 @@ MATRIX = [
         api_multipart(file=labelstudio_json)),
     Row("api:project-suggestion-import", "POST",  OK,   NO,   NO,   HIDE, LOGIN,
         api_multipart(file=suggestions_csv)),
+    Row("api:project-bucket-import",    "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_json(url=bucket_url)),
     Row("api:project-next",             "POST",   OK,   OK,   NO,   HIDE, LOGIN, api_json()),
     Row("api:project-annotations",      "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("api:project-annotations",      "POST",   OK,   OK,   NO,   HIDE, LOGIN,
@@ -197,6 +205,7 @@ MATRIX = [
     Row("member-role",                  "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(role="viewer")),
     Row("member-remove",                "POST",   OK,   NO,   NO,   HIDE, LOGIN),
     Row("project-import",               "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(file=png_file)),
+    Row("project-bucket-import",        "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(url=bucket_url)),
     Row("project-settings",             "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("project-settings",             "POST",   OK,   NO,   NO,   HIDE, LOGIN, SETTINGS_FORM),
     Row("class-add",                    "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(name="three")),
@@ -334,6 +343,7 @@ class World:
     open_item: Item
     batch: str = ""  # bob's bulk batch
     tmp: object = None
+    request: object = None  # pytest's, for fixtures only some rows need
 
     def url_kwargs(self):
         return {
@@ -372,7 +382,7 @@ class World:
 
 
 @pytest.fixture
-def world(project, alice, bob, charlie, dave, make_items, tmp_path):
+def world(project, alice, bob, charlie, dave, make_items, tmp_path, request):
     """The project with something for every detail route: a fifth member (erin, whom the
     member routes change, so no persona acts on itself), an answer each from alice and bob
     (so both can undo), an open item, an unused class and a model version."""
@@ -394,6 +404,7 @@ def world(project, alice, bob, charlie, dave, make_items, tmp_path):
         open_item=still_open,
         batch=bulk.batch,
         tmp=tmp_path,
+        request=request,
     )
 
 

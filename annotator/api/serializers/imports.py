@@ -30,6 +30,21 @@ class ImportReportSerializer(serializers.Serializer):
     files = ImportedFileSerializer(many=True)
 
 
+class BucketImportSerializer(serializers.Serializer):
+    url = serializers.CharField(
+        required=False, allow_blank=True, max_length=1000,
+        help_text="s3://bucket/prefix/ to register in place; empty or absent: the project's saved bucket source.",
+    )
+
+
+class BucketImportReportSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text="The s3:// URL imported (now the project's bucket source).")
+    registered = serializers.IntegerField(help_text="New objects registered as items (not copied).")
+    already_known = serializers.IntegerField(help_text="Keys registered before, or content the project already holds.")
+    rejected = serializers.IntegerField()
+    files = ImportedFileSerializer(many=True)
+
+
 class LabelUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A UTF-8 CSV with the header file,class (file name or content hash).")
 

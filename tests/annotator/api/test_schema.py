@@ -17,6 +17,7 @@ PATHS = {
     "/api/projects/{id}/members/": {"get", "post"},
     "/api/projects/{id}/members/{username}/": {"patch", "delete"},
     "/api/projects/{id}/images/": {"post"},
+    "/api/projects/{id}/bucket-import/": {"post"},
     "/api/projects/{id}/items/": {"get"},
     "/api/projects/{id}/labels/import/": {"post"},
     "/api/projects/{id}/labels/import-labelstudio/": {"post"},

@@ -71,6 +71,11 @@ schema = _schema_as_served()
 
 
 @pytest.fixture(autouse=True)
+def _buckets_on_moto(s3):
+    """Generated bucket-import URLs reach moto's S3 server (tests/s3.py), never AWS."""
+
+
+@pytest.fixture(autouse=True)
 def _fresh_predictions_cache():
     # Cached per ModelVersion pk, which the rolled-back test database hands out again.
     predictions._cache.clear()

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from annotator.labeling.answers import submit_annotation
-from annotator.models import Annotation, ModelVersion
+from annotator.models import Annotation, Item, ModelVersion
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -146,3 +146,14 @@ def test_restore_refuses_something_that_is_not_a_backup(tmp_path, db):
         tar.add(__file__, arcname="notes.txt")
     with pytest.raises(CommandError, match="already has users|not a backup"):
         call_command("restore", str(bogus), no_progress=True)
+
+
+def test_images_in_a_bucket_are_not_files_to_back_up(labeled, db):
+    from annotator.operations.backup import referenced_files
+    from annotator.storage import s3_name
+
+    in_place = Item.objects.create(project=labeled, image=s3_name("their-bucket", "a/b.png"), content_hash="d" * 64,
+                                   width=2, height=2, pool_index=99)
+    required, _ = referenced_files("default")
+    assert f"media/{in_place.image.name}" not in required
+    assert all(f"media/{item.image.name}" in required for item in labeled.items.exclude(pk=in_place.pk))
