@@ -1,13 +1,17 @@
 """Signal receivers of the models, connected when the app is ready (apps.py): a deleted
 project's files go, and a new password or a deactivated account revokes its API tokens."""
+import logging
 import shutil
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from annotator.models import ApiToken, Project
+from annotator.models import ApiToken, Job, Project
+
+logger = logging.getLogger(__name__)
 
 
 @receiver(post_delete, sender=Project, dispatch_uid="remove_project_files")
@@ -21,6 +25,23 @@ def _remove_project_files(sender, instance, using, **kwargs):
             shutil.rmtree(folder, ignore_errors=True)
 
     transaction.on_commit(remove, using=using)
+
+
+@receiver(post_delete, sender=Job, dispatch_uid="remove_job_files")
+def _remove_job_files(sender, instance, using, **kwargs):
+    """A deleted job's files (its uploads, its export) go once the deletion is committed;
+    a project's deletion deletes its jobs, and so their files in any storage."""
+    names = instance.stored_files()
+
+    def remove():
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except Exception:  # noqa: BLE001 - `cleanup` finds what is left
+                logger.warning("Could not delete %s of deleted job %s", name, instance.pk, exc_info=True)
+
+    if names:
+        transaction.on_commit(remove, using=using)
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL)

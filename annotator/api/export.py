@@ -30,7 +30,7 @@ from annotator.exporting.download import streaming_response
 from annotator.exporting.registry import DEFAULT_FORMAT, REGISTRY
 
 
-class _AnyAccept(BaseContentNegotiation):
+class AnyAccept(BaseContentNegotiation):
     """The download is a file whatever the Accept header says; refusals are JSON."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
@@ -60,7 +60,7 @@ DOWNLOAD = OpenApiResponse(OpenApiTypes.BINARY, description=_download_descriptio
 
 class ProjectExportView(ServiceErrorsMixin, APIView):
     renderer_classes = [JSONRenderer]
-    content_negotiation_class = _AnyAccept
+    content_negotiation_class = AnyAccept
 
     @extend_schema(
         operation_id="projects_export",

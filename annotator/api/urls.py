@@ -11,7 +11,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import SimpleRouter
 
-from annotator.api import annotations, dashboard, imports, items, leasing, members, model, project_settings, projects
+from annotator.api import (
+    annotations,
+    dashboard,
+    imports,
+    items,
+    jobs,
+    leasing,
+    members,
+    model,
+    project_settings,
+    projects,
+)
 from annotator.api.auth import TokenDetailView, TokenListView, TokenView
 from annotator.api.encoders import EncoderListView
 
@@ -43,6 +54,7 @@ for viewset in (
     project_settings.SettingsViewSet,
     model.ModelViewSet,
     dashboard.DashboardViewSet,
+    jobs.JobViewSet,
 ):
     router.register("projects", viewset, basename="project")
 

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from annotator.pages import account, dashboard, export, labeling, media, members, projects, settings
+from annotator.pages import account, dashboard, export, jobs, labeling, media, members, projects, settings
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project-list", permanent=False), name="home"),
@@ -44,4 +44,7 @@ urlpatterns = [
     path("projects/<int:pk>/label/undo/", labeling.label_undo, name="label-undo"),
     path("projects/<int:pk>/items/<int:item_pk>/image/", media.item_image, name="item-image"),
     path("projects/<int:pk>/export/", export.project_export, name="project-export"),
+    path("projects/<int:pk>/jobs/", jobs.project_jobs, name="project-jobs"),
+    path("projects/<int:pk>/jobs/export/", jobs.export_job, name="project-export-job"),
+    path("projects/<int:pk>/jobs/<int:job_id>/download/", jobs.job_download, name="project-job-download"),
 ]
