@@ -36,7 +36,7 @@ DATABASE = "database.json"
 # Excluded from the dump: rebuilt by `migrate` (content types, permissions) or worthless
 # after a restore (sessions: everyone logs in again).
 # Background jobs and their task rows are passing work, not data: a restored queue would rerun them.
-EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry", "django_tasks_db", "annotator.job"]
+EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry", "django_tasks_database", "annotator.job"]
 SNAPSHOT_ALIAS = "backup_snapshot"
 
 

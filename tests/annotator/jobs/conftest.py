@@ -9,6 +9,9 @@ def run_worker(settings, monkeypatch):
     database connection between tasks (as a request would), which would close the test's
     transaction: that step is skipped here."""
     settings.JOB_RETRY_DELAY_S = 0  # retries are due at once, so one batch runs them too
+    # No heartbeat from a second thread: it would wait on the test's open write transaction
+    # (SQLite). tests/annotator/jobs/test_heartbeat.py checks it with committed rows.
+    settings.JOB_HEARTBEAT_S = 3600
     monkeypatch.setattr("django_tasks_db.management.commands.db_worker.close_old_connections", lambda: None)
 
     def run():
