@@ -139,3 +139,12 @@ def test_a_backup_job_writes_an_archive_without_jobs(project, alice, settings, t
         dump = tar.extractfile("database.json").read().decode()
     assert '"annotator.item"' in dump
     assert '"annotator.job"' not in dump and "django_tasks_database" not in dump
+
+
+def test_the_backup_command_queues_a_job(db, settings, tmp_path, capsys):
+    from django.core.management import call_command
+
+    call_command("backup", "--background")
+    job = Job.objects.get()
+    assert (job.kind, job.project, job.status) == ("backup", None, "queued")
+    assert f"Queued backup job {job.pk}" in capsys.readouterr().out
