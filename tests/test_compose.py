@@ -109,7 +109,7 @@ def test_the_shape_of_the_deployment(compose):
     assert re.search(r"name web\s+port 8000", caddyfile)
     for name, service in services.items():  # every long-running service; one-shot ones exit
         assert service.get("restart") == "no" or "healthcheck" in service, f"{name} has no healthcheck"
-    assert services["web"]["healthcheck"]["test"][1:4] == ["manage.py", "healthcheck", "--port"]
+    assert services["web"]["healthcheck"]["test"][2:5] == ["manage.py", "healthcheck", "--port"]
 
 
 def test_docker_compose_accepts_it_where_it_runs(tmp_path):
