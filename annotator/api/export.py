@@ -37,7 +37,7 @@ class AnyAccept(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _media_types():
+def media_types():
     """{media type: the formats sent as it}, in the registry's order."""
     by_type = {}
     for export_format in REGISTRY.values():
@@ -49,7 +49,7 @@ def _download_description():
     """Which format comes as which type: "text/csv (csv), ..., application/octet-stream (model: .pt,
     embeddings: .npz)"; formats that share a type are told apart by their file suffix."""
     parts = []
-    for media_type, shared in _media_types().items():
+    for media_type, shared in media_types().items():
         names = shared[0].name if len(shared) == 1 else ", ".join(f"{f.name}: {f.suffix}" for f in shared)
         parts.append(f"{media_type} ({names})")
     return f"The file, as an attachment: {', '.join(parts)}."
@@ -83,7 +83,7 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
                              description="With predictions: the least confidence (0 to 1) of an exported guess."),
         ],
         responses={
-            **{(200, media_type): DOWNLOAD for media_type in _media_types()},
+            **{(200, media_type): DOWNLOAD for media_type in media_types()},
             400: OpenApiResponse(ErrorSerializer,
                                  description="Unknown format or a bad option; the message says what to change."),
             401: OpenApiResponse(ErrorSerializer, description="Not signed in."),

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from annotator.access import OWNER_ROLES
-from annotator.api.export import AnyAccept
+from annotator.api.export import DOWNLOAD, AnyAccept, media_types
 from annotator.api.schema import (
     BODY_REFUSALS,
     ERROR,
@@ -79,7 +79,7 @@ class JobViewSet(ProjectScopedViewSet):
         summary="Download a finished job's file (owners only)",
         tags=["jobs"], parameters=[PROJECT_ID, JOB_ID],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(description="The file, as an attachment."),
+            **{(200, media_type): DOWNLOAD for media_type in media_types()},
             401: NOT_SIGNED_IN, 403: FORBIDDEN,
             404: OpenApiResponse(ERROR, description="Not a member, no such job, or the job has no file."),
             409: OpenApiResponse(ERROR, description="The job has not succeeded (yet)."),
