@@ -30,7 +30,7 @@ from django_tasks import task
 
 from annotator.access import ServiceError
 from annotator.job_models import Job
-from annotator.jobs.registry import lookup
+from annotator.jobs.registry import REGISTRY, lookup
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
@@ -112,8 +112,8 @@ def _finish(job, attempt, status, message, result=None):
 
 
 def _cleanup(job):
-    kind = lookup(job.kind)
-    if kind.finish is not None:
+    kind = REGISTRY.get(job.kind)
+    if kind is not None and kind.finish is not None:
         try:
             kind.finish(job)
         except Exception:  # noqa: BLE001 - leftovers are for `cleanup`, the outcome stands
@@ -138,10 +138,10 @@ def run_job(job_id, attempt):
     if not _claim(job_id, attempt):
         log.info("Job %s attempt %s: nothing to do (finished, deleted or run by another attempt)", job_id, attempt)
         return "skipped"
-    job = Job.objects.select_related("project").get(pk=job_id)
-    kind = lookup(job.kind)
+    job = Job.objects.select_related("project", "created_by").get(pk=job_id)
     log.info("Job %s (%s) attempt %s of %s started", job.pk, job.kind, attempt, job.max_attempts)
     try:
+        kind = lookup(job.kind)  # a kind no longer registered is a refusal
         with Heartbeat(job.pk, attempt):
             result = kind.run(job, Progress(job.pk, attempt))
     except Superseded:

@@ -149,3 +149,11 @@ def test_a_given_up_attempt_stops_at_its_next_write(project, alice):
         del registry.REGISTRY["slow"]
     job.refresh_from_db()
     assert seen == {"stopped": True} and job.status == "queued" and job.message != "late"
+
+
+def test_a_kind_no_longer_registered_fails_plainly(project, alice):
+    job = Job.objects.create(project=project, kind="gone", max_attempts=3)
+    assert runner.run_job.call(job.pk, 1) == "refused"
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert job.message.startswith("Unknown job kind 'gone'")
