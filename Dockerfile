@@ -2,8 +2,10 @@
 #   web:     docker run -p 8000:8000 -e SECRET_KEY=... -e DATABASE_URL=... -e REDIS_URL=... IMAGE
 #            (the default command: the web server alone, no trainer inside)
 #   trainer: docker run -e SECRET_KEY=... -e DATABASE_URL=... -e REDIS_URL=... IMAGE python manage.py trainer
+#   worker:  docker run -e SECRET_KEY=... -e DATABASE_URL=... IMAGE python manage.py jobs_worker  (background jobs)
 #   migrate: docker run ... IMAGE python manage.py migrate
-# Web and trainer containers share DATA_DIR (a volume) and need PostgreSQL and Redis.
+# Web, worker and trainer containers share DATA_DIR (a volume) and need PostgreSQL and Redis;
+# compose.yaml runs them all (docs/deploy.md).
 # Not built in this project's CI (no Docker engine on its machines).
 FROM python:3.11-slim-bookworm
 
@@ -33,4 +35,4 @@ EXPOSE 8000
 # Liveness: the server answers /healthz (readiness, /readyz, is for the proxy or orchestrator).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["python", "manage.py", "healthcheck", "--port", "8000"]
-CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000", "--trainer", "none"]
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000", "--trainer", "none", "--worker", "none"]

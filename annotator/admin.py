@@ -10,6 +10,7 @@ from annotator.models import (
     AnnotationChange,
     ApiToken,
     Item,
+    Job,
     LabelClass,
     Lease,
     Membership,
@@ -117,3 +118,19 @@ class AccountAdmin(UserAdmin):
             )
             return redirect(reverse(f"admin:{user._meta.app_label}_{user._meta.model_name}_change", args=[user.pk]))
         return super().delete_view(request, object_id, extra_context)
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Background jobs, all projects and backups: read only (the worker writes them); deleting
+    one deletes its files (annotator/signals.py)."""
+
+    list_display = ("pk", "kind", "project", "status", "progress", "attempts", "created_by", "created_at", "message")
+    list_filter = ("status", "kind")
+    readonly_fields = [field.name for field in Job._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -12,38 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-
-def envbool(name, default=False):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_number(name, default, cast, kind):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return cast(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}.") from exc
-
-
-def envint(name, default):
-    return _env_number(name, default, int, "an integer")
-
-
-def envfloat(name, default):
-    return _env_number(name, default, float, "a number")
-
-
-def envlist(name, default):
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return list(default)
-    return [part.strip() for part in value.split(",") if part.strip()]
-
+from annotator.env import envbool, envfloat, envint, envlist
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DATA_DIR") or BASE_DIR / "data").resolve()
@@ -80,6 +49,8 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
     "annotator",
 ]
 
@@ -368,6 +339,27 @@ if SUSPECT_MIN_CONFIDENCE > 1:
     raise ImproperlyConfigured(f"SUSPECT_MIN_CONFIDENCE must be at most 1, got {SUSPECT_MIN_CONFIDENCE}.")
 if SERVE_TRAINER not in {"process", "thread", "none"}:
     raise ImproperlyConfigured(f"SERVE_TRAINER must be process, thread or none, got {SERVE_TRAINER!r}.")
+
+# Background jobs (docs/configuration.md, "Background jobs"): large imports, export files and
+# backups run in a task worker (`manage.py jobs_worker`; `serve` starts one as a child unless
+# SERVE_WORKER=none). The queue is a table (django-tasks' database backend), so the embedded
+# default needs no other service.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+IMPORT_JOB_MIN_BYTES = envint("IMPORT_JOB_MIN_BYTES", 64 * 1024 * 1024)  # uploads this big import in a job
+JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", 3)  # runs of a job that fails unexpectedly, the first included
+JOB_RETRY_DELAY_S = envint("JOB_RETRY_DELAY_S", 30)  # before the 2nd attempt; doubled for each later one
+JOB_HEARTBEAT_S = envint("JOB_HEARTBEAT_S", 10)  # a running job's heartbeat...
+JOB_STALE_S = envint("JOB_STALE_S", 120)  # ...older than this: its worker died; the job is retried
+BACKUP_DIR = Path(os.environ.get("BACKUP_DIR") or DATA_DIR / "backups").resolve()  # backups made by jobs
+SERVE_WORKER = os.environ.get("SERVE_WORKER", "process")
+for _name, _value, _least in (("IMPORT_JOB_MIN_BYTES", IMPORT_JOB_MIN_BYTES, 0), ("JOB_MAX_ATTEMPTS", JOB_MAX_ATTEMPTS, 1),
+                              ("JOB_RETRY_DELAY_S", JOB_RETRY_DELAY_S, 0), ("JOB_HEARTBEAT_S", JOB_HEARTBEAT_S, 1)):
+    if _value < _least:
+        raise ImproperlyConfigured(f"{_name} must be at least {_least}, got {_value}.")
+if JOB_STALE_S < 3 * JOB_HEARTBEAT_S:
+    raise ImproperlyConfigured(f"JOB_STALE_S must be at least 3 x JOB_HEARTBEAT_S ({3 * JOB_HEARTBEAT_S}), got {JOB_STALE_S}.")
+if SERVE_WORKER not in {"process", "none"}:
+    raise ImproperlyConfigured(f"SERVE_WORKER must be process or none, got {SERVE_WORKER!r}.")
 
 LOGGING = {
     "version": 1,

@@ -4,11 +4,12 @@ import logging
 import shutil
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from annotator.models import ApiToken, Project
+from annotator.models import ApiToken, Job, Project
 from annotator.storage import delete_prefix, is_local, media_storage
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,23 @@ def _remove_project_files(sender, instance, using, **kwargs):
                     log.exception("Deleting the objects of project %s under %s failed", pk, prefix)
 
     transaction.on_commit(remove, using=using)
+
+
+@receiver(post_delete, sender=Job, dispatch_uid="remove_job_files")
+def _remove_job_files(sender, instance, using, **kwargs):
+    """A deleted job's files (its uploads, its export) go once the deletion is committed;
+    a project's deletion deletes its jobs, and so their files in any storage."""
+    names = instance.stored_files()
+
+    def remove():
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except Exception:  # noqa: BLE001 - `cleanup` finds what is left
+                log.warning("Could not delete %s of deleted job %s", name, instance.pk, exc_info=True)
+
+    if names:
+        transaction.on_commit(remove, using=using)
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL)

@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Layers of annotator/, lowest first: a module may import its own layer and those below.
 # Within a layer packages may use each other, but never in a loop (checked below).
 LAYERS = [
-    {"settings", "storage", "models", "review_models", "apps", "signals"},  # models' file fields name storage's ItemStorage
+    {"settings", "env", "storage", "models", "review_models", "job_models", "apps", "signals"},  # models' file fields name storage's ItemStorage
     {"access", "db", "events", "request_limits"},
     {"projects", "labeling", "importing", "exporting", "dashboard", "review", "modelloop", "live", "operations",
-     "accounts"},
+     "accounts", "jobs"},
     {"pages", "api", "admin"},
     {"urls", "asgi", "management"},
 ]
@@ -28,7 +28,7 @@ LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 # modelloop only the NumPy readers of a version's files and the status run in web processes;
 # steering loads torch lazily for one rare owner action (a checkpoint upload).
 WEB_PACKAGES = ["pages", "api", "live", "labeling", "projects", "importing", "exporting", "dashboard", "review",
-                "operations", "accounts"]
+                "operations", "accounts", "jobs"]
 WEB_MODELLOOP = ["predictions", "status", "steering"]
 
 

@@ -30,14 +30,14 @@ from annotator.exporting.download import streaming_response
 from annotator.exporting.registry import DEFAULT_FORMAT, REGISTRY
 
 
-class _AnyAccept(BaseContentNegotiation):
+class AnyAccept(BaseContentNegotiation):
     """The download is a file whatever the Accept header says; refusals are JSON."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
 
 
-def _media_types():
+def media_types():
     """{media type: the formats sent as it}, in the registry's order."""
     by_type = {}
     for export_format in REGISTRY.values():
@@ -49,7 +49,7 @@ def _download_description():
     """Which format comes as which type: "text/csv (csv), ..., application/octet-stream (model: .pt,
     embeddings: .npz)"; formats that share a type are told apart by their file suffix."""
     parts = []
-    for media_type, shared in _media_types().items():
+    for media_type, shared in media_types().items():
         names = shared[0].name if len(shared) == 1 else ", ".join(f"{f.name}: {f.suffix}" for f in shared)
         parts.append(f"{media_type} ({names})")
     return f"The file, as an attachment: {', '.join(parts)}."
@@ -60,7 +60,7 @@ DOWNLOAD = OpenApiResponse(OpenApiTypes.BINARY, description=_download_descriptio
 
 class ProjectExportView(ServiceErrorsMixin, APIView):
     renderer_classes = [JSONRenderer]
-    content_negotiation_class = _AnyAccept
+    content_negotiation_class = AnyAccept
 
     @extend_schema(
         operation_id="projects_export",
@@ -93,7 +93,7 @@ class ProjectExportView(ServiceErrorsMixin, APIView):
                              description="With split: the seed of the draw (0 to 4294967295); same seed, same split."),
         ],
         responses={
-            **{(200, media_type): DOWNLOAD for media_type in _media_types()},
+            **{(200, media_type): DOWNLOAD for media_type in media_types()},
             400: OpenApiResponse(ErrorSerializer,
                                  description="Unknown format or a bad option; the message says what to change."),
             401: OpenApiResponse(ErrorSerializer, description="Not signed in."),

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from annotator.access import OWNER_ROLES, Invalid
+from annotator.api.jobs import job_created
 from annotator.api.schema import BODY_REFUSALS, DISK_FULL, PROJECT_ID
 from annotator.api.serializers.imports import (
     BucketImportReportSerializer,
@@ -23,12 +24,14 @@ from annotator.api.serializers.imports import (
     SuggestionReportSerializer,
     SuggestionUploadSerializer,
 )
+from annotator.api.serializers.jobs import JobSerializer
 from annotator.api.viewsets import ProjectScopedViewSet
 from annotator.importing.bucket import import_bucket, report_dict, saved_source
 from annotator.importing.images import import_uploads
 from annotator.importing.labels import import_labels
 from annotator.importing.labelstudio import import_labelstudio
 from annotator.importing.suggestions import import_suggestions
+from annotator.jobs.imports import start_import, wants_job
 
 UPLOADS = [parsers.MultiPartParser, parsers.FormParser]
 
@@ -43,7 +46,9 @@ class ImportViewSet(ProjectScopedViewSet):
         summary="Upload images or zip archives of images (owners only)",
         description=(
             "Each file is checked (a real image within the size limits) and de-duplicated by content; "
-            "the report says what happened to every file."
+            "the report says what happened to every file. Uploads of IMPORT_JOB_MIN_BYTES or more in all "
+            "(64 MiB by default) are saved and imported by a background job instead: the answer is then 202 "
+            "with the job (its Location; the report is the job's `result` once it has succeeded)."
         ),
         tags=["import"],
         parameters=[PROJECT_ID],
@@ -51,6 +56,7 @@ class ImportViewSet(ProjectScopedViewSet):
         responses={
             201: OpenApiResponse(ImportReportSerializer, description="At least one image was imported."),
             200: OpenApiResponse(ImportReportSerializer, description="Nothing new: duplicates or rejected files."),
+            202: OpenApiResponse(JobSerializer, description="A large upload: saved, and imported by this job."),
             **BODY_REFUSALS,
             507: DISK_FULL,
         },
@@ -60,6 +66,8 @@ class ImportViewSet(ProjectScopedViewSet):
         files = request.FILES.getlist("file")
         if not files:
             raise Invalid("Attach one or more images or zip archives in the multipart field 'file'.")
+        if wants_job(files):
+            return job_created(request, start_import(self.project, files, user=request.user))
         report = import_uploads(self.project, files, user=request.user).as_dict()
         code = status.HTTP_201_CREATED if report["imported"] else status.HTTP_200_OK
         return Response(report, status=code)

@@ -18,6 +18,7 @@ from annotator.api import (
     imports,
     instructions,
     items,
+    jobs,
     leasing,
     members,
     model,
@@ -59,6 +60,7 @@ for viewset in (
     model.ModelViewSet,
     dashboard.DashboardViewSet,
     review.ReviewViewSet,
+    jobs.JobViewSet,
 ):
     router.register("projects", viewset, basename="project")
 

@@ -36,7 +36,8 @@ MANIFEST = "manifest.json"
 DATABASE = "database.json"
 # Excluded from the dump: rebuilt by `migrate` (content types, permissions) or worthless
 # after a restore (sessions: everyone logs in again).
-EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
+# Background jobs and their task rows are passing work, not data: a restored queue would rerun them.
+EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry", "django_tasks_database", "annotator.job"]
 SNAPSHOT_ALIAS = "backup_snapshot"
 
 
@@ -113,9 +114,9 @@ def _source(relative):
 # --- backup -----------------------------------------------------------------------------
 
 
-def backup(path, *, progress=True, log=print):
+def backup(path, *, progress=True, log=print, on_progress=None):
     """Write the archive to `path` (through a temporary file renamed at the end). Returns the
-    manifest."""
+    manifest. `on_progress(done, total)`, if given, is called as files go in."""
     path = Path(path)
     mode = "w:gz" if path.name.endswith((".gz", ".tgz")) else "w"
     partial = path.with_name(f".{path.name}.partial")
@@ -131,7 +132,9 @@ def backup(path, *, progress=True, log=print):
         with tarfile.open(partial, mode) as tar:
             tar.add(dump, arcname=DATABASE)
             bar = tqdm(required + optional, desc="Files", unit="file", disable=not progress)
-            for relative in bar:
+            for done, relative in enumerate(bar):
+                if on_progress:
+                    on_progress(done, len(bar))
                 source = _source(relative)
                 try:
                     tar.add(source, arcname=relative, recursive=False)

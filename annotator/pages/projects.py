@@ -22,9 +22,11 @@ from annotator.access import (
     projects_for_user,
 )
 from annotator.importing import bucket, images
+from annotator.jobs.imports import start_import, wants_job
 from annotator.modelloop.status import trainer_status
 from annotator.models import Membership, Role
 from annotator.pages.forms import MemberForm, ProjectForm
+from annotator.pages.jobs import jobs_context
 from annotator.pages.members import back_to, members_context, render_members
 from annotator.pages.settings import render_settings
 from annotator.projects.changes import create_project, creation_refusal
@@ -106,6 +108,9 @@ def project_import(request, pk):
     report, error = None, None
     if not files:
         error = "Choose one or more image files or a zip of images, then press Import."
+    elif wants_job(files):  # large: saved now, imported by the task worker (the jobs region shows it)
+        job = start_import(project, files, user=request.user)
+        return _render_detail(request, project, partial="import-result", import_job=job, **jobs_context(project))
     else:
         try:
             report = images.import_uploads(project, files, user=request.user).as_dict()
@@ -149,6 +154,7 @@ def _render_detail(request, project, *, partial=None, **extra):
         "is_owner": is_owner,
         "trainer_status": trainer_status(project),
         **(members_context(project) if is_owner else {}),
+        **(jobs_context(project) if is_owner else {}),
         **extra,
     }
     form = context.get("member_form")

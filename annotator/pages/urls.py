@@ -11,6 +11,7 @@ from annotator.pages import (
     export,
     imports,
     instructions,
+    jobs,
     labeling,
     media,
     members,
@@ -66,4 +67,7 @@ urlpatterns = [
     path("projects/<int:pk>/review/verdict/", review.review_verdict, name="review-verdict"),
     path("projects/<int:pk>/items/<int:item_pk>/image/", media.item_image, name="item-image"),
     path("projects/<int:pk>/export/", export.project_export, name="project-export"),
+    path("projects/<int:pk>/jobs/", jobs.project_jobs, name="project-jobs"),
+    path("projects/<int:pk>/jobs/export/", jobs.export_job, name="project-export-job"),
+    path("projects/<int:pk>/jobs/<int:job_id>/download/", jobs.job_download, name="project-job-download"),
 ]

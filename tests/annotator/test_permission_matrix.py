@@ -35,12 +35,15 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from annotator.jobs.exports import start_export
+from annotator.jobs.files import save_output
 from annotator.labeling.answers import submit_annotation
 from annotator.labeling.bulk import bulk_answer
 from annotator.models import (
     Annotation,
     AnnotationChange,
     Item,
+    Job,
     LabelClass,
     Lease,
     Membership,
@@ -197,6 +200,11 @@ MATRIX = [
         api_json(item=lambda world: world.item.pk, verdict="accept")),
     Row("api:project-model-reset",      "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_json()),
     Row("api:project-model-checkpoint", "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_multipart(checkpoint=checkpoint_file)),
+    # Background jobs: owners only (they start imports and export files; a job's file is theirs).
+    Row("api:project-jobs",             "GET",    OK,   NO,   NO,   HIDE, LOGIN),
+    Row("api:project-jobs",             "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_json(format="csv")),
+    Row("api:project-job",              "GET",    OK,   NO,   NO,   HIDE, LOGIN),
+    Row("api:project-job-download",     "GET",    OK,   NO,   NO,   HIDE, LOGIN),
     # Every member may export: the labels are their own work (README, Export).
     Row("api-project-export",           "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     # --- pages (session; anonymous users go to the sign-in page) ---
@@ -236,6 +244,9 @@ MATRIX = [
     Row("label-instructions",           "GET",    OK,   OK,   NO,   HIDE, LOGIN),
     Row("bulk",                         "GET",    OK,   OK,   NO,   HIDE, LOGIN, query(label="two")),
     Row("project-export",               "GET",    OK,   OK,   OK,   HIDE, LOGIN),
+    Row("project-jobs",                 "GET",    OK,   NO,   NO,   HIDE, LOGIN),
+    Row("project-export-job",           "POST",   OK,   NO,   NO,   HIDE, LOGIN, form(format="csv")),
+    Row("project-job-download",         "GET",    OK,   NO,   NO,   HIDE, LOGIN),
     # An <img> cannot follow a sign-in redirect: anonymous callers get the outsiders' 404.
     Row("item-image",                   "GET",    OK,   OK,   OK,   HIDE, HIDE),
 ]
@@ -259,7 +270,8 @@ NOT_PROJECT_SCOPED_PREFIXES = (
 
 # Objects of a project named by other URL parameters: requests naming them under another
 # project (of which the caller is the owner) must 404 as well.
-OBJECT_PARAMETERS = {"batch", "annotation_id", "version_id", "username", "member_pk", "class_pk", "item_pk", "item_id"}
+OBJECT_PARAMETERS = {"batch", "annotation_id", "version_id", "username", "member_pk", "class_pk", "item_pk", "item_id",
+                     "job_id"}
 
 
 # --- the URL patterns ----------------------------------------------------------------------
@@ -344,6 +356,7 @@ class World:
     batch: str = ""  # bob's bulk batch
     tmp: object = None
     request: object = None  # pytest's, for fixtures only some rows need
+    job: object = None
 
     def url_kwargs(self):
         return {
@@ -356,6 +369,7 @@ class World:
             "item_pk": self.item.pk,
             "item_id": self.item.pk,  # the API's name for it
             "batch": self.batch,
+            "job_id": self.job.pk,
         }
 
     def url(self, name, project=None):
@@ -405,7 +419,16 @@ def world(project, alice, bob, charlie, dave, make_items, tmp_path, request):
         batch=bulk.batch,
         tmp=tmp_path,
         request=request,
+        job=_finished_export(project, alice),
     )
+
+
+def _finished_export(project, owner):
+    """An export job that has succeeded, with its file in storage."""
+    job = start_export(project, user=owner, fmt="csv")
+    name = save_output(job, "matrix.csv", [b"file,class\n"])
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result={"file": name, "filename": "matrix.csv"})
+    return job
 
 
 # --- running one request -------------------------------------------------------------------
@@ -451,6 +474,7 @@ def _snapshot(project):
         "leases": list(Lease.objects.filter(project=project).order_by("pk").values_list("item_id", "user_id")),
         "versions": list(ModelVersion.objects.filter(project=project).order_by("pk").values()),
         "trainer": list(TrainerState.objects.filter(project=project).values()),
+        "jobs": list(Job.objects.filter(project=project).order_by("pk").values_list("pk", "status")),
     }
 
 

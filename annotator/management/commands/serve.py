@@ -6,6 +6,9 @@ child's live events travel over a multiprocessing queue and are relayed into thi
 process's channel layer on the server's event loop, so the in-memory layer works without
 Redis. `--trainer thread` runs the loop in a thread of this process instead, and
 `--trainer none` serves pages only (run `manage.py trainer` elsewhere).
+
+The task worker of background jobs (`manage.py jobs_worker`) runs as another child by default
+(`--worker process`, SERVE_WORKER); `--worker none` leaves it to a separate process.
 """
 import asyncio
 import logging
@@ -21,6 +24,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from annotator import events
+from annotator.management.worker_child import ChildWorker
 
 log = logging.getLogger(__name__)
 CHILD_RESTART_DELAY_S = 5
@@ -135,8 +139,12 @@ class Command(BaseCommand):
             "--trainer", choices=["process", "thread", "none"], default=settings.SERVE_TRAINER,
             help="Where the model loop runs (default: SERVE_TRAINER, else a child process).",
         )
+        parser.add_argument(
+            "--worker", choices=["process", "none"], default=settings.SERVE_WORKER,
+            help="Run the background-job worker as a child process (default: SERVE_WORKER, else process).",
+        )
 
-    def handle(self, *args, host, port, log_level, trainer, **options):
+    def handle(self, *args, host, port, log_level, trainer, worker, **options):
         config = uvicorn.Config(
             "annotator.asgi:application",
             host=host,
@@ -147,8 +155,12 @@ class Command(BaseCommand):
             **proxy_options(settings.TRUSTED_PROXIES),
         )
         server = uvicorn.Server(config)
-        self.stdout.write(f"Serving on http://{host}:{port}/ with the trainer: {trainer}  (Ctrl+C to stop)")
+        self.stdout.write(f"Serving on http://{host}:{port}/ with the trainer: {trainer}, the job worker: {worker}"
+                          "  (Ctrl+C to stop)")
         self.runner = None
+        self.worker = ChildWorker() if worker == "process" else None
+        if self.worker is not None:
+            self.worker.start()
 
         def terminate(signum, frame):
             raise KeyboardInterrupt  # uvicorn re-sends SIGTERM after its shutdown: stop the trainer too
@@ -159,6 +171,8 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass  # uvicorn re-raises the Ctrl+C / SIGINT it handled; the shutdown is clean
         finally:
+            if self.worker is not None:
+                self.worker.stop()
             if self.runner is not None:
                 self.stdout.write("Stopping the trainer...")
                 started = time.monotonic()
