@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Layers of annotator/, lowest first: a module may import its own layer and those below.
 # Within a layer packages may use each other, but never in a loop (checked below).
 LAYERS = [
-    {"settings", "env", "storage", "models", "review_models", "job_models", "apps", "signals"},  # models' file fields name storage's ItemStorage
+    {"settings", "env", "storage", "models", "review_models", "job_models", "loop_models", "apps", "signals"},  # models' file fields name storage's ItemStorage
     {"access", "db", "events", "request_limits"},
     {"projects", "labeling", "importing", "exporting", "dashboard", "review", "modelloop", "live", "operations",
      "accounts", "jobs"},
