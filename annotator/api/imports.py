@@ -31,6 +31,7 @@ from annotator.importing.images import import_uploads
 from annotator.importing.labels import import_labels
 from annotator.importing.labelstudio import import_labelstudio
 from annotator.importing.suggestions import import_suggestions
+from annotator.jobs.bucket import start_bucket_import
 from annotator.jobs.imports import start_import, wants_job
 
 UPLOADS = [parsers.MultiPartParser, parsers.FormParser]
@@ -78,7 +79,9 @@ class ImportViewSet(ProjectScopedViewSet):
             "Lists s3://bucket/prefix/ (read with the server's credentials, never the caller's), checks each new "
             "object like an upload (size, pixels, a full decode) and registers it without copying it. Keys "
             "registered before are skipped, so running it again registers new objects only. The URL is saved "
-            "as the project's bucket source; without one, the saved source is imported again."
+            "as the project's bucket source; without one, the saved source is imported again. With "
+            "`background`, a job does it (202 with the job; its `result` is the report once it has succeeded): "
+            "for prefixes too large to list and check while the caller waits."
         ),
         tags=["import"],
         parameters=[PROJECT_ID],
@@ -86,6 +89,7 @@ class ImportViewSet(ProjectScopedViewSet):
         responses={
             201: OpenApiResponse(BucketImportReportSerializer, description="At least one object was registered."),
             200: OpenApiResponse(BucketImportReportSerializer, description="Nothing new."),
+            202: OpenApiResponse(JobSerializer, description="`background`: the import runs in this job."),
             **BODY_REFUSALS,
         },
     )
@@ -94,6 +98,8 @@ class ImportViewSet(ProjectScopedViewSet):
         serializer = BucketImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         url = serializer.validated_data.get("url", "").strip() or saved_source(self.project)
+        if serializer.validated_data["background"]:
+            return job_created(request, start_bucket_import(self.project, url, user=request.user))
         report = import_bucket(self.project, url, user=request.user)
         body = report_dict(url, report)
         return Response(body, status=status.HTTP_201_CREATED if body["registered"] else status.HTTP_200_OK)

@@ -22,6 +22,7 @@ from annotator.access import (
     projects_for_user,
 )
 from annotator.importing import bucket, images
+from annotator.jobs.bucket import start_bucket_import
 from annotator.jobs.imports import start_import, wants_job
 from annotator.modelloop.status import trainer_status
 from annotator.models import Membership, Role
@@ -124,14 +125,13 @@ def project_import(request, pk):
 def project_bucket_import(request, pk):
     project = project_for(request.user, pk, roles=OWNER_ROLES, refusal=OWNERS_ONLY)
     url = request.POST.get("url", "").strip()
-    report, error = None, None
-    try:
-        source = url or bucket.saved_source(project)
-        report = bucket.report_dict(source, bucket.import_bucket(project, source, user=request.user))
+    job, error = None, None
+    try:  # listing and checking a prefix can take long: the task worker does it (the jobs region shows it)
+        job = start_bucket_import(project, url or bucket.saved_source(project), user=request.user)
     except ServiceError as exc:
         error = exc.message
-    return _render_detail(request, project, partial="bucket-result", bucket_report=report, bucket_error=error,
-                          bucket_url=url)
+    return _render_detail(request, project, partial="bucket-result", bucket_job=job, bucket_error=error,
+                          bucket_url=url, **jobs_context(project))
 
 
 def _render_detail(request, project, *, partial=None, **extra):

@@ -35,6 +35,10 @@ class BucketImportSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=1000,
         help_text="s3://bucket/prefix/ to register in place; empty or absent: the project's saved bucket source.",
     )
+    background = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Run the import as a background job (202 with the job) instead of inside the request.",
+    )
 
 
 class BucketImportReportSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from PIL import Image
 from annotator.access import Invalid
 from annotator.importing import bucket as bucket_import
 from annotator.importing.report import DUPLICATE, IMPORTED, REJECTED
-from annotator.models import Annotation, Item
+from annotator.models import Annotation, Item, Job
 from annotator.storage import item_storage, s3_name
 from tests.conftest import api_client, png_bytes
 
@@ -142,7 +142,25 @@ def test_the_api_without_a_saved_source(s3, project, alice):
     assert response.status_code == 400 and "no saved bucket source" in response.content.decode()
 
 
-def test_the_project_page(client, s3, project, alice, bob, charlie):
+def test_the_api_in_the_background(s3, project, alice, run_worker):
+    _fill(s3, 2)
+    s3.put("photos/bad.png", b"junk")
+    response = api_client(alice).post(f"/api/projects/{project.pk}/bucket-import/",
+                                      {"url": f"s3://{s3.name}/photos/", "background": True}, format="json")
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.kind == "bucket-import" and not Item.objects.filter(project=project).exists()
+    run_worker()
+    job.refresh_from_db()
+    assert job.status == "succeeded" and (job.result["registered"], job.result["rejected"]) == (2, 1)
+    assert [f["name"] for f in job.result["files"]] == ["photos/bad.png"]  # only the rejected are listed
+    assert Item.objects.filter(project=project).count() == 2
+    bad = api_client(alice).post(f"/api/projects/{project.pk}/bucket-import/",
+                                 {"url": "s3:/photos", "background": True}, format="json")
+    assert bad.status_code == 400 and not Job.objects.exclude(pk=job.pk).exists()  # refused before any job
+
+
+def test_the_project_page(client, s3, project, alice, bob, charlie, run_worker):
     _fill(s3, 2)
     url = f"/projects/{project.pk}/import/bucket/"
     client.force_login(charlie)
@@ -152,8 +170,11 @@ def test_the_project_page(client, s3, project, alice, bob, charlie):
     client.force_login(alice)
     response = client.post(url, {"url": f"s3://{s3.name}/photos/"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
-    assert "<strong>2</strong> registered" in response.content.decode()
+    assert "in the background (job #" in response.content.decode()  # a worker lists the bucket, not the request
+    run_worker()
+    assert Item.objects.filter(project=project).count() == 2
     page = client.get(f"/projects/{project.pk}/").content.decode()
+    assert "2 registered, 0 already known, 0 rejected" in page  # the job's summary under Background jobs
     assert f'value="s3://{s3.name}/photos/"' in page  # the saved source fills the form
     refused = client.post(url, {"url": "s3://UPPER/"})
     assert refused.status_code == 400 and "not a valid bucket name" in refused.content.decode()
