@@ -215,7 +215,7 @@ def test_hotkeys_never_take_the_viewer_keys(alice):
     many = create_project(alice, name="Many", classes=[f"class {n}" for n in range(40)])
     keys = [c.hotkey for c in many.ordered_classes()]
     assert keys[:9] == [str(d) for d in range(1, 10)] and not {"o", "i", "s", "u", "z", "a"} & set(keys)
-    assert len(set(k for k in keys if k)) == len([k for k in keys if k]) == 29  # 9 digits + 20 letters
+    assert len(set(k for k in keys if k)) == len([k for k in keys if k]) == 27  # 9 digits + 18 letters
 
 
 def test_audit_draws_ignore_the_queue_and_cover_the_pool(project, bob, make_items):

@@ -37,7 +37,7 @@ def test_the_page_shows_checkboxes_with_the_suggested_set_checked(bob_client, bo
     boxes = {part.split('value="')[1].split('"')[0]: part.split(">")[0] for part in body.split('type="checkbox"')[1:]}
     assert set(boxes) == {"cat", "dog", "car"}
     assert "checked" in boxes["cat"] and "checked" in boxes["dog"] and "checked" not in boxes["car"]
-    assert "Model guess: <strong id=\"guess-label\">cat, dog</strong>" in body and "72%" in body
+    assert "Model guess</span>: <strong id=\"guess-label\">cat, dog</strong>" in body and "72%" in body
     assert "Save 2 classes" in body and "Save the checked classes" in body
 
 
