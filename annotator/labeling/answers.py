@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotator.access import Conflict, Invalid
@@ -25,8 +26,8 @@ def _fingerprint(item_id, label_name, skip):
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _replay(user, key, fingerprint):
-    existing = Annotation.objects.filter(annotator=user, idempotency_key=key).select_related("label").first()
+def _replay(fingerprint, existing):
+    """The stored answer of this key (`existing`, or None) as a replay, if it is the same answer."""
     if existing is None:
         return None
     if existing.request_fingerprint != fingerprint:
@@ -37,8 +38,18 @@ def _replay(user, key, fingerprint):
     return SubmitResult(existing, created=False)
 
 
+def _stored(user, key):
+    return Annotation.objects.filter(annotator=user, idempotency_key=key).select_related("label").first()
+
+
 def submit_annotation(project, user, *, item_id, label=None, skip=False, idempotency_key, duration_ms=None):
-    """Store the user's answer (a class name, or a skip) for one item, exactly once per key."""
+    """Store the user's answer (a class name, or a skip) for one item, exactly once per key.
+
+    One transaction, with the item's row locked: the user's answers with this key or on this
+    item are read in one query (a retry is answered with the stored answer), then the answer
+    is inserted without a savepoint. A concurrent request that got in first (the same key for
+    another item, or a second answer on this item) makes the insert fail; the transaction is
+    then rolled back whole and the stored answer decides: a replay, or a conflict."""
     key = (idempotency_key or "").strip()
     if not key or len(key) > 100:
         raise Invalid("idempotency_key is required (1-100 characters): a fresh random string per answer.")
@@ -47,58 +58,63 @@ def submit_annotation(project, user, *, item_id, label=None, skip=False, idempot
     if skip and label:
         raise Invalid("An answer is either a class or a skip, not both.")
     fingerprint = _fingerprint(item_id, label, skip)
-    replay = _replay(user, key, fingerprint)
-    if replay:
-        return replay
-    now = timezone.now()
-    with transaction.atomic():
-        item = Item.objects.select_for_update().filter(project=project, pk=item_id).first()
-        if item is None:
-            raise Invalid(f"Item {item_id} is not in this project.")
-        replay = _replay(user, key, fingerprint)  # a concurrent retry may have committed meanwhile
+    try:
+        return _store(project, user, item_id, label, skip, key, fingerprint, duration_ms)
+    except IntegrityError:
+        replay = _replay(fingerprint, _stored(user, key))
         if replay:
             return replay
-        label_obj = None
-        if not skip:
-            label_obj = LabelClass.objects.filter(project=project, name=label).first()
-            if label_obj is None:
-                raise Invalid(f"Unknown class {label!r}. This project's classes are: {', '.join(project.class_names())}.")
-        if Annotation.objects.filter(item=item, annotator=user, undone=False).exists():
-            raise Conflict("You already answered this item. Undo your answer to change it.")
-        lease = Lease.objects.filter(item=item, user=user).first()
-        holds_live_lease = lease is not None and lease.expires_at > now
-        if not skip and not holds_live_lease:
-            others = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
-            if item.done or item.label_count + others >= project.annotations_per_item:
-                raise Conflict(
-                    f"Your lease on this item expired and it has since been labeled or taken by another "
-                    f"annotator, so your answer ({label}) was not saved."
-                )
-        try:
-            with transaction.atomic():
-                annotation = Annotation.objects.create(
-                    item=item,
-                    annotator=user,
-                    label=label_obj,
-                    skipped=skip,
-                    idempotency_key=key,
-                    request_fingerprint=fingerprint,
-                    duration_ms=duration_ms,
-                    suggestion=lease.suggestion if lease else None,
-                    model_version_id=lease.model_version_id if lease else None,
-                    is_audit=lease.is_audit if lease else False,
-                )
-        except IntegrityError:
-            replay = _replay(user, key, fingerprint)
-            if replay:
-                return replay
-            raise Conflict("You already answered this item. Undo your answer to change it.") from None
-        if not skip:
-            item.label_count += 1
-            item.done = item.label_count >= project.annotations_per_item
-            item.save(update_fields=["label_count", "done"])
-        if lease is not None:
-            lease.delete()
+        raise Conflict("You already answered this item. Undo your answer to change it.") from None
+
+
+@transaction.atomic
+def _store(project, user, item_id, label, skip, key, fingerprint, duration_ms):
+    now = timezone.now()
+    item = Item.objects.select_for_update().filter(project=project, pk=item_id).first()
+    if item is None:
+        replay = _replay(fingerprint, _stored(user, key))  # e.g. the item deleted since
+        if replay:
+            return replay
+        raise Invalid(f"Item {item_id} is not in this project.")
+    mine = list(Annotation.objects.filter(annotator=user)
+                .filter(Q(idempotency_key=key) | Q(item=item, undone=False)).select_related("label"))
+    replay = _replay(fingerprint, next((a for a in mine if a.idempotency_key == key), None))
+    if replay:
+        return replay
+    label_obj = None
+    if not skip:
+        label_obj = LabelClass.objects.filter(project=project, name=label).first()
+        if label_obj is None:
+            raise Invalid(f"Unknown class {label!r}. This project's classes are: {', '.join(project.class_names())}.")
+    if mine:  # not this key's: a live answer on the item
+        raise Conflict("You already answered this item. Undo your answer to change it.")
+    lease = Lease.objects.filter(item=item, user=user).first()
+    holds_live_lease = lease is not None and lease.expires_at > now
+    if not skip and not holds_live_lease:
+        others = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
+        if item.done or item.label_count + others >= project.annotations_per_item:
+            raise Conflict(
+                f"Your lease on this item expired and it has since been labeled or taken by another "
+                f"annotator, so your answer ({label}) was not saved."
+            )
+    annotation = Annotation.objects.create(
+        item=item,
+        annotator=user,
+        label=label_obj,
+        skipped=skip,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        duration_ms=duration_ms,
+        suggestion=lease.suggestion if lease else None,
+        model_version_id=lease.model_version_id if lease else None,
+        is_audit=lease.is_audit if lease else False,
+    )
+    if not skip:
+        item.label_count += 1
+        item.done = item.label_count >= project.annotations_per_item
+        item.save(update_fields=["label_count", "done"])
+    if lease is not None:
+        lease.delete()
     return SubmitResult(annotation, created=True)
 
 

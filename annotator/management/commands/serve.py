@@ -6,6 +6,12 @@ child's live events travel over a multiprocessing queue and are relayed into thi
 process's channel layer on the server's event loop, so the in-memory layer works without
 Redis. `--trainer thread` runs the loop in a thread of this process instead, and
 `--trainer none` serves pages only (run `manage.py trainer` elsewhere).
+
+`--workers N` (SERVE_WORKERS) runs N uvicorn worker processes on one listening socket
+(uvicorn's supervisor restarts a worker that dies). Django runs sync views on one thread per
+process, so one process answers one request at a time; N processes answer N at once. The
+trainer is still started once, by the supervising process. Workers must share the channel
+layer and the caches, so N > 1 needs REDIS_URL: the trainer then publishes to Redis too.
 """
 import asyncio
 import logging
@@ -18,7 +24,8 @@ import time
 
 import uvicorn
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from uvicorn.supervisors import Multiprocess
 
 from annotator import events
 
@@ -135,8 +142,17 @@ class Command(BaseCommand):
             "--trainer", choices=["process", "thread", "none"], default=settings.SERVE_TRAINER,
             help="Where the model loop runs (default: SERVE_TRAINER, else a child process).",
         )
+        parser.add_argument("--workers", type=int, default=settings.SERVE_WORKERS,
+                            help="uvicorn worker processes (default: SERVE_WORKERS, else 1); more than 1 needs REDIS_URL.")
 
-    def handle(self, *args, host, port, log_level, trainer, **options):
+    def handle(self, *args, host, port, log_level, trainer, workers, **options):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1 and not settings.REDIS_URL:
+            raise CommandError(
+                "--workers above 1 needs REDIS_URL: the worker processes must share the channel layer (live "
+                "events) and the caches (throttles). Set REDIS_URL, or serve with one worker."
+            )
         config = uvicorn.Config(
             "annotator.asgi:application",
             host=host,
@@ -144,11 +160,16 @@ class Command(BaseCommand):
             log_level=log_level,
             lifespan="off",
             ws="websockets-sansio",
+            workers=workers,
             **proxy_options(settings.TRUSTED_PROXIES),
         )
-        server = uvicorn.Server(config)
-        self.stdout.write(f"Serving on http://{host}:{port}/ with the trainer: {trainer}  (Ctrl+C to stop)")
+        self.stdout.write(f"Serving on http://{host}:{port}/ with {workers} worker{'s' if workers > 1 else ''} "
+                          f"and the trainer: {trainer}  (Ctrl+C to stop)")
         self.runner = None
+        if workers > 1:
+            self._supervise(config, trainer)
+            return
+        server = uvicorn.Server(config)
 
         def terminate(signum, frame):
             raise KeyboardInterrupt  # uvicorn re-sends SIGTERM after its shutdown: stop the trainer too
@@ -164,6 +185,23 @@ class Command(BaseCommand):
                 started = time.monotonic()
                 self.runner.stop()
                 self.stdout.write(f"Trainer stopped in {time.monotonic() - started:.1f} s.")
+
+    def _supervise(self, config, mode):
+        """N worker processes under uvicorn's supervisor (which handles SIGINT and SIGTERM
+        by stopping them), and the trainer once, here; the layer is Redis (see handle)."""
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        if mode == "process":
+            self.runner = ChildTrainer(events.publish)
+        elif mode == "thread":
+            self.runner = ThreadTrainer(None)
+        try:
+            if self.runner is not None:
+                self.runner.start()
+            supervisor.run()
+        finally:
+            if self.runner is not None:
+                self.stdout.write("Stopping the trainer...")
+                self.runner.stop()
 
     async def _serve(self, server, mode):
         loop = asyncio.get_running_loop()
