@@ -96,19 +96,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--rounds", type=int, default=200, help="Requests per endpoint (default 200).")
         parser.add_argument("--items", type=int, default=20_000, help="Items in the pool (default 20000).")
+        parser.add_argument("--warmup", type=int, default=5, help="Untimed rounds first (default 5).")
         parser.add_argument("--json", dest="json_path", help="Write the figures here too.")
         parser.add_argument("--cprofile", help="Also write a cProfile dump of the requests here.")
         parser.add_argument("--yes", action="store_true", help="Really write the throwaway project.")
 
-    def handle(self, *args, rounds, items, json_path, cprofile, yes, **options):
+    def handle(self, *args, rounds, items, warmup, json_path, cprofile, yes, **options):
         if not yes:
             raise CommandError(f"This writes a throwaway project with {items} items to the database "
                                f"{connection.settings_dict['NAME']} and deletes it afterwards; add --yes.")
-        if rounds < 1 or items < 3 * rounds + 10:
-            raise CommandError("Use --rounds >= 1 and --items >= 3 x rounds + 10.")
+        if rounds < 1 or warmup < 0 or items < 3 * (rounds + warmup) + 10:
+            raise CommandError("Use --rounds >= 1, --warmup >= 0 and --items >= 3 x (rounds + warmup) + 10.")
         project, owner, people, _ = benchproject.create(items, 1, prefix="profile")
         try:
-            result = self._run(project, people[0], rounds, cprofile)
+            result = self._run(project, people[0], rounds, warmup, cprofile)
         finally:
             benchproject.delete(project)
         result.update(database=connection.vendor, rounds=rounds, items=items)
@@ -116,7 +117,7 @@ class Command(BaseCommand):
             Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
         self._table(result)
 
-    def _run(self, project, person, rounds, cprofile):
+    def _run(self, project, person, rounds, warmup, cprofile):
         from django.contrib.auth import get_user_model
 
         username, token = person
@@ -146,7 +147,7 @@ class Command(BaseCommand):
             return uuid.uuid4().hex
 
         with _patches(layers):
-            for i in range(rounds + 5):  # the first 5 rounds warm up (imports, caches, connections)
+            for i in range(warmup + rounds):  # warm-up rounds first (imports, caches, connections)
                 with measured("next"):
                     lease = api.post(f"{base}/next/", {}, content_type="application/json")
                 assert lease.status_code == 200, lease.content[:300]
@@ -164,7 +165,7 @@ class Command(BaseCommand):
                 assert reply.status_code == 200, reply.content[:300]
                 api.post(f"{base}/annotations/", {"item": reply.json()["next"]["id"], "label": "bar",
                                                   "idempotency_key": key()}, content_type="application/json")
-                if i == 4:
+                if i == warmup - 1:
                     for rows in figures.values():
                         rows.clear()
         if profiler:

@@ -33,9 +33,13 @@ log = logging.getLogger(__name__)
 CHILD_RESTART_DELAY_S = 5
 
 
-def _child_main(event_queue, stop_event, parent):
+def _child_main(event_queue, parent):
     """Entry point of the trainer child process (spawned: a fresh interpreter). `parent` is
-    the server's pid, passed in: it may already be gone when this process gets here."""
+    the server's pid, passed in: it may already be gone when this process gets here.
+
+    The server stops it with SIGTERM (a signal, not a multiprocessing.Event: setting an
+    Event whose waiter died with this process, e.g. after a SIGTERM sent to the whole
+    process group by `timeout` or a service manager, blocks the setter forever)."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
@@ -46,9 +50,10 @@ def _child_main(event_queue, stop_event, parent):
     trainer = Trainer(publish=lambda pk, message: event_queue.put((pk, message)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *a: trainer.stop.set())
+
     def watch_parent():
-        # stop when asked, or when the server died without asking (killed): no orphan trainer
-        while os.getppid() == parent and not stop_event.wait(1.0):
+        # stop when the server died without asking (killed): no orphan trainer
+        while os.getppid() == parent and not trainer.stop.wait(1.0):
             pass
         trainer.stop.set()
 
@@ -72,7 +77,6 @@ class ChildTrainer:
         self.publish = publish
         self.ctx = multiprocessing.get_context("spawn")
         self.events = self.ctx.Queue()
-        self.stop_event = self.ctx.Event()
         self.stopping = threading.Event()
         self.process = None
 
@@ -82,7 +86,7 @@ class ChildTrainer:
         threading.Thread(target=self._supervise, name="trainer-supervisor", daemon=True).start()
 
     def _spawn(self):
-        self.process = self.ctx.Process(target=_child_main, args=(self.events, self.stop_event, os.getpid()),
+        self.process = self.ctx.Process(target=_child_main, args=(self.events, os.getpid()),
                                         name="trainer")
         self.process.start()
         log.info("Trainer child process %s started", self.process.pid)
@@ -108,8 +112,9 @@ class ChildTrainer:
 
     def stop(self, timeout=20):
         self.stopping.set()
-        self.stop_event.set()
         if self.process is not None:
+            if self.process.is_alive():
+                self.process.terminate()  # SIGTERM: the child's handler stops the trainer
             self.process.join(timeout)
             if self.process.is_alive():
                 self.process.kill()
