@@ -120,9 +120,9 @@ TEMPLATES = [
 # failing) under DATA_DIR by default; PostgreSQL (or any dj-database-url URL) via DATABASE_URL.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # A connection is kept across requests (DB_CONN_MAX_AGE; one per process: Django runs sync
-    # views on one thread) and health-checked before reuse, so a restarted server costs no failed request.
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+    # Health checks: a connection kept across requests (DB_CONN_MAX_AGE) is tested before
+    # reuse. Keep 0 under `serve` (ASGI): every request runs in a new thread, which opens its own.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0),
                                                   conn_health_checks=True)}
 else:
     SQLITE_BUSY_TIMEOUT_MS = envint("SQLITE_BUSY_TIMEOUT_MS", 20000)
