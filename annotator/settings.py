@@ -120,10 +120,11 @@ TEMPLATES = [
 # failing) under DATA_DIR by default; PostgreSQL (or any dj-database-url URL) via DATABASE_URL.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # Health checks: a connection kept across requests (DB_CONN_MAX_AGE) is tested before
-    # reuse. Keep 0 under `serve` (ASGI): every request runs in a new thread, which opens its own.
+    # DB_CONN_MAX_AGE: 0 under `serve` (each ASGI request runs in a new thread); DB_POOL_SIZE: a pool per process
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0),
                                                   conn_health_checks=True)}
+    if envint("DB_POOL_SIZE", 0) > 0 and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": envint("DB_POOL_SIZE", 0)}
 else:
     SQLITE_BUSY_TIMEOUT_MS = envint("SQLITE_BUSY_TIMEOUT_MS", 20000)
     DATA_DIR.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,10 @@
         --variant after-2w=.:2 --annotators 10,50,200 --modes flat,paced --seconds 20 --repeats 3 \\
         --json serving.json
 
-A variant is NAME=DIR:WORKERS: `manage.py serve` is run from the checkout DIR (so an older
-commit can be compared with this one on the same machine at the same time) with WORKERS
-uvicorn worker processes, `--trainer none` (the throwaway projects' trainer lease is held by
+A variant is NAME=DIR:WORKERS[:KEY=VALUE,...]: `manage.py serve` is run from the checkout
+DIR (so an older commit can be compared with this one on the same machine at the same time)
+with WORKERS uvicorn worker processes and the given environment variables (e.g.
+`DB_POOL_SIZE=8`), `--trainer none` (the throwaway projects' trainer lease is held by
 the benchmark, so a trainer would leave them alone anyway), on a free port, with this
 process's environment (the same DATABASE_URL and REDIS_URL). Each repeat starts every
 variant in turn (the order rotates between repeats), and for each annotator count and mode
@@ -46,29 +47,31 @@ def _free_port():
 
 
 def parse_variant(text):
-    """NAME=DIR:WORKERS -> (name, Path, workers)."""
+    """NAME=DIR:WORKERS[:KEY=VALUE,...] -> (name, Path, workers, {KEY: VALUE}): the
+    environment variables are the server's on top of this process's."""
     try:
         name, rest = text.split("=", 1)
-        folder, workers = rest.rsplit(":", 1)
+        folder, workers, *extra = rest.split(":")
         workers = int(workers)
+        env = dict(pair.split("=", 1) for pair in extra[0].split(",")) if extra else {}
     except ValueError:
-        raise CommandError(f"--variant {text!r}: write NAME=DIR:WORKERS, e.g. after=.:2.") from None
+        raise CommandError(f"--variant {text!r}: write NAME=DIR:WORKERS[:KEY=VALUE,...], e.g. after=.:2.") from None
     folder = Path(folder).resolve()
-    if not name or workers < 1 or not (folder / "manage.py").exists():
+    if not name or workers < 1 or len(extra) > 1 or not (folder / "manage.py").exists():
         raise CommandError(f"--variant {text!r}: needs a name, WORKERS >= 1 and a DIR with manage.py.")
-    return name, folder, workers
+    return name, folder, workers, env
 
 
 class Server:
     """`manage.py serve` of one variant, on a free port, until stopped."""
 
-    def __init__(self, folder, workers, log):
+    def __init__(self, folder, workers, env, log):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "manage.py", "serve", "--port", str(self.port), "--trainer", "none",
                    "--log-level", "warning"] + (["--workers", str(workers)] if workers > 1 else [])
         self.process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        env={**os.environ, **env}, start_new_session=True)
         give_up = time.monotonic() + 90
         while time.monotonic() < give_up:
             if self.process.poll() is not None:
@@ -173,9 +176,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Server logs in {logs}")
         for repeat in range(repeats):
             order = variants[repeat % len(variants):] + variants[:repeat % len(variants)]
-            for name, folder, workers in order:
+            for name, folder, workers, env in order:
                 with open(logs / f"{name}-{repeat}.log", "w") as log:
-                    server = Server(folder, workers, log)
+                    server = Server(folder, workers, env, log)
                     try:
                         for count in counts:
                             for mode in mode_list:

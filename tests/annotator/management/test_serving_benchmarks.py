@@ -41,8 +41,11 @@ def test_the_throwaway_project_has_its_annotators_and_items(db):
 
 def test_a_variant_is_name_dir_and_workers(tmp_path):
     (tmp_path / "manage.py").write_text("")
-    assert parse_variant(f"old={tmp_path}:2") == ("old", tmp_path, 2)
-    for bad in ("old", f"old={tmp_path}", f"old={tmp_path}:0", f"old={tmp_path / 'nowhere'}:1", f"={tmp_path}:1"):
+    assert parse_variant(f"old={tmp_path}:2") == ("old", tmp_path, 2, {})
+    assert parse_variant(f"pool={tmp_path}:1:DB_POOL_SIZE=8,X=a=b") == ("pool", tmp_path, 1,
+                                                                       {"DB_POOL_SIZE": "8", "X": "a=b"})
+    for bad in ("old", f"old={tmp_path}", f"old={tmp_path}:0", f"old={tmp_path / 'nowhere'}:1", f"={tmp_path}:1",
+                f"old={tmp_path}:1:NOVALUE", f"old={tmp_path}:1:A=1:B=2"):
         with pytest.raises(CommandError):
             parse_variant(bad)
 
