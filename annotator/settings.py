@@ -91,10 +91,11 @@ TEMPLATES = [
 # failing) under DATA_DIR by default; PostgreSQL (or any dj-database-url URL) via DATABASE_URL.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # Health checks: a connection kept across requests (DB_CONN_MAX_AGE) is tested before
-    # reuse, so a restarted server costs no failed request.
+    # DB_CONN_MAX_AGE: 0 under `serve` (each ASGI request runs in a new thread); DB_POOL_SIZE: a pool per process
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0),
                                                   conn_health_checks=True)}
+    if envint("DB_POOL_SIZE", 0) > 0 and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": envint("DB_POOL_SIZE", 0)}
 else:
     SQLITE_BUSY_TIMEOUT_MS = envint("SQLITE_BUSY_TIMEOUT_MS", 20000)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -314,6 +315,7 @@ CHECKPOINT_UPLOAD_MAX_MB = envint("CHECKPOINT_UPLOAD_MAX_MB", 500)
 SUSPECT_MIN_CONFIDENCE = envfloat("SUSPECT_MIN_CONFIDENCE", 0.8)
 # `manage.py serve` runs the loop too: "process" (a child process), "thread", or "none".
 SERVE_TRAINER = os.environ.get("SERVE_TRAINER", "process")
+SERVE_WORKERS = envint("SERVE_WORKERS", 1)  # `manage.py serve`'s uvicorn worker processes (>1 needs REDIS_URL)
 for _name, _value, _least in (
     ("TRAINER_LEASE_SECONDS", TRAINER_LEASE_SECONDS, 3),
     ("TRAINER_POLL_SECONDS", TRAINER_POLL_SECONDS, 0.01),
@@ -332,6 +334,7 @@ for _name, _value, _least in (
     ("ZERO_SHOT_FADE_LABELS", ZERO_SHOT_FADE_LABELS, 0),
     ("CHECKPOINT_UPLOAD_MAX_MB", CHECKPOINT_UPLOAD_MAX_MB, 1),
     ("SUSPECT_MIN_CONFIDENCE", SUSPECT_MIN_CONFIDENCE, 0),
+    ("SERVE_WORKERS", SERVE_WORKERS, 1),
 ):
     if _value < _least:
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, got {_value}.")

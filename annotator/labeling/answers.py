@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotator.access import Conflict, Invalid
@@ -29,8 +30,8 @@ def _fingerprint(item_id, label_name, skip, labels=None, unsure=False):
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
 
-def _replay(user, key, fingerprint):
-    existing = Annotation.objects.filter(annotator=user, idempotency_key=key).select_related("label").first()
+def _replay(fingerprint, existing):
+    """The stored answer of this key (`existing`, or None) as a replay, if it is the same answer."""
     if existing is None:
         return None
     if existing.request_fingerprint != fingerprint:
@@ -41,7 +42,7 @@ def _replay(user, key, fingerprint):
     return SubmitResult(existing, created=False)
 
 
-def _check_answer(project, label, labels, skip, unsure):
+def check_answer(project, label, labels, skip, unsure):
     """The answer's shape for this project; returns (label, labels, skip) normalised. "Unsure"
     is stored as a skip with its flag."""
     if unsure:
@@ -70,7 +71,7 @@ def _check_answer(project, label, labels, skip, unsure):
     return label, None, skip
 
 
-def _classes_named(project, names):
+def classes_named(project, names):
     """The project's classes with these names, in the given order; an unknown name is refused."""
     found = {c.name: c for c in LabelClass.objects.filter(project=project, name__in=names)}
     unknown = [n for n in names if n not in found]
@@ -79,70 +80,85 @@ def _classes_named(project, names):
     return [found[n] for n in names]
 
 
+def _stored(user, key):
+    return Annotation.objects.filter(annotator=user, idempotency_key=key).select_related("label").first()
+
+
 def submit_annotation(project, user, *, item_id, label=None, labels=None, skip=False, unsure=False,
                       idempotency_key, duration_ms=None):
     """Store the user's answer for one item, exactly once per key: a class name (`label`), a
     list of class names (`labels`, multi-label projects), a skip, or `unsure` (a skip that sends
-    the item to review)."""
+    the item to review).
+
+    One transaction, with the item's row locked: the user's answers with this key or on this
+    item are read in one query (a retry is answered with the stored answer), then the answer
+    is inserted without a savepoint. A concurrent request that got in first (the same key for
+    another item, or a second answer on this item) makes the insert fail; the transaction is
+    then rolled back whole and the stored answer decides: a replay, or a conflict."""
     key = (idempotency_key or "").strip()
     if not key or len(key) > 100:
         raise Invalid("idempotency_key is required (1-100 characters): a fresh random string per answer.")
-    label, labels, skip = _check_answer(project, label, labels, skip, unsure)
+    label, labels, skip = check_answer(project, label, labels, skip, unsure)
     fingerprint = _fingerprint(item_id, label, skip, labels, unsure)
-    replay = _replay(user, key, fingerprint)
-    if replay:
-        return replay
-    now = timezone.now()
-    with transaction.atomic():
-        item = Item.objects.select_for_update().filter(project=project, pk=item_id).first()
-        if item is None:
-            raise Invalid(f"Item {item_id} is not in this project.")
-        replay = _replay(user, key, fingerprint)  # a concurrent retry may have committed meanwhile
+    answer = (label, labels, skip, bool(unsure))
+    try:
+        return _store(project, user, item_id, answer, key, fingerprint, duration_ms)
+    except IntegrityError:
+        replay = _replay(fingerprint, _stored(user, key))
         if replay:
             return replay
-        label_obj = None
-        if label is not None:
-            label_obj = _classes_named(project, [label])[0]
-        chosen = _classes_named(project, labels) if labels else []
-        if Annotation.objects.filter(item=item, annotator=user, undone=False).exists():
-            raise Conflict("You already answered this item. Undo your answer to change it.")
-        lease = Lease.objects.filter(item=item, user=user).first()
-        holds_live_lease = lease is not None and lease.expires_at > now
-        if not skip and not holds_live_lease:
-            others = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
-            if item.done or item.label_count + others >= project.annotations_per_item:
-                raise Conflict(
-                    f"Your lease on this item expired and it has since been labeled or taken by another "
-                    f"annotator, so your answer ({label if label is not None else ', '.join(labels) or 'none'}) "
-                    "was not saved."
-                )
-        try:
-            with transaction.atomic():
-                annotation = Annotation.objects.create(
-                    item=item,
-                    annotator=user,
-                    label=label_obj,
-                    skipped=skip,
-                    unsure=bool(unsure),
-                    idempotency_key=key,
-                    request_fingerprint=fingerprint,
-                    duration_ms=duration_ms,
-                    suggestion=lease.suggestion if lease else None,
-                    model_version_id=lease.model_version_id if lease else None,
-                    is_audit=lease.is_audit if lease else False,
-                )
-                AnnotationLabel.objects.bulk_create(AnnotationLabel(annotation=annotation, label=c) for c in chosen)
-        except IntegrityError:
-            replay = _replay(user, key, fingerprint)
-            if replay:
-                return replay
-            raise Conflict("You already answered this item. Undo your answer to change it.") from None
-        if not skip:
-            item.label_count += 1
-            item.done = item.label_count >= project.annotations_per_item
-            item.save(update_fields=["label_count", "done"])
-        if lease is not None:
-            lease.delete()
+        raise Conflict("You already answered this item. Undo your answer to change it.") from None
+
+
+@transaction.atomic
+def _store(project, user, item_id, answer, key, fingerprint, duration_ms):
+    label, labels, skip, unsure = answer
+    now = timezone.now()
+    item = Item.objects.select_for_update().filter(project=project, pk=item_id).first()
+    if item is None:
+        replay = _replay(fingerprint, _stored(user, key))  # e.g. the item deleted since
+        if replay:
+            return replay
+        raise Invalid(f"Item {item_id} is not in this project.")
+    mine = list(Annotation.objects.filter(annotator=user)
+                .filter(Q(idempotency_key=key) | Q(item=item, undone=False)).select_related("label"))
+    replay = _replay(fingerprint, next((a for a in mine if a.idempotency_key == key), None))
+    if replay:
+        return replay
+    label_obj = classes_named(project, [label])[0] if label is not None else None
+    chosen = classes_named(project, labels) if labels else []
+    if mine:  # not this key's: a live answer on the item
+        raise Conflict("You already answered this item. Undo your answer to change it.")
+    lease = Lease.objects.filter(item=item, user=user).first()
+    holds_live_lease = lease is not None and lease.expires_at > now
+    if not skip and not holds_live_lease:
+        others = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
+        if item.done or item.label_count + others >= project.annotations_per_item:
+            raise Conflict(
+                f"Your lease on this item expired and it has since been labeled or taken by another "
+                f"annotator, so your answer ({label if label is not None else ', '.join(labels) or 'none'}) "
+                "was not saved."
+            )
+    annotation = Annotation.objects.create(
+        item=item,
+        annotator=user,
+        label=label_obj,
+        skipped=skip,
+        unsure=unsure,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        duration_ms=duration_ms,
+        suggestion=lease.suggestion if lease else None,
+        model_version_id=lease.model_version_id if lease else None,
+        is_audit=lease.is_audit if lease else False,
+    )
+    AnnotationLabel.objects.bulk_create(AnnotationLabel(annotation=annotation, label=c) for c in chosen)
+    if not skip:
+        item.label_count += 1
+        item.done = item.label_count >= project.annotations_per_item
+        item.save(update_fields=["label_count", "done"])
+    if lease is not None:
+        lease.delete()
     return SubmitResult(annotation, created=True)
 
 

@@ -23,7 +23,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from annotator.access import Conflict, Forbidden, Invalid, NotFound
-from annotator.labeling.answers import _check_answer, _classes_named
+from annotator.labeling.answers import check_answer, classes_named
 from annotator.modelloop import predictions
 from annotator.models import Annotation, AnnotationLabel, Item, Lease, Role
 
@@ -112,7 +112,7 @@ def bulk_answer(project, user, *, items, label=None, labels=None, idempotency_ke
         raise Invalid("Give the class for the items in 'label'.")
     if project.multi_label and labels is None and not label:
         raise Invalid("Give the classes that apply to the items in 'labels' (an empty list: none applies).")
-    label, labels, _skip = _check_answer(project, label, labels, False, False)
+    label, labels, _skip = check_answer(project, label, labels, False, False)
     items = [int(i) for i in items]
     fingerprint = _fingerprint(items, label, labels)
     replay = _replay(user, key, items, fingerprint)
@@ -125,8 +125,8 @@ def bulk_answer(project, user, *, items, label=None, labels=None, idempotency_ke
         if replay:
             return replay
         _refuse_unavailable(project, user, locked, items)
-        label_obj = _classes_named(project, [label])[0] if label is not None else None
-        chosen = _classes_named(project, labels) if labels else []
+        label_obj = classes_named(project, [label])[0] if label is not None else None
+        chosen = classes_named(project, labels) if labels else []
         preds = predictions.current(project)
         batch = uuid.uuid4().hex
         rows = [

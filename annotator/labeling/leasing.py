@@ -39,17 +39,13 @@ def _available_items(project, user, now):
     return qs.annotate(held=Coalesce(Subquery(held), 0)).filter(label_count__lt=k - F("held"))
 
 
-def _still_available(item, project, user, now):
-    """Fresh-statement re-check made while the item row is locked."""
-    item.refresh_from_db(fields=["label_count", "done"])
-    if item.done:
-        return False
-    if Annotation.objects.filter(item=item, annotator=user, undone=False).exists():
-        return False
-    if Lease.objects.filter(item=item, user=user).exists():  # leased by the user's other tab meanwhile
-        return False
-    held = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
-    return item.label_count + held < project.annotations_per_item
+def _still_available(candidates, project, user, now):
+    """The candidates that are still available, by a fresh statement made while their rows
+    are locked (on PostgreSQL the locking SELECT saw its subqueries as of its own snapshot):
+    one query for all of them, with `_available_items`' conditions."""
+    fresh = set(_available_items(project, user, now).filter(pk__in=[c.pk for c in candidates])
+                .values_list("pk", flat=True))
+    return [c for c in candidates if c.pk in fresh]
 
 
 def _claim_item(project, user, now, *, audit):
@@ -58,20 +54,30 @@ def _claim_item(project, user, now, *, audit):
 
     An audit draw takes the first available item at or after a uniform point in `priority`
     (drawn uniformly at import, independent of the model), wrapping around: one index range
-    scan instead of ORDER BY RANDOM(), which sorts every available item (a million of them)."""
+    scan instead of ORDER BY RANDOM(), which sorts every available item (a million of them).
+
+    Each order is tried first skipping the rows other requests hold, then, if none of the
+    orders had a free row, again waiting for those rows (see `_claim_in_order`): a request
+    on a project without a queue costs two skip-locked lookups, not two more that wait."""
     if audit:
         u = random.random()
-        return _claim_in_order(
-            project, user, now, lambda qs: qs.filter(priority__gte=u).order_by("priority", "pool_index")
-        ) or _claim_in_order(project, user, now, lambda qs: qs.filter(priority__lt=u).order_by("priority", "pool_index"))
-    return _claim_in_order(
-        project, user, now, lambda qs: qs.filter(queue_entry__isnull=False).order_by("queue_entry__rank")
-    ) or _claim_in_order(project, user, now, lambda qs: qs.order_by("priority", "pool_index"))
+        orders = [lambda qs: qs.filter(priority__gte=u).order_by("priority", "pool_index"),
+                  lambda qs: qs.filter(priority__lt=u).order_by("priority", "pool_index")]
+    else:
+        orders = [lambda qs: qs.filter(queue_entry__isnull=False).order_by("queue_entry__rank"),
+                  lambda qs: qs.order_by("priority", "pool_index")]
+    waits = (False, True) if _uses_row_locks() else (False,)
+    for wait in waits:
+        for ordered in orders:
+            item = _claim_in_order(project, user, now, ordered, wait=wait)
+            if item is not None:
+                return item
+    return None
 
 
-def _claim_in_order(project, user, now, ordered):
-    """The first available item in `ordered`'s order, its row locked. With row locks, items
-    other requests are looking at are skipped; when that leaves nothing, the next look waits
+def _claim_in_order(project, user, now, ordered, *, wait):
+    """The first available item in `ordered`'s order, its row locked. With row locks and
+    not `wait`, items other requests are looking at are skipped; with `wait`, the look waits
     for those locks instead: near the end of a pool every remaining item can be locked by
     someone else's request at once, and most of them are given back when those requests
     commit, so answering "nothing left" then would be wrong."""
@@ -80,17 +86,17 @@ def _claim_in_order(project, user, now, ordered):
     for _ in range(20):
         base = ordered(_available_items(project, user, now).exclude(pk__in=tried))
         if locks:
-            candidates = list(base.select_for_update(skip_locked=True, of=("self",))[:3])
-            if not candidates:  # all locked by other requests (or none left): wait and see
-                candidates = list(base.select_for_update(of=("self",))[:3])
+            candidates = list(base.select_for_update(skip_locked=not wait, of=("self",))[:3])
         else:
             candidates = list(base[:3])
         if not candidates:
             return None
-        for item in candidates:
-            if _still_available(item, project, user, now):
-                return item
-            tried.add(item.pk)
+        if not locks:  # SQLite: the IMMEDIATE transaction already excludes every other writer
+            return candidates[0]
+        fresh = _still_available(candidates, project, user, now)
+        if fresh:
+            return fresh[0]
+        tried.update(c.pk for c in candidates)
     return None
 
 

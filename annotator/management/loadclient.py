@@ -193,13 +193,16 @@ def run(base_url: str, project: int, classes: list, annotators: list, seconds: f
     return total
 
 
-def stored_answers(base_url: str, owner_token: str, project: int) -> list:
-    """Every live answer of the project, read through the API as its owner."""
+def stored_answers(base_url: str, owner_token: str, project: int, retry_for: float = 60.0) -> list:
+    """Every live answer of the project, read through the API as its owner (a page that
+    fails with a 5xx, a 429 or a broken connection is asked again, for up to `retry_for` s)."""
     client = Client(base_url, owner_token, timeout=120)
     rows, page = [], 1
     try:
         while True:
-            status, data = client.call("GET", f"/api/projects/{project}/annotations/?page={page}&page_size=500")
+            status, data = call_with_retries(client, Tally(), "GET",
+                                             f"/api/projects/{project}/annotations/?page={page}&page_size=500",
+                                             None, retry_for)
             if status != 200:
                 raise Unrecoverable(f"reading the answers back: HTTP {status}: {data}")
             rows += data["results"]

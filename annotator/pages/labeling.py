@@ -19,6 +19,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -304,9 +305,5 @@ def _guess(lease_json, classes):
 
 
 def _progress(project, user):
-    items = Item.objects.filter(project=project)
-    return {
-        "total": items.count(),
-        "labeled": items.filter(label_count__gt=0).count(),
-        "mine": user_answer_count(project, user),
-    }
+    counts = Item.objects.filter(project=project).aggregate(total=Count("id"), labeled=Count("id", filter=Q(label_count__gt=0)))
+    return {**counts, "mine": user_answer_count(project, user)}

@@ -9,6 +9,12 @@ Redis. `--trainer thread` runs the loop in a thread of this process instead, and
 
 The task worker of background jobs (`manage.py jobs_worker`) runs as another child by default
 (`--worker process`, SERVE_WORKER); `--worker none` leaves it to a separate process.
+`--workers N` (SERVE_WORKERS) runs N uvicorn worker processes on one listening socket
+(uvicorn's supervisor restarts a worker that dies). Django gives each request a thread,
+but Python runs one thread at a time per process (the GIL), so one process uses at most
+one core; N processes use N. The trainer and the job worker are still started once, by
+the supervising process. Workers must share the channel layer and the caches, so N > 1
+needs REDIS_URL: the trainer then publishes to Redis too.
 """
 import asyncio
 import logging
@@ -21,7 +27,8 @@ import time
 
 import uvicorn
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from uvicorn.supervisors import Multiprocess
 
 from annotator import events
 from annotator.management.worker_child import ChildWorker
@@ -30,9 +37,13 @@ log = logging.getLogger(__name__)
 CHILD_RESTART_DELAY_S = 5
 
 
-def _child_main(event_queue, stop_event, parent):
+def _child_main(event_queue, parent):
     """Entry point of the trainer child process (spawned: a fresh interpreter). `parent` is
-    the server's pid, passed in: it may already be gone when this process gets here."""
+    the server's pid, passed in: it may already be gone when this process gets here.
+
+    The server stops it with SIGTERM (a signal, not a multiprocessing.Event: setting an
+    Event whose waiter died with this process, e.g. after a SIGTERM sent to the whole
+    process group by `timeout` or a service manager, blocks the setter forever)."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
@@ -43,9 +54,10 @@ def _child_main(event_queue, stop_event, parent):
     trainer = Trainer(publish=lambda pk, message: event_queue.put((pk, message)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, lambda *a: trainer.stop.set())
+
     def watch_parent():
-        # stop when asked, or when the server died without asking (killed): no orphan trainer
-        while os.getppid() == parent and not stop_event.wait(1.0):
+        # stop when the server died without asking (killed): no orphan trainer
+        while os.getppid() == parent and not trainer.stop.wait(1.0):
             pass
         trainer.stop.set()
 
@@ -69,7 +81,6 @@ class ChildTrainer:
         self.publish = publish
         self.ctx = multiprocessing.get_context("spawn")
         self.events = self.ctx.Queue()
-        self.stop_event = self.ctx.Event()
         self.stopping = threading.Event()
         self.process = None
 
@@ -79,7 +90,7 @@ class ChildTrainer:
         threading.Thread(target=self._supervise, name="trainer-supervisor", daemon=True).start()
 
     def _spawn(self):
-        self.process = self.ctx.Process(target=_child_main, args=(self.events, self.stop_event, os.getpid()),
+        self.process = self.ctx.Process(target=_child_main, args=(self.events, os.getpid()),
                                         name="trainer")
         self.process.start()
         log.info("Trainer child process %s started", self.process.pid)
@@ -105,8 +116,9 @@ class ChildTrainer:
 
     def stop(self, timeout=20):
         self.stopping.set()
-        self.stop_event.set()
         if self.process is not None:
+            if self.process.is_alive():
+                self.process.terminate()  # SIGTERM: the child's handler stops the trainer
             self.process.join(timeout)
             if self.process.is_alive():
                 self.process.kill()
@@ -144,7 +156,17 @@ class Command(BaseCommand):
             help="Run the background-job worker as a child process (default: SERVE_WORKER, else process).",
         )
 
-    def handle(self, *args, host, port, log_level, trainer, worker, **options):
+        parser.add_argument("--workers", type=int, default=settings.SERVE_WORKERS,
+                            help="uvicorn worker processes (default: SERVE_WORKERS, else 1); more than 1 needs REDIS_URL.")
+
+    def handle(self, *args, host, port, log_level, trainer, worker, workers, **options):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1 and not settings.REDIS_URL:
+            raise CommandError(
+                "--workers above 1 needs REDIS_URL: the worker processes must share the channel layer (live "
+                "events) and the caches (throttles). Set REDIS_URL, or serve with one worker."
+            )
         config = uvicorn.Config(
             "annotator.asgi:application",
             host=host,
@@ -152,15 +174,23 @@ class Command(BaseCommand):
             log_level=log_level,
             lifespan="off",
             ws="websockets-sansio",
+            workers=workers,
             **proxy_options(settings.TRUSTED_PROXIES),
         )
-        server = uvicorn.Server(config)
-        self.stdout.write(f"Serving on http://{host}:{port}/ with the trainer: {trainer}, the job worker: {worker}"
-                          "  (Ctrl+C to stop)")
+        self.stdout.write(f"Serving on http://{host}:{port}/ with {workers} worker{'s' if workers > 1 else ''}, "
+                          f"the trainer: {trainer} and the job worker: {worker}  (Ctrl+C to stop)")
         self.runner = None
         self.worker = ChildWorker() if worker == "process" else None
         if self.worker is not None:
             self.worker.start()
+        if workers > 1:
+            try:
+                self._supervise(config, trainer)
+            finally:
+                if self.worker is not None:
+                    self.worker.stop()
+            return
+        server = uvicorn.Server(config)
 
         def terminate(signum, frame):
             raise KeyboardInterrupt  # uvicorn re-sends SIGTERM after its shutdown: stop the trainer too
@@ -178,6 +208,23 @@ class Command(BaseCommand):
                 started = time.monotonic()
                 self.runner.stop()
                 self.stdout.write(f"Trainer stopped in {time.monotonic() - started:.1f} s.")
+
+    def _supervise(self, config, mode):
+        """N worker processes under uvicorn's supervisor (which handles SIGINT and SIGTERM
+        by stopping them), and the trainer once, here; the layer is Redis (see handle)."""
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        if mode == "process":
+            self.runner = ChildTrainer(events.publish)
+        elif mode == "thread":
+            self.runner = ThreadTrainer(None)
+        try:
+            if self.runner is not None:
+                self.runner.start()
+            supervisor.run()
+        finally:
+            if self.runner is not None:
+                self.stdout.write("Stopping the trainer...")
+                self.runner.stop()
 
     async def _serve(self, server, mode):
         loop = asyncio.get_running_loop()

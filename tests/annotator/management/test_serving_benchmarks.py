@@ -1,0 +1,59 @@
+"""The serving benchmarks' own pieces: `profile_labeling` on a tiny throwaway project, and
+`bench_serving`'s variant parsing and summary (its load runs are benchmarks, not tests)."""
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from annotator.management import benchproject
+from annotator.management.commands.bench_serving import parse_variant, summarize, table
+from annotator.models import Annotation, Item, Project
+
+
+def test_profile_labeling_needs_yes(db):
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("profile_labeling", "--rounds", "1", "--items", "20")
+
+
+def test_profile_labeling_measures_each_endpoint_and_cleans_up(db, tmp_path):
+    users = get_user_model().objects.count()
+    out = tmp_path / "profile.json"
+    call_command("profile_labeling", "--yes", "--rounds", "2", "--warmup", "0", "--items", "30", "--json", str(out))
+    figures = json.loads(out.read_text())
+    for endpoint in ("next", "answer", "answer_and_next"):
+        assert figures[endpoint]["queries"] > 0 and figures[endpoint]["ms"] > 0
+        assert figures[endpoint]["layers_ms"]["project lookup"] > 0
+    assert "service: lease_next" in figures["next"]["layers_ms"]
+    assert "service: submit_annotation" in figures["answer"]["layers_ms"]
+    assert (Project.objects.count(), Item.objects.count(), Annotation.objects.count()) == (0, 0, 0)
+    assert get_user_model().objects.count() == users
+
+
+def test_the_throwaway_project_has_its_annotators_and_items(db):
+    project, owner, people, owner_token = benchproject.create(12, 3, prefix="t")
+    assert project.items.count() == 12 and len(people) == 3 and owner_token
+    assert set(project.memberships.values_list("role", flat=True)) == {"owner", "annotator"}
+    benchproject.delete(project)
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not get_user_model().objects.filter(username__startswith="t-").exists()
+
+
+def test_a_variant_is_name_dir_and_workers(tmp_path):
+    (tmp_path / "manage.py").write_text("")
+    assert parse_variant(f"old={tmp_path}:2") == ("old", tmp_path, 2, {})
+    assert parse_variant(f"pool={tmp_path}:1:DB_POOL_SIZE=8,X=a=b") == ("pool", tmp_path, 1,
+                                                                       {"DB_POOL_SIZE": "8", "X": "a=b"})
+    for bad in ("old", f"old={tmp_path}", f"old={tmp_path}:0", f"old={tmp_path / 'nowhere'}:1", f"={tmp_path}:1",
+                f"old={tmp_path}:1:NOVALUE", f"old={tmp_path}:1:A=1:B=2"):
+        with pytest.raises(CommandError):
+            parse_variant(bad)
+
+
+def test_the_summary_is_mean_and_spread_over_repeats():
+    runs = [{"variant": "a", "annotators": 10, "mode": "flat", "answers_per_s": v, "p50_ms": 10.0, "p95_ms": p95,
+             "p99_ms": None, "load_avg_1m": 1.0, "violations": 0} for v, p95 in ((10.0, 20.0), (20.0, 40.0))]
+    [row] = summarize(runs)
+    assert (row["answers_per_s"], row["answers_per_s_sd"], row["p95_ms"], row["runs"]) == (15.0, 7.1, 30.0, 2)
+    assert row["p99_ms"] is None
+    assert "| flat | 10 | a | 15.0 ± 7.1 | 10.0 ± 0.0 | 30.0 ± 14.1 | - |" in table([row])
