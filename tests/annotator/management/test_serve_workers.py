@@ -65,7 +65,7 @@ def test_the_workers_share_one_socket_and_one_trainer(settings, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (more than one worker shares Redis)")
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set (more than one worker shares Redis)")
 def test_two_workers_serve_and_stop_with_their_trainer(tmp_path):
     """Real processes: two workers and one trainer child under the supervisor; a SIGTERM to
     the whole process group (as `timeout` or a service manager sends it) stops them all."""
