@@ -67,8 +67,9 @@ def test_the_workers_share_one_socket_and_one_trainer(settings, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set (more than one worker shares Redis)")
 def test_two_workers_serve_and_stop_with_their_trainer(tmp_path):
-    """Real processes: two workers and one trainer child under the supervisor; a SIGTERM to
-    the whole process group (as `timeout` or a service manager sends it) stops them all."""
+    """Real processes: two workers, the trainer child and the job worker child under the
+    supervisor; a SIGTERM to the whole process group (as `timeout` or a service manager sends
+    it) stops them all."""
     env = env_for(tmp_path)
     env["REDIS_URL"] = os.environ["REDIS_URL"]
     run(env, "manage.py", "migrate", "--noinput", "-v", "0")
@@ -79,12 +80,12 @@ def test_two_workers_serve_and_stop_with_their_trainer(tmp_path):
     try:
         wait_until_up(f"http://127.0.0.1:{port}", server)
         deadline, children = time.monotonic() + 30, []
-        while time.monotonic() < deadline and len(children) < 3:
+        while time.monotonic() < deadline and len(children) < 4:
             found = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "multiprocessing.spawn"],
                                    capture_output=True, text=True).stdout.split()
             children = [int(pid) for pid in found]
             time.sleep(0.2)
-        assert len(children) == 3, f"expected 2 workers and 1 trainer, found {children}"
+        assert len(children) == 4, f"expected 2 workers, the trainer and the job worker, found {children}"
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(45)
         assert not [pid for pid in children if _alive(pid)]
