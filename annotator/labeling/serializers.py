@@ -53,6 +53,13 @@ class SuggestionSerializer(serializers.Serializer):
         required=False, help_text="Multi-label projects: the chance the whole suggested set is right.")
 
 
+def image_url(item, context) -> str:
+    """The item's member-checked image URL, absolute when the serializer has the request."""
+    url = item.image_url()
+    request = context.get("request")
+    return request.build_absolute_uri(url) if request else url
+
+
 class LeasedItemSerializer(serializers.Serializer):
     """An item leased to the caller (`id` is the item id to answer with)."""
 
@@ -65,9 +72,7 @@ class LeasedItemSerializer(serializers.Serializer):
     lease_expires = serializers.DateTimeField(source="expires_at")
 
     def get_image_url(self, lease) -> str:
-        url = lease.item.image_url()
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
+        return image_url(lease.item, self.context)
 
     @extend_schema_field(SuggestionSerializer(allow_null=True))
     def get_suggestion(self, lease):

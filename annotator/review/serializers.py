@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotator.access import MAX_ID
-from annotator.labeling.serializers import SuggestionSerializer, answer_labels
+from annotator.labeling.serializers import SuggestionSerializer, answer_labels, image_url
 from annotator.modelloop import predictions
 from annotator.models import Annotation, Review
 from annotator.review.queue import REASONS
@@ -53,9 +53,7 @@ class ReviewItemSerializer(serializers.Serializer):
         return candidate.item.original_name or f"image #{candidate.item.pk}"
 
     def get_image_url(self, candidate) -> str:
-        url = candidate.item.image_url()
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
+        return image_url(candidate.item, self.context)
 
     @extend_schema_field(SuggestionSerializer(allow_null=True))
     def get_guess(self, candidate):

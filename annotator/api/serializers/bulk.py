@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from annotator.access import MAX_ID
 from annotator.labeling.bulk import KEY_MAX
-from annotator.labeling.serializers import SuggestionSerializer, answer_labels
+from annotator.labeling.serializers import SuggestionSerializer, answer_labels, image_url
 
 KEY_MESSAGE = "Send an idempotency_key: a fresh random string per bulk answer, reused only for retries."
 
@@ -77,9 +77,7 @@ class CandidateSerializer(serializers.Serializer):
     suggestion = serializers.SerializerMethodField(help_text="The model's guess for the image.")
 
     def get_image_url(self, candidate) -> str:
-        url = candidate.item.image_url()
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
+        return image_url(candidate.item, self.context)
 
     @extend_schema_field(SuggestionSerializer(allow_null=True))
     def get_suggestion(self, candidate):
