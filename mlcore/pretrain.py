@@ -60,11 +60,13 @@ def _views(xb, gen, cfg: PretrainConfig, flip: bool):
 def pretrain(images, enc_cfg: EncoderConfig, cfg: PretrainConfig,
              progress: Progress | None = None, time_budget_s: float | None = None,
              device=None, encoder: torch.nn.Module | None = None,
-             return_projection: bool = False):
+             return_projection: bool = False, steps: int | None = None):
     """Train an encoder without labels; returns (encoder, embeddings (N, D)).
 
-    ``encoder`` continues from given weights (transfer learning); ``time_budget_s``
-    shrinks the planned epochs to fit; ``progress(fraction, info)`` is called every
+    ``encoder`` continues from given weights (transfer learning); ``steps`` fixes the
+    number of optimisation steps (instead of ``cfg.epochs`` epochs), so that a benchmark
+    does the same work on a loaded machine as on a quiet one; ``time_budget_s`` shrinks
+    the planned steps to fit; ``progress(fraction, info)`` is called every
     few steps with info = {"step", "total", "loss", "elapsed_s"}. With
     ``return_projection`` the trained projection head comes third, so the slow path's
     contrastive term continues from it instead of a random head."""
@@ -88,7 +90,7 @@ def pretrain(images, enc_cfg: EncoderConfig, cfg: PretrainConfig,
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     bs = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // bs)
-    plan = StepBudget(cfg.epochs * steps_per_epoch, time_budget_s, warmup=min(50, steps_per_epoch))
+    plan = StepBudget(steps or cfg.epochs * steps_per_epoch, time_budget_s, warmup=min(50, steps_per_epoch))
     gen = generator(cfg.seed, device)
     autocast = torch.autocast("cuda" if device.type == "cuda" else "cpu", dtype=torch.bfloat16,
                               enabled=(device.type == "cuda") or cfg.bf16)

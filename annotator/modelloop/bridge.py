@@ -28,7 +28,7 @@ from annotator.models import Item
 from mlcore.checkpoint import load_checkpoint
 from mlcore.embedding_learner import EmbeddingLearner
 from mlcore.learner import ActiveLearner, encoder_weights
-from mlcore.presets import TYPICAL_LABELS_PER_CLASS, recommended_config
+from mlcore.presets import TYPICAL_LABELS_PER_CLASS, app_config
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,9 @@ def resolve_device(name=None):
 
 
 def new_config(num_classes, side, channels, device):
-    # colour pools are photos, where a mirror image is the same thing (not so for digits)
-    cfg = recommended_config(num_classes, side, channels, gpu=device.type == "cuda", seed=settings.TRAINER_SEED,
-                             flip=channels == 3)
-    cfg.acquisition.cold_start_until = TYPICAL_LABELS_PER_CLASS * num_classes
-    if settings.TRAINER_PRETRAIN_EPOCHS > 0:
-        cfg.pretrain.epochs = settings.TRAINER_PRETRAIN_EPOCHS
-    return cfg
+    """The project's LearnerConfig: ``presets.app_config``, which ``mlcore.bench`` uses too."""
+    return app_config(num_classes, side, channels, gpu=device.type == "cuda", seed=settings.TRAINER_SEED,
+                      pretrain_epochs=settings.TRAINER_PRETRAIN_EPOCHS)
 
 
 def build(project, device=None):
