@@ -87,7 +87,7 @@ def test_bench_cli_npz(mnist_small, tmp_path):
     np.savez(p, x_train=x[:600], y_train=y[:600], x_test=x[600:800], y_test=y[600:800])
     out = tmp_path / "out"
     res = main(["--data", f"npz:{p}", "--pool-size", "400", "--budget", "30", "--batch", "10",
-                "--pretrain-budget-s", "6", "--slow-budget-s", "2", "--compare", "random,bald",
+                "--pretrain-steps", "20", "--slow-steps", "10", "--compare", "random,bald",
                 "--out", str(out)])
     saved = json.loads((out / "result.json").read_text())
     assert (out / "curve.png").stat().st_size > 1000
