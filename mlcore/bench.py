@@ -218,8 +218,10 @@ def parse_args(argv=None):
     ap.add_argument("--pretrain-steps", type=int, help="the profile's pretraining steps (0: none)")
     ap.add_argument("--slow-steps", type=int, help="the profile's fine-tuning steps per slow path")
     ap.add_argument("--no-slow", action="store_true", help="fast path only")
-    ap.add_argument("--save-pretrained", help="write the pretrained learner checkpoint here")
-    ap.add_argument("--pretrained", help="skip pretraining: load a --save-pretrained checkpoint")
+    ap.add_argument("--save-pretrained", help="write the pretrained learner checkpoint here "
+                                              "({seed} in the path is replaced by the seed)")
+    ap.add_argument("--pretrained", help="skip pretraining: load a --save-pretrained checkpoint "
+                                         "({seed} in the path is replaced by the seed)")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args(argv)
     try:
@@ -228,8 +230,10 @@ def parse_args(argv=None):
         ap.error(f"--seeds takes integers separated by commas, not {args.seeds!r}")
     if not args.seed_list or len(set(args.seed_list)) < len(args.seed_list):
         ap.error("--seeds: give distinct seeds, e.g. 0,1,2")
-    if args.seeds and (args.pretrained or args.save_pretrained):
-        ap.error("--pretrained / --save-pretrained hold one encoder: use --seed N, not --seeds")
+    for opt in ("pretrained", "save_pretrained"):
+        if args.seeds and getattr(args, opt) and "{seed}" not in getattr(args, opt):
+            ap.error(f"--{opt.replace('_', '-')} holds one encoder: with --seeds put {{seed}} in its path "
+                     "(e.g. ckpt/mnist-s{seed}.pt), or use --seed N")
     args.weights_file = None
     if args.encoder != SELF_SUPERVISED:
         for opt in ("init_checkpoint", "pretrained", "save_pretrained"):
@@ -366,10 +370,11 @@ def setup_self_supervised(args, prof: Profile, seed: int, device):
     learner = ActiveLearner(cfg, x_pool, device)
     steps = prof.pretrain_steps
     if args.pretrained:
-        learner = ActiveLearner.load(args.pretrained, x_pool, device)
-        # the saved config, with the app's cold-start length
-        learner.cfg.acquisition.cold_start_until = cfg.acquisition.cold_start_until
-        overrides["pretrained"] = args.pretrained
+        path = args.pretrained.replace("{seed}", str(seed))
+        learner = ActiveLearner.load(path, x_pool, device)
+        # the saved encoder with today's app configuration for everything after pretraining
+        learner.cfg = dataclasses.replace(cfg, encoder=learner.cfg.encoder, pretrain=learner.cfg.pretrain)
+        overrides["pretrained"] = path
         steps = 0
     # pretraining (continuing from a transferred encoder when given)
     from tqdm import tqdm
@@ -386,7 +391,7 @@ def setup_self_supervised(args, prof: Profile, seed: int, device):
             learner.pretrain(progress=progress, steps=steps)  # no time budget: the same work on any load
     pretrain_s = time.perf_counter() - t
     if args.save_pretrained:
-        learner.save(args.save_pretrained)
+        learner.save(args.save_pretrained.replace("{seed}", str(seed)))
     return learner, y_pool, lambda L: L.embed(xte), yte, {"config_overrides": overrides}, pretrain_s
 
 
