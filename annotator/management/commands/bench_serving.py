@@ -15,7 +15,9 @@ variant in turn (the order rotates between repeats), and for each annotator coun
 runs `annotator.management.loadclient` (the client of `manage.py soak`) for --seconds on a
 fresh throwaway project (`benchproject`), then reads every answer back and checks the
 invariants (acknowledged == stored, no duplicate, no item served twice). Modes: `flat` (each
-annotator answers as fast as it can) and `paced` (1-3 s between answers, uniform).
+annotator answers as fast as it can) and `paced` (1-3 s between answers, uniform; each
+annotator's first request comes after a uniform 0-3 s, so that a run measures the steady
+state, not one burst of N simultaneous first requests: loadclient.run says why).
 
 Each run records the machine's load average when it started (the machine may be shared: the
 figures of one run are only comparable with the runs beside them). The table gives mean and
@@ -101,7 +103,7 @@ def one_run(url, annotators, mode, seconds, items, seed):
         load = os.getloadavg()[0]
         started = time.monotonic()
         tally = loadclient.run(url, project.pk, benchproject.CLASSES, people, seconds, think=MODES[mode],
-                               retry_for=30.0, seed=seed)
+                               retry_for=30.0, seed=seed, stagger=True)
         elapsed = time.monotonic() - started
         checks = loadclient.verify(tally, loadclient.stored_answers(url, owner_token, project.pk))
     finally:

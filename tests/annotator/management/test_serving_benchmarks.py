@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from annotator.management import benchproject
+from annotator.management import benchproject, loadclient
 from annotator.management.commands.bench_serving import parse_variant, summarize, table
 from annotator.models import Annotation, Item, Project
 
@@ -57,3 +57,30 @@ def test_the_summary_is_mean_and_spread_over_repeats():
     assert (row["answers_per_s"], row["answers_per_s_sd"], row["p95_ms"], row["runs"]) == (15.0, 7.1, 30.0, 2)
     assert row["p99_ms"] is None
     assert "| flat | 10 | a | 15.0 ± 7.1 | 10.0 ± 0.0 | 30.0 ± 14.1 | - |" in table([row])
+
+
+def _fake_session(monkeypatch):
+    """loadclient's annotators against a fake server that serves 204 (nothing left) at once:
+    what each one slept before its first request."""
+    slept, calls = [], []
+    monkeypatch.setattr(loadclient.time, "sleep", slept.append)
+    monkeypatch.setattr(loadclient.Client, "call", lambda self, method, path, body=None: calls.append(path) or (204, None))
+    return slept, calls
+
+
+@pytest.mark.parametrize("stagger", [False, True])
+def test_paced_annotators_start_spread_over_one_think_time_when_staggered(monkeypatch, stagger):
+    slept, calls = _fake_session(monkeypatch)
+    people = [(f"a{i}", "token") for i in range(40)]
+    loadclient.run("http://127.0.0.1:9", 1, ["x"], people, seconds=60, think=(1.0, 3.0), seed=3, stagger=stagger)
+    assert len(calls) == 40  # each asked once, got "nothing left" and stopped
+    if stagger:
+        assert len(slept) == 40 and all(0 <= s <= 3 for s in slept) and max(slept) - min(slept) > 1.5
+    else:
+        assert slept == []
+
+
+def test_flat_annotators_never_wait_even_when_staggered(monkeypatch):
+    slept, _calls = _fake_session(monkeypatch)
+    loadclient.run("http://127.0.0.1:9", 1, ["x"], [("a", "t")], seconds=60, think=(0.0, 0.0), stagger=True)
+    assert slept == []
