@@ -14,7 +14,7 @@ POOL_PROBE = """
 import json
 from django.conf import settings
 options = settings.DATABASES["default"].get("OPTIONS", {})
-print(json.dumps({"pool": options.get("pool"), "max_age": settings.DATABASES["default"]["CONN_MAX_AGE"]}))
+print(json.dumps({"pool": options.get("pool"), "max_age": settings.DATABASES["default"].get("CONN_MAX_AGE", 0)}))
 """
 
 
