@@ -84,3 +84,26 @@ def test_flat_annotators_never_wait_even_when_staggered(monkeypatch):
     slept, _calls = _fake_session(monkeypatch)
     loadclient.run("http://127.0.0.1:9", 1, ["x"], [("a", "t")], seconds=60, think=(0.0, 0.0), stagger=True)
     assert slept == []
+
+
+def test_a_combined_annotator_asks_next_once_then_answers_with_the_next_item(monkeypatch):
+    left, calls = [1, 2, 3], []
+
+    def call(self, method, path, body=None):
+        calls.append(path.rsplit("/", 2)[-2])
+        if path.endswith("/next/"):
+            return 200, {"id": left[0], "suggestion": None}
+        left.remove(body["item"])
+        return 201, {"annotation": {"item": body["item"]}, "next": {"id": left[0], "suggestion": None} if left else None}
+
+    monkeypatch.setattr(loadclient.Client, "call", call)
+    tally = loadclient.run("http://127.0.0.1:9", 1, ["x"], [("a", "t")], seconds=60, combined=True)
+    assert calls == ["next", "answer-and-next", "answer-and-next", "answer-and-next"]
+    assert tally.served == [("a", 1), ("a", 2), ("a", 3)] and len(tally.acked) == 3 and not tally.errors
+
+
+def test_the_client_of_a_variant_is_api_or_combined(tmp_path):
+    (tmp_path / "manage.py").write_text("")
+    assert parse_variant(f"one={tmp_path}:2:CLIENT=combined")[3] == {"CLIENT": "combined"}
+    with pytest.raises(CommandError, match="CLIENT"):
+        parse_variant(f"one={tmp_path}:2:CLIENT=grpc")
