@@ -91,11 +91,11 @@ TEMPLATES = [
 # failing) under DATA_DIR by default; PostgreSQL (or any dj-database-url URL) via DATABASE_URL.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # DB_CONN_MAX_AGE: 0 under `serve` (each ASGI request runs in a new thread); DB_POOL_SIZE: a pool per process
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0),
-                                                  conn_health_checks=True)}
-    if envint("DB_POOL_SIZE", 0) > 0 and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": envint("DB_POOL_SIZE", 0)}
+    # DB_CONN_MAX_AGE: 0 under `serve` (a thread per request); DB_POOL_SIZE: a pool per process, 0: none
+    DB_CONN_MAX_AGE, DB_POOL_SIZE = envint("DB_CONN_MAX_AGE", 0), envint("DB_POOL_SIZE", 8)
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True)}
+    if DB_POOL_SIZE > 0 and not DB_CONN_MAX_AGE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_SIZE}
 else:
     SQLITE_BUSY_TIMEOUT_MS = envint("SQLITE_BUSY_TIMEOUT_MS", 20000)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -316,6 +316,7 @@ SUSPECT_MIN_CONFIDENCE = envfloat("SUSPECT_MIN_CONFIDENCE", 0.8)
 # `manage.py serve` runs the loop too: "process" (a child process), "thread", or "none".
 SERVE_TRAINER = os.environ.get("SERVE_TRAINER", "process")
 SERVE_WORKERS = envint("SERVE_WORKERS", 1)  # `manage.py serve`'s uvicorn worker processes (>1 needs REDIS_URL)
+SERVE_CHILD_NICE = envint("SERVE_CHILD_NICE", 10)  # niceness added to serve's trainer and jobs children
 for _name, _value, _least in (
     ("TRAINER_LEASE_SECONDS", TRAINER_LEASE_SECONDS, 3),
     ("TRAINER_POLL_SECONDS", TRAINER_POLL_SECONDS, 0.01),
@@ -335,6 +336,7 @@ for _name, _value, _least in (
     ("CHECKPOINT_UPLOAD_MAX_MB", CHECKPOINT_UPLOAD_MAX_MB, 1),
     ("SUSPECT_MIN_CONFIDENCE", SUSPECT_MIN_CONFIDENCE, 0),
     ("SERVE_WORKERS", SERVE_WORKERS, 1),
+    ("SERVE_CHILD_NICE", SERVE_CHILD_NICE, 0),
 ):
     if _value < _least:
         raise ImproperlyConfigured(f"{_name} must be at least {_least}, got {_value}.")

@@ -33,3 +33,9 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = DATA_DIR / "staticfiles"  # noqa: F405  (exists, so WhiteNoise does not warn about it)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# The suite runs on plain connections (as CI always has) unless DB_POOL_SIZE is set, e.g. to
+# run the PostgreSQL fault tests with the pool that `serve` uses by default (size it above a
+# test's thread count: docs/testing.md).
+if "DB_POOL_SIZE" not in os.environ:
+    DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405

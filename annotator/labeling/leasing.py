@@ -100,6 +100,18 @@ def _claim_in_order(project, user, now, ordered, *, wait):
     return None
 
 
+def _drop_expired_leases(project, now):
+    """Delete the project's expired leases. With row locks, one statement that skips the
+    expired rows another request is deleting (or refreshing) right now: every `next` of the
+    project runs this, and a plain DELETE made all of them that found the same expired rows
+    wait for the first one's commit, one after another. A row skipped here is gone (or live
+    again) when that request commits, and expired rows count as free meanwhile anyway."""
+    expired = Lease.objects.filter(project=project, expires_at__lte=now)
+    if _uses_row_locks():
+        expired = Lease.objects.filter(pk__in=expired.select_for_update(skip_locked=True).order_by().values("pk"))
+    expired.delete()
+
+
 def lease_next(project, user, *, exclude=(), release=()):
     """The user's current lease (oldest live one not in `exclude`), refreshed; else a new
     lease on the best available item; None when nothing is available to this user.
@@ -129,7 +141,7 @@ def lease_next(project, user, *, exclude=(), release=()):
                 return lease
         if sum(1 for lease in held if lease.item_id in exclude) >= MAX_LEASES_PER_USER:
             return None
-        Lease.objects.filter(project=project, expires_at__lte=now).delete()
+        _drop_expired_leases(project, now)
         audit = random.random() < project.audit_fraction
         item = _claim_item(project, user, now, audit=audit)
         if item is None and audit:

@@ -141,3 +141,18 @@ class AnnotationSerializer(serializers.ModelSerializer):
     @extend_schema_field(SuggestionSerializer(allow_null=True))
     def get_suggestion(self, annotation):
         return annotation.suggestion
+
+
+class AnswerAndNextSerializer(AnswerSerializer):
+    exclude = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="Item ids the caller still holds on screen (a prefetched item): the next item is another one.",
+    )
+
+
+class AnswerAndNextResultSerializer(serializers.Serializer):
+    annotation = AnnotationSerializer(help_text="The stored answer (201), or the one stored earlier (200, a retry).")
+    next = LeasedItemSerializer(allow_null=True, help_text="The item to label next; null when none is available.")

@@ -13,12 +13,23 @@ RESTART_DELAY_S = 5
 STOP_GRACE_S = 20
 
 
+def lower_priority(step):
+    """Add `step` (SERVE_CHILD_NICE) to this process's niceness, capped at 19: the trainer's
+    and the jobs' CPU-bound work then runs when the web workers leave a core free, instead of
+    taking turns with them as equals. Returns the niceness now."""
+    current = os.nice(0)
+    return os.nice(max(0, min(19, current + step) - current))
+
+
 def _child_main(parent):
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
+
+    lower_priority(settings.SERVE_CHILD_NICE)
 
     def watch_parent():
         while os.getppid() == parent:

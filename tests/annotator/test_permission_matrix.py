@@ -171,6 +171,8 @@ MATRIX = [
         api_multipart(file=suggestions_csv)),
     Row("api:project-bucket-import",    "POST",   OK,   NO,   NO,   HIDE, LOGIN, api_json(url=bucket_url)),
     Row("api:project-next",             "POST",   OK,   OK,   NO,   HIDE, LOGIN, api_json()),
+    Row("api:project-answer-and-next",  "POST",   OK,   OK,   NO,   HIDE, LOGIN,
+        api_json(item=open_item, label="two", idempotency_key="matrix-and-next")),
     Row("api:project-annotations",      "GET",    OK,   OK,   OK,   HIDE, LOGIN),
     Row("api:project-annotations",      "POST",   OK,   OK,   NO,   HIDE, LOGIN,
         api_json(item=open_item, label="two", idempotency_key="matrix")),

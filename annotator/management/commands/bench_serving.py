@@ -8,14 +8,17 @@
 A variant is NAME=DIR:WORKERS[:KEY=VALUE,...]: `manage.py serve` is run from the checkout
 DIR (so an older commit can be compared with this one on the same machine at the same time)
 with WORKERS uvicorn worker processes and the given environment variables (e.g.
-`DB_POOL_SIZE=8`), `--trainer none` (the throwaway projects' trainer lease is held by
+`DB_POOL_SIZE=8`; `CLIENT=combined` is the client's, not the server's: its annotators then
+answer with `answer-and-next/`, one request per answer, which DIR must serve), `--trainer none` (the throwaway projects' trainer lease is held by
 the benchmark, so a trainer would leave them alone anyway), on a free port, with this
 process's environment (the same DATABASE_URL and REDIS_URL). Each repeat starts every
 variant in turn (the order rotates between repeats), and for each annotator count and mode
 runs `annotator.management.loadclient` (the client of `manage.py soak`) for --seconds on a
 fresh throwaway project (`benchproject`), then reads every answer back and checks the
 invariants (acknowledged == stored, no duplicate, no item served twice). Modes: `flat` (each
-annotator answers as fast as it can) and `paced` (1-3 s between answers, uniform).
+annotator answers as fast as it can) and `paced` (1-3 s between answers, uniform; each
+annotator's first request comes after a uniform 0-3 s, so that a run measures the steady
+state, not one burst of N simultaneous first requests: loadclient.run says why).
 
 Each run records the machine's load average when it started (the machine may be shared: the
 figures of one run are only comparable with the runs beside them). The table gives mean and
@@ -59,6 +62,8 @@ def parse_variant(text):
     folder = Path(folder).resolve()
     if not name or workers < 1 or len(extra) > 1 or not (folder / "manage.py").exists():
         raise CommandError(f"--variant {text!r}: needs a name, WORKERS >= 1 and a DIR with manage.py.")
+    if env.get("CLIENT", "api") not in ("api", "combined"):
+        raise CommandError(f"--variant {text!r}: CLIENT is api (next/ + annotations/) or combined (answer-and-next/).")
     return name, folder, workers, env
 
 
@@ -66,6 +71,7 @@ class Server:
     """`manage.py serve` of one variant, on a free port, until stopped."""
 
     def __init__(self, folder, workers, env, log):
+        env = {k: v for k, v in env.items() if k != "CLIENT"}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "manage.py", "serve", "--port", str(self.port), "--trainer", "none",
@@ -94,14 +100,14 @@ class Server:
                 self.process.wait(10)
 
 
-def one_run(url, annotators, mode, seconds, items, seed):
+def one_run(url, annotators, mode, seconds, items, seed, combined=False):
     """A fresh project, the load for `seconds`, the check; the figures as a dict."""
     project, _owner, people, owner_token = benchproject.create(items, annotators, prefix="serving", seed=seed)
     try:
         load = os.getloadavg()[0]
         started = time.monotonic()
         tally = loadclient.run(url, project.pk, benchproject.CLASSES, people, seconds, think=MODES[mode],
-                               retry_for=30.0, seed=seed)
+                               retry_for=30.0, seed=seed, stagger=True, combined=combined)
         elapsed = time.monotonic() - started
         checks = loadclient.verify(tally, loadclient.stored_answers(url, owner_token, project.pk))
     finally:
@@ -182,7 +188,8 @@ class Command(BaseCommand):
                     try:
                         for count in counts:
                             for mode in mode_list:
-                                run = one_run(server.url, count, mode, seconds, items, seed + repeat)
+                                run = one_run(server.url, count, mode, seconds, items, seed + repeat,
+                                              combined=env.get("CLIENT") == "combined")
                                 run.update(variant=name, workers=workers, repeat=repeat)
                                 runs.append(run)
                                 self.stdout.write(json.dumps(run))

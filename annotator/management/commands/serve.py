@@ -48,7 +48,12 @@ def _child_main(event_queue, parent):
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     django.setup()
+    from django.conf import settings
+
+    from annotator.management.worker_child import lower_priority
     from annotator.modelloop.trainer import Trainer
+
+    lower_priority(settings.SERVE_CHILD_NICE)  # the web workers come first on a shared core
 
     event_queue.cancel_join_thread()  # exiting never waits for a dead server to read events
     trainer = Trainer(publish=lambda pk, message: event_queue.put((pk, message)))

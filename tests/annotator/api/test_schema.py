@@ -23,6 +23,7 @@ PATHS = {
     "/api/projects/{id}/labels/import-labelstudio/": {"post"},
     "/api/projects/{id}/suggestions/import/": {"post"},
     "/api/projects/{id}/next/": {"post"},
+    "/api/projects/{id}/answer-and-next/": {"post"},
     "/api/projects/{id}/annotations/": {"get", "post"},
     "/api/projects/{id}/annotations/{annotation_id}/": {"get", "patch", "delete"},
     "/api/projects/{id}/annotations/undo/": {"post"},

@@ -86,6 +86,13 @@ def test_two_workers_serve_and_stop_with_their_trainer(tmp_path):
             children = [int(pid) for pid in found]
             time.sleep(0.2)
         assert len(children) == 4, f"expected 2 workers, the trainer and the job worker, found {children}"
+        # the trainer and the job worker lower their priority (SERVE_CHILD_NICE, 10) once set up
+        base = _niceness(server.pid)
+        expected = [base, base, min(19, base + 10), min(19, base + 10)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sorted(map(_niceness, children)) != expected:
+            time.sleep(0.2)
+        assert sorted(map(_niceness, children)) == expected
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(45)
         assert not [pid for pid in children if _alive(pid)]
@@ -93,3 +100,8 @@ def test_two_workers_serve_and_stop_with_their_trainer(tmp_path):
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(10)
+
+
+def _niceness(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[16])  # field 19, counted after the name

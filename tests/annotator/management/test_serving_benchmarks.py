@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from annotator.management import benchproject
+from annotator.management import benchproject, loadclient
 from annotator.management.commands.bench_serving import parse_variant, summarize, table
 from annotator.models import Annotation, Item, Project
 
@@ -57,3 +57,53 @@ def test_the_summary_is_mean_and_spread_over_repeats():
     assert (row["answers_per_s"], row["answers_per_s_sd"], row["p95_ms"], row["runs"]) == (15.0, 7.1, 30.0, 2)
     assert row["p99_ms"] is None
     assert "| flat | 10 | a | 15.0 ± 7.1 | 10.0 ± 0.0 | 30.0 ± 14.1 | - |" in table([row])
+
+
+def _fake_session(monkeypatch):
+    """loadclient's annotators against a fake server that serves 204 (nothing left) at once:
+    what each one slept before its first request."""
+    slept, calls = [], []
+    monkeypatch.setattr(loadclient.time, "sleep", slept.append)
+    monkeypatch.setattr(loadclient.Client, "call", lambda self, method, path, body=None: calls.append(path) or (204, None))
+    return slept, calls
+
+
+@pytest.mark.parametrize("stagger", [False, True])
+def test_paced_annotators_start_spread_over_one_think_time_when_staggered(monkeypatch, stagger):
+    slept, calls = _fake_session(monkeypatch)
+    people = [(f"a{i}", "token") for i in range(40)]
+    loadclient.run("http://127.0.0.1:9", 1, ["x"], people, seconds=60, think=(1.0, 3.0), seed=3, stagger=stagger)
+    assert len(calls) == 40  # each asked once, got "nothing left" and stopped
+    if stagger:
+        assert len(slept) == 40 and all(0 <= s <= 3 for s in slept) and max(slept) - min(slept) > 1.5
+    else:
+        assert slept == []
+
+
+def test_flat_annotators_never_wait_even_when_staggered(monkeypatch):
+    slept, _calls = _fake_session(monkeypatch)
+    loadclient.run("http://127.0.0.1:9", 1, ["x"], [("a", "t")], seconds=60, think=(0.0, 0.0), stagger=True)
+    assert slept == []
+
+
+def test_a_combined_annotator_asks_next_once_then_answers_with_the_next_item(monkeypatch):
+    left, calls = [1, 2, 3], []
+
+    def call(self, method, path, body=None):
+        calls.append(path.rsplit("/", 2)[-2])
+        if path.endswith("/next/"):
+            return 200, {"id": left[0], "suggestion": None}
+        left.remove(body["item"])
+        return 201, {"annotation": {"item": body["item"]}, "next": {"id": left[0], "suggestion": None} if left else None}
+
+    monkeypatch.setattr(loadclient.Client, "call", call)
+    tally = loadclient.run("http://127.0.0.1:9", 1, ["x"], [("a", "t")], seconds=60, combined=True)
+    assert calls == ["next", "answer-and-next", "answer-and-next", "answer-and-next"]
+    assert tally.served == [("a", 1), ("a", 2), ("a", 3)] and len(tally.acked) == 3 and not tally.errors
+
+
+def test_the_client_of_a_variant_is_api_or_combined(tmp_path):
+    (tmp_path / "manage.py").write_text("")
+    assert parse_variant(f"one={tmp_path}:2:CLIENT=combined")[3] == {"CLIENT": "combined"}
+    with pytest.raises(CommandError, match="CLIENT"):
+        parse_variant(f"one={tmp_path}:2:CLIENT=grpc")
