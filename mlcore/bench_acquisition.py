@@ -124,37 +124,54 @@ def main(argv=None) -> dict:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--points", default="20,50,100,200")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     ap.add_argument("--out", help="write the runs here as JSON")
     args = ap.parse_args(argv)
-    kind, _, path = args.data.partition(":")
     points = [int(p) for p in args.points.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     runs = {}
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        if kind == "digits":
-            emb, y_pool, test_emb, y_test, cfg = digits_embeddings(path, seed)
-        else:
-            emb, y_pool, test_emb, y_test, cfg = mnist_embeddings(args.data, args.pretrained, seed)
-        cfg.seed = seed
-        base = EmbeddingLearner(cfg, emb, device="cpu")
-        test_knn = test_neighbours(base, test_emb)
-        base._bench_cold = {}
-        for strategy in args.strategies.split(","):
-            untils = [0] if strategy == "random" else [int(u) for u in args.cold_start.split(",")]
-            for until in untils:
-                name = strategy if until == 0 else f"cs{until}+{strategy}"
-                t = time.perf_counter()
-                r = run(base, y_pool, test_knn, y_test, until, strategy, args.budget, args.batch)
-                r["wall_s"] = round(time.perf_counter() - t, 2)
-                runs.setdefault(name, {})[seed] = r
-                print(f"seed {seed} {name:24s} " + " ".join(
-                    f"{p}:{100 * r['curve'].get(p, float('nan')):.1f}" for p in points)
-                    + f"  first batch {r['first_batch_classes']} classes, rank {r['rank_s']} s,"
-                    f" run {r['wall_s']} s", flush=True)
+    if args.jobs > 1:  # one process per seed, the table as one run
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(min(args.jobs, len(seeds))) as pool:
+            parts = list(pool.map(run_seed, [args] * len(seeds), seeds))
+    else:
+        parts = [run_seed(args, seed) for seed in seeds]
+    for seed, part in zip(seeds, parts):
+        for name, r in part.items():
+            runs.setdefault(name, {})[seed] = r
     print_table(runs, points)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"args": vars(args), "runs": runs}, fh, indent=1)
     return runs
+
+
+def run_seed(args, seed: int) -> dict:
+    """Every (cold start, strategy) run of one seed: {name: run}."""
+    kind, _, path = args.data.partition(":")
+    points = [int(p) for p in args.points.split(",")]
+    if kind == "digits":
+        emb, y_pool, test_emb, y_test, cfg = digits_embeddings(path, seed)
+    else:
+        emb, y_pool, test_emb, y_test, cfg = mnist_embeddings(args.data, args.pretrained, seed)
+    cfg.seed = seed
+    base = EmbeddingLearner(cfg, emb, device="cpu")
+    test_knn = test_neighbours(base, test_emb)
+    base._bench_cold = {}
+    out = {}
+    for strategy in args.strategies.split(","):
+        untils = [0] if strategy == "random" else [int(u) for u in args.cold_start.split(",")]
+        for until in untils:
+            name = strategy if until == 0 else f"cs{until}+{strategy}"
+            t = time.perf_counter()
+            r = run(base, y_pool, test_knn, y_test, until, strategy, args.budget, args.batch)
+            r["wall_s"] = round(time.perf_counter() - t, 2)
+            out[name] = r
+            print(f"seed {seed} {name:24s} " + " ".join(
+                f"{p}:{100 * r['curve'].get(p, float('nan')):.1f}" for p in points)
+                + f"  first batch {r['first_batch_classes']} classes, rank {r['rank_s']} s,"
+                f" run {r['wall_s']} s", flush=True)
+    return out
 
 
 def print_table(runs: dict, points: list[int]) -> None:
