@@ -160,7 +160,8 @@ def run_seed(args, seed: int) -> dict:
     base._bench_cold = {}
     out = {}
     for strategy in args.strategies.split(","):
-        untils = [0] if strategy == "random" else [int(u) for u in args.cold_start.split(",")]
+        untils = [int(u) for u in args.cold_start.split(",")]
+        untils = [0, *untils] if strategy == "random" else untils
         for until in untils:
             name = strategy if until == 0 else f"cs{until}+{strategy}"
             t = time.perf_counter()
