@@ -116,8 +116,8 @@ def run(base: EmbeddingLearner, y_pool, test_knn, y_test, until: int, strategy: 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m mlcore.bench_acquisition", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="mnist:/work/shared/datasets/mnist", help="mnist:DIR | digits:FILE")
-    ap.add_argument("--pretrained", default="/work/ckpt/mnist-quick-s{seed}.pt")
+    ap.add_argument("--data", default="mnist:../shared/datasets/mnist", help="mnist:DIR | digits:FILE")
+    ap.add_argument("--pretrained", help="mnist: checkpoint path with {seed}, e.g. ckpt/mnist-quick-s{seed}.pt")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--strategies", default="margin,density-margin,coverage,coverage-margin,badge,eer,random")
     ap.add_argument("--cold-start", default="1,3,5,10", help="cold start until U labels per class, each U")
@@ -127,6 +127,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     ap.add_argument("--out", help="write the runs here as JSON")
     args = ap.parse_args(argv)
+    if not args.data.startswith("digits:") and not args.pretrained:
+        ap.error("--pretrained is needed for mnist (checkpoints of mlcore.bench --save-pretrained)")
     points = [int(p) for p in args.points.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = {}

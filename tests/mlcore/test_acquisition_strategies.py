@@ -2,10 +2,13 @@
 per-item references on tiny seeded pools: density-weighted margin, ProbCover coverage
 (plain and margin-weighted), BADGE's k-means++ over explicit gradient embeddings, and
 graph expected error reduction by actually re-propagating every answer."""
+import gzip
+
 import numpy as np
 import pytest
 
-from mlcore.acquisition.rank import rank
+from mlcore import bench_acquisition
+from mlcore.acquisition.rank import REGISTRY, rank
 from mlcore.acquisition.scores import ScoreInputs
 from mlcore.acquisition.strategies import (
     BADGE,
@@ -171,3 +174,28 @@ def test_eer_asks_for_the_item_that_settles_an_unlabelled_cluster():
     scores = ExpectedErrorReduction().score(_inputs(p, x, labels, g, prop))
     assert np.isfinite(scores).sum() == len(x) - 2 and np.isinf(scores[[0, 15]]).all()
     assert 30 <= int(np.argmax(scores)) < 45
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_registered_strategy_returns_n_distinct_unlabelled_items(name):
+    x, y, p = _pool(n=50, seed=6)
+    labels = np.full(len(x), -1)
+    labels[:5] = y[:5]
+    mc = np.stack([p, p[::-1]])
+    picks = rank(p, x, labels, 4, name, mc_fn=lambda: mc, propagation=PropagationConfig(k=6))
+    assert len(set(picks.tolist())) == 4 and (labels[picks] < 0).all()
+
+
+def test_the_acquisition_benchmark_runs_a_tiny_digits_file(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = np.clip(np.eye(3, 64)[y] * 12 + rng.normal(size=(90, 64)) * 2 + 4, 0, 16).round()
+    path = tmp_path / "digits.csv.gz"
+    path.write_bytes(gzip.compress("\n".join(",".join(f"{v:g}" for v in [*row, c]) for row, c in zip(x, y)).encode()))
+    runs = bench_acquisition.main(["--data", f"digits:{path}", "--seeds", "0", "--strategies", "margin,random",
+                                   "--cold-start", "1", "--budget", "12", "--batch", "3", "--points", "6,12"])
+    assert set(runs) == {"cs1+margin", "random", "cs1+random"}
+    for r in runs.values():
+        assert sorted(r[0]["curve"]) == [3, 6, 9, 12] and all(0 <= a <= 1 for a in r[0]["curve"].values())
+    assert runs["cs1+margin"][0]["first_batch_classes"] == 3  # the cold start covers the blobs
+    assert "cs1+margin" in capsys.readouterr().out
