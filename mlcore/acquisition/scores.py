@@ -10,14 +10,37 @@ from functools import cached_property
 
 import numpy as np
 
+from mlcore.config import PropagationConfig
+from mlcore.propagation import Graph
+
 
 @dataclass
 class ScoreInputs:
-    """What a score may use. ``mc_probs`` is computed on first access only, so
-    strategies that do not need MC-dropout samples cost nothing extra."""
+    """What a score may use. ``mc_probs`` and ``knn`` are computed on first access only,
+    so strategies that do not need MC-dropout samples or a kNN graph cost nothing extra."""
     probs: np.ndarray  # (N, C) current class probabilities of the pool
     rng: np.random.Generator
     mc_fn: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    emb: np.ndarray | None = field(default=None, repr=False)  # (N, D) unit embeddings
+    labels: np.ndarray | None = field(default=None, repr=False)  # (N,) -1 = unlabelled
+    graph: Graph | None = field(default=None, repr=False)  # the propagation's kNN graph
+    propagation: PropagationConfig | None = None  # how that graph's labels propagate
+
+    @cached_property
+    def knn(self) -> Graph:
+        """The kNN graph: the caller's, else one built on ``emb`` (k=10, as the presets)."""
+        if self.graph is not None:
+            return self.graph
+        if self.emb is None:
+            raise ValueError("this strategy needs the kNN graph or the embeddings")
+        from mlcore.propagation import knn_graph
+        return knn_graph(self.emb, k=min(10, len(self.emb) - 1), device="cpu")
+
+    @property
+    def unlabelled(self) -> np.ndarray:  # (N,) bool
+        if self.labels is None:
+            return np.ones(len(self.probs), bool)
+        return np.asarray(self.labels) < 0
 
     @cached_property
     def mc_probs(self) -> np.ndarray:  # (T, N, C)
@@ -45,16 +68,20 @@ class Entropy:
         return entropy(inputs.probs)
 
 
+def margin(p: np.ndarray) -> np.ndarray:
+    """p_top1 - p_top2 per row of (N, C) (the runner-up of a single class is 0)."""
+    if p.shape[1] < 2:
+        p = np.concatenate([p, np.zeros_like(p)], axis=1)
+    top2 = np.sort(p, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
 class Margin:
     candidates_factor = None
 
     def score(self, inputs: ScoreInputs) -> np.ndarray:
         """-(p_top1 - p_top2): small margins between the two best classes first."""
-        p = inputs.probs
-        if p.shape[1] < 2:  # one class: the runner-up has probability 0
-            p = np.concatenate([p, np.zeros_like(p)], axis=1)
-        top2 = np.sort(p, axis=1)[:, -2:]
-        return -(top2[:, 1] - top2[:, 0])
+        return -margin(inputs.probs)
 
 
 class LeastConfidence:
