@@ -79,7 +79,7 @@ def test_bench_resnet18_folder_and_cache(photo_folder, resnet18_file, tmp_path, 
     assert saved["embedding"]["embedded"] == 60 and saved["embedding"]["cached"] == 0
     assert saved["embedding"]["failed"] == 0
     assert saved["weights"].startswith("my-resnet18.pth:")
-    assert saved["cold_start_until"] == 30  # the app's 10 labels per class
+    assert saved["cold_start_until"] == 9  # the app's 3 labels per class
     assert saved["pretrain_s"] == 0
     assert [c["labels"] for c in saved["curve"]] == [3, 6, 9, 12]
     for c in saved["curve"]:
