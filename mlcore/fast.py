@@ -83,6 +83,37 @@ def mc_dropout_probs(head: ClassifierHead, emb: np.ndarray, samples: int, seed: 
 HELDOUT_ALL_FOLDS_MAX = 200_000
 
 
+def fold_propagation(graph: Graph, labels: np.ndarray, num_classes: int,
+                     cfg: PropagationConfig | None = None, folds: int = 5, seed: int = 0,
+                     max_items: int | None = None,
+                     extra: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Propagation with each fold's labels hidden, all folds in one solve: (helds, Z) with
+    helds the folds' rows (a seeded split of the labelled items; only the first fold with
+    more than ``max_items`` pool items) and Z (N, len(helds) x C), fold f's columns
+    f*C:(f+1)*C. ``extra`` (rows): one more "fold" after the others, those rows hidden
+    (the caller's own held-out items). No folds (and Z (N, 0)) with fewer than 2 labels."""
+    cfg = cfg or PropagationConfig()
+    labels = check_labels(labels, num_classes)
+    lab = np.where(labels >= 0)[0]
+    helds = []
+    if len(lab) >= 2:
+        order = np.random.default_rng(seed).permutation(lab)
+        helds = [order[f::folds] for f in range(min(folds, len(lab)))]
+        if max_items is not None and len(labels) > max_items:
+            helds = helds[:1]
+    if extra is not None:
+        helds.append(np.asarray(extra, dtype=np.int64))
+    if not helds:
+        return helds, np.zeros((len(labels), 0), np.float32)
+    Ys = []
+    for held in helds:
+        train = labels.copy()
+        train[held] = -1
+        Ys.append(label_matrix(train, num_classes, balance=cfg.balance_labels))
+    Z = propagate(graph.S, np.concatenate(Ys, axis=1), cfg.alpha, cfg.cg_iters, cfg.cg_tol)  # (N, F*C)
+    return helds, Z
+
+
 def heldout_probabilities(graph: Graph, labels: np.ndarray, num_classes: int,
                           cfg: PropagationConfig | None = None, folds: int = 5,
                           seed: int = 0, max_items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -93,28 +124,22 @@ def heldout_probabilities(graph: Graph, labels: np.ndarray, num_classes: int,
     suspect labels and the most confused classes.
 
     The folds' label matrices are stacked into one (N, folds x C) right-hand side and solved
-    together: CG treats columns independently (only the stop waits for the slowest), and
-    the graph is read once per iteration instead of once per fold. With more than
-    `max_items` pool items only the first fold is held out (one fold's worth of columns):
-    `rows` are then that fold's items alone."""
-    cfg = cfg or PropagationConfig()
+    together (``fold_propagation``): CG treats columns independently (only the stop waits
+    for the slowest), and the graph is read once per iteration instead of once per fold.
+    With more than `max_items` pool items only the first fold is held out (one fold's worth
+    of columns): `rows` are then that fold's items alone."""
     labels = check_labels(labels, num_classes)
-    lab = np.where(labels >= 0)[0]
-    if len(lab) < 2:
+    helds, Z = fold_propagation(graph, labels, num_classes, cfg, folds, seed, max_items)
+    if not helds:
+        lab = np.where(labels >= 0)[0]
         return lab, np.zeros((len(lab), num_classes), np.float32)
-    order = np.random.default_rng(seed).permutation(lab)
-    n_folds = min(folds, len(lab))
-    helds = [order[f::folds] for f in range(n_folds)]
-    if max_items is not None and len(labels) > max_items:
-        helds = helds[:1]
-    Ys = []
-    for held in helds:
-        train = labels.copy()
-        train[held] = -1
-        Ys.append(label_matrix(train, num_classes, balance=cfg.balance_labels))
-    Z = propagate(graph.S, np.concatenate(Ys, axis=1), cfg.alpha, cfg.cg_iters, cfg.cg_tol)  # (N, F*C)
+    return oof_rows(helds, Z, num_classes)
+
+
+def oof_rows(helds: list[np.ndarray], Z: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows sorted, probs (L, C)): each fold's held-out rows with its own columns of Z."""
     rows = np.sort(np.concatenate(helds))
-    position = np.empty(len(labels), np.int64)
+    position = np.empty(len(Z), np.int64)
     position[rows] = np.arange(len(rows))
     probs = np.zeros((len(rows), num_classes), np.float32)
     for f, held in enumerate(helds):
