@@ -110,6 +110,7 @@ class HeadConfig:
     folds: int = 5
     min_heldout: int = 20  # fewer held-out labelled items than this: w = 0
     adopt_alpha: float = 0.1  # one-sided sign test of the best w against w = 0 (mlcore.selection)
+    refit_growth: float = 0.25  # refit head and w when the labels grew by this fraction since the last fit
 
 
 @dataclass

@@ -201,15 +201,22 @@ class EmbeddingLearner:
         f = self._current_fit()
         if f is not None and f.oof is not None and f.key == self._key(labels, folds, max_items):
             return f.oof
-        if not self.cfg.head.mix:
-            return heldout_probabilities(self.graph, labels, self.cfg.num_classes, self.cfg.propagation,
-                                         folds=folds, seed=self.cfg.seed, max_items=max_items)
-        prop = fast_update(self.emb, self.graph, labels, self.cfg.num_classes, self.cfg.propagation).probs
-        f = self._fit_head(labels, None, prop, None, folds, max_items)
-        if f.oof is None:
-            return heldout_probabilities(self.graph, labels, self.cfg.num_classes, self.cfg.propagation,
-                                         folds=folds, seed=self.cfg.seed, max_items=max_items)
-        return f.oof
+        rows, prop = heldout_probabilities(self.graph, labels, self.cfg.num_classes, self.cfg.propagation,
+                                           folds=folds, seed=self.cfg.seed, max_items=max_items)
+        if f is None or f.w == 0 or f.parts is None or f.labelled is None:
+            return rows, prop  # propagation is what is served
+        # a head fitted on fewer labels (``refit_growth``): each row's head opinion from a
+        # head that never saw its label, the fold head it was held out from or, for rows
+        # labelled since, the full head; rows neither holds are left out
+        old_rows, _, old_head = f.parts
+        in_old = np.isin(rows, old_rows)
+        new = ~np.isin(rows, f.labelled)
+        head = np.zeros_like(prop)
+        head[in_old] = old_head[np.searchsorted(old_rows, rows[in_old])]
+        if new.any():
+            head[new] = f.head.probs(self.emb[rows[new]])[0]
+        keep = in_old | new
+        return rows[keep], mix(prop[keep], head[keep], f.w)
 
     @staticmethod
     def _key(labels: np.ndarray, folds: int, max_items: int | None) -> tuple:
@@ -240,6 +247,7 @@ class EmbeddingLearner:
             given = int(extra is not None)
         f = fit_head(self.emb, labels, Y, prop, c, hc, self.cfg.seed, helds, Z, given)
         f.version, f.key = self.version, self._key(labels, folds, max_items)
+        f.labelled = np.flatnonzero(labels >= 0)
         return f
 
     def cold_start(self, n: int, labels: np.ndarray | None = None) -> np.ndarray:
@@ -263,10 +271,17 @@ class EmbeddingLearner:
         self._require_model()
         labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
         res = fast_update(self.emb, self.graph, labels, self.cfg.num_classes, self.cfg.propagation, soft_labels)
+        previous = self._current_fit()
         self.prop_probs, self._inputs, self.fit = res.probs, (labels, soft_labels), None
         hc = self.cfg.head
-        if hc.mix and (labels >= 0).any():
-            self.fit = self._fit_head(labels, soft_labels, res.probs, heldout, hc.folds, HELDOUT_ALL_FOLDS_MAX)
+        n_lab = int((labels >= 0).sum())
+        if hc.mix and n_lab:
+            if (previous is not None and previous.labelled is not None
+                    and len(previous.labelled) <= n_lab < len(previous.labelled) * (1 + hc.refit_growth)
+                    and (previous.choice is not None or n_lab < hc.min_heldout)):
+                self.fit = previous  # few labels since: the last head and w, fresh propagation
+            else:
+                self.fit = self._fit_head(labels, soft_labels, res.probs, heldout, hc.folds, HELDOUT_ALL_FOLDS_MAX)
             if self.fit.w > 0:
                 p = mix(res.probs, self.fit.head.probs(self.emb)[0], self.fit.w)
                 Y = label_matrix(labels, self.cfg.num_classes, soft_labels)

@@ -1,15 +1,14 @@
 """The fast path run after every few new labels: prototypes + label propagation ->
-probabilities for every pool item, and the dropout head that gives BALD its samples."""
+probabilities for every pool item, and propagation's out-of-fold probabilities. (The head
+on the embeddings that is mixed in and gives BALD its samples is ``mlcore.head``.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from mlcore.config import PropagationConfig
-from mlcore.models.heads import ClassifierHead
 from mlcore.propagation import Graph, certainty_weights, check_labels, label_matrix, probabilities, propagate
 from mlcore.prototypes import prototype_probs, prototypes
 
@@ -48,34 +47,6 @@ def fast_update(emb: np.ndarray, graph: Graph, labels: np.ndarray, num_classes: 
     has = Y.sum(1) > 0
     p[has] = Y[has] / Y[has].sum(1, keepdims=True)
     return FastResult(p.astype(np.float32), certainty_weights(p), reached)
-
-
-def fit_dropout_head(emb: np.ndarray, probs: np.ndarray, weights: np.ndarray,
-                     dropout: float = 0.5, steps: int = 100, seed: int = 0) -> ClassifierHead:
-    """A dropout + linear head on the cached unit embeddings, fitted full-batch to the
-    current probabilities weighted by certainty: a cheap stochastic model whose T
-    dropout passes give BALD its MC samples without touching the encoder."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    x = torch.from_numpy(emb)
-    t = torch.from_numpy(probs)
-    w = torch.from_numpy(weights)
-    head = ClassifierHead(emb.shape[1], probs.shape[1], dropout)
-    opt = torch.optim.Adam(head.parameters(), lr=0.05)
-    for _ in range(steps):
-        mask = (torch.rand(x.shape, generator=g) >= dropout).float() / (1 - dropout)
-        logits = head.fc(x * mask)  # (N, C)
-        loss = -(w * (t * logits.log_softmax(1)).sum(1)).sum() / w.sum().clamp(min=1e-6)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return head.eval()
-
-
-def mc_dropout_probs(head: ClassifierHead, emb: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
-    """(T, N, C) MC-dropout probabilities of the pool."""
-    torch.manual_seed(seed)
-    return head.mc_probs(torch.from_numpy(emb), samples).numpy()
 
 
 # Above this many pool items the held-out estimate hides one fold of the labels (one fifth of

@@ -25,6 +25,7 @@ the human labels, not a copy of propagation's output (Gal et al. 2017).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -35,6 +36,22 @@ from torch import nn
 from mlcore.config import HeadConfig
 from mlcore.propagation import certainty_weights, probabilities
 from mlcore.selection import compare
+
+
+def one_thread(fn):
+    """Run ``fn`` with one torch thread, then restore the count. The head's matrices are
+    small: on the 2-core CPU a linear fit on 10k x 128 took 0.5-0.8 s with one thread and
+    16-18 s with two while another process kept the second core busy (OpenMP workers
+    waiting on each other at every small op)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+    return wrapper
 
 
 class HeadStack(nn.Module):
@@ -75,12 +92,14 @@ class HeadStack(nn.Module):
             setattr(one, name, nn.Parameter(p.detach()[m:m + 1].clone()))
         return one
 
+    @one_thread
     @torch.no_grad()
     def probs(self, x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
         """(M, N, C) softmax probabilities without dropout."""
         out = [self(torch.from_numpy(x[a:a + chunk])).softmax(-1) for a in range(0, len(x), chunk)]
         return torch.cat(out, 1).numpy()
 
+    @one_thread
     @torch.no_grad()
     def mc_probs(self, x: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
         """(T, N, C) probabilities of member 0 under T input-dropout masks (inverted dropout,
@@ -157,6 +176,7 @@ def member_targets(Y: np.ndarray, lab: np.ndarray, pseudo_probs: list[np.ndarray
     return Targets(rows, soft.astype(np.float32), label_w, pseudo, pseudo_w)
 
 
+@one_thread
 def train_stack(emb: np.ndarray, t: Targets, num_classes: int, cfg: HeadConfig, seed: int = 0) -> HeadStack:
     """AdamW for ``cfg.steps`` steps; each step sees every labelled row and ``cfg.batch``
     seeded unlabelled rows. Member m's loss: the weighted mean cross-entropy on its labels
@@ -254,6 +274,7 @@ class HeadFit:
     parts: tuple | None = None  # (rows, propagation's (L, C), the fold heads' (L, C)) behind ``oof``
     version: int = -1  # the learner's embedding version it was fitted on
     key: tuple | None = None  # (labels digest, folds, max_items) of ``oof``
+    labelled: np.ndarray | None = None  # the rows labelled when it was fitted
 
 
 def fit(emb: np.ndarray, labels: np.ndarray, Y: np.ndarray, prop: np.ndarray, num_classes: int,

@@ -242,3 +242,30 @@ def test_a_weight_is_adopted_only_when_it_wins_by_more_than_the_noise():
     clear = choose_weight(prop, head, truth, cfg)
     assert clear.w == 1.0 and clear.verdict["adopt"]
     assert choose_weight(prop[:9], head[:9], truth[:9], cfg).w == 0.0  # too few held-out items
+
+
+def test_between_refits_the_last_head_is_served_and_judged_without_the_new_labels():
+    learner, y = wrong_graph_learner()
+    labels = some_labels(y, 20)
+    learner.fast_update(labels)
+    first = learner.fit
+    more = labels.copy()
+    fresh = np.flatnonzero(labels < 0)[:5]  # 60 -> 65 labels: below refit_growth
+    more[fresh] = y[fresh]
+    learner.fast_update(more)
+    assert learner.fit is first
+    rows, oof = learner.heldout_probabilities(more)
+    assert np.isin(fresh, rows).all()
+    at = np.searchsorted(rows, fresh)
+    prop_rows, prop = fast_heldout(learner, more)
+    want = (1 - first.w) * prop[np.searchsorted(prop_rows, fresh)] + first.w * first.head.probs(learner.emb[fresh])[0]
+    np.testing.assert_allclose(oof[at], want / want.sum(1, keepdims=True), atol=1e-5)
+    much_more = more.copy()
+    much_more[labels < 0] = y[labels < 0]
+    learner.fast_update(much_more)
+    assert learner.fit is not first
+
+
+def fast_heldout(learner, labels):
+    from mlcore.fast import heldout_probabilities
+    return heldout_probabilities(learner.graph, labels, 3, learner.cfg.propagation, seed=learner.cfg.seed)
