@@ -93,6 +93,27 @@ class AcquisitionConfig:
 
 
 @dataclass
+class HeadConfig:
+    """The inductive head on the cached embeddings (mlcore.head): trained on the human
+    labels plus propagation's certainty-weighted pseudo-labels, mixed into propagation by
+    a weight chosen on held-out labels, and the source of BALD's MC-dropout samples."""
+    mix: bool = True  # consider mixing the head into the served probabilities (w chosen on held-out labels)
+    hidden: int = 0  # 0: linear head; > 0: one hidden layer of this width
+    dropout: float = 0.1  # input dropout while training, and BALD's MC dropout (0.5 cost 2-3 points)
+    steps: int = 100  # fixed AdamW step count (no time budget: same result on any machine)
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    batch: int = 1024  # unlabelled items per step (every labelled item is in every step)
+    pseudo_weight: float = 1.0  # weight of the pseudo-label loss against the human labels' loss
+    pseudo_max: int = 50_000  # unlabelled items the head trains on at most (a seeded sample)
+    weights: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate mixing weights w of the head
+    folds: int = 5
+    min_heldout: int = 20  # fewer held-out labelled items than this: w = 0
+    adopt_alpha: float = 0.1  # one-sided sign test of the best w against w = 0 (mlcore.selection)
+    refit_growth: float = 0.25  # refit head and w when the labels grew by this fraction since the last fit
+
+
+@dataclass
 class LearnerConfig:
     num_classes: int = 10
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -101,12 +122,13 @@ class LearnerConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
     seed: int = 0
+    head: HeadConfig = field(default_factory=HeadConfig)
 
 
 CONFIG_TYPES = {
     cls.__name__: cls
     for cls in (EncoderConfig, PretrainConfig, PropagationConfig, FinetuneConfig,
-                AcquisitionConfig, LearnerConfig)
+                AcquisitionConfig, HeadConfig, LearnerConfig)
 }
 
 

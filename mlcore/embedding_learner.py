@@ -2,7 +2,7 @@
 
     learner = EmbeddingLearner(cfg, emb)          # unit rows (N, D) from any encoder
     first = learner.cold_start(10)                # typical + covering
-    probs = learner.fast_update(labels)           # propagation on the kNN graph
+    probs = learner.fast_update(labels)           # propagation (+ the head, when it wins)
     queue = learner.rank(10, labels)              # next items to ask
     rows, oof = learner.heldout_probabilities(labels)
     learner = learner.with_embeddings(grown)      # images imported: new graph
@@ -32,10 +32,11 @@ from mlcore.fast import (
     HELDOUT_ALL_FOLDS_MAX,
     FastResult,
     fast_update,
-    fit_dropout_head,
+    fold_propagation,
     heldout_probabilities,
-    mc_dropout_probs,
 )
+from mlcore.head import HeadFit, HeadStack, mix
+from mlcore.head import fit as fit_head
 from mlcore.multilabel import heldout_sets, propagate_sets, rank_sets, set_uncertainty
 from mlcore.propagation import (
     Graph,
@@ -45,6 +46,7 @@ from mlcore.propagation import (
     grow_graph,
     knn_graph,
     knn_predict,
+    label_matrix,
     normalize_graph,
 )
 
@@ -70,6 +72,9 @@ class EmbeddingLearner:
         self.selection: dict | None = None  # and why (mlcore.selection.Verdict as a dict)
         self._spectral: dict = {}  # cold-start eigenvectors of the current graph
         self.labels: np.ndarray | None = None  # the labels a loaded checkpoint was saved with
+        self.fit: HeadFit | None = None  # the embedding head of the last fast update (mlcore.head)
+        self.prop_probs: np.ndarray | None = None  # propagation's own probabilities (N, C)
+        self._inputs: tuple | None = None  # (labels, soft labels) of the last fast update
         if emb is not None:
             self._set_embeddings(unit_rows(emb))
 
@@ -176,6 +181,7 @@ class EmbeddingLearner:
             cfg.acquisition.cold_start_until = int(cold_start_until)
         self.cfg = cfg
         self.last = None
+        self.fit = None
         self._forget_head()
 
     def _forget_head(self) -> None:
@@ -185,12 +191,64 @@ class EmbeddingLearner:
 
     def heldout_probabilities(self, labels: np.ndarray, folds: int = 5,
                               max_items: int | None = HELDOUT_ALL_FOLDS_MAX) -> tuple[np.ndarray, np.ndarray]:
-        """Out-of-fold propagation over the labelled items on the current graph:
-        (rows, probs (L, C)), see ``mlcore.fast.heldout_probabilities`` (one fold only on
-        pools over ``max_items``)."""
+        """Out-of-fold probabilities of the labelled items from the predictor this learner
+        serves: (rows, probs (L, C)), see ``mlcore.fast.heldout_probabilities`` (one fold
+        only on pools over ``max_items``). When the head is mixed in (``fit.w > 0``) these
+        are (1 - w) propagation + w head with each fold's labels hidden from both; the
+        last ``fast_update``'s are reused when labels, folds and graph are the same."""
         self._require_model()
-        return heldout_probabilities(self.graph, labels, self.cfg.num_classes, self.cfg.propagation,
-                                     folds=folds, seed=self.cfg.seed, max_items=max_items)
+        labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
+        f = self._current_fit()
+        if f is not None and f.oof is not None and f.key == self._key(labels, folds, max_items):
+            return f.oof
+        rows, prop = heldout_probabilities(self.graph, labels, self.cfg.num_classes, self.cfg.propagation,
+                                           folds=folds, seed=self.cfg.seed, max_items=max_items)
+        if f is None or f.w == 0 or f.parts is None or f.labelled is None:
+            return rows, prop  # propagation is what is served
+        # a head fitted on fewer labels (``refit_growth``): each row's head opinion from a
+        # head that never saw its label, the fold head it was held out from or, for rows
+        # labelled since, the full head; rows neither holds are left out
+        old_rows, _, old_head = f.parts
+        in_old = np.isin(rows, old_rows)
+        new = ~np.isin(rows, f.labelled)
+        head = np.zeros_like(prop)
+        head[in_old] = old_head[np.searchsorted(old_rows, rows[in_old])]
+        if new.any():
+            head[new] = f.head.probs(self.emb[rows[new]])[0]
+        keep = in_old | new
+        return rows[keep], mix(prop[keep], head[keep], f.w)
+
+    @staticmethod
+    def _key(labels: np.ndarray, folds: int, max_items: int | None) -> tuple:
+        import hashlib
+        return hashlib.sha1(labels.tobytes()).hexdigest(), int(folds), max_items
+
+    def _current_fit(self) -> HeadFit | None:
+        """The last fast update's head, if it was fitted on the current embeddings."""
+        f = self.fit
+        return f if f is not None and f.version == self.version else None
+
+    def _fit_head(self, labels: np.ndarray, soft: np.ndarray | None, prop: np.ndarray,
+                  heldout: np.ndarray | None, folds: int, max_items: int | None) -> HeadFit:
+        """The head on these labels; with enough labels the fold heads and the weight w too
+        (``mlcore.head.fit``), on ``heldout`` (labelled rows) when there are enough of them."""
+        hc, c = self.cfg.head, self.cfg.num_classes
+        Y = label_matrix(labels, c, soft)
+        helds, Z, given = [], None, 0
+        if hc.mix and int((labels >= 0).sum()) >= hc.min_heldout:
+            extra = None
+            if heldout is not None:
+                lab = np.flatnonzero(labels >= 0)
+                extra = np.intersect1d(np.asarray(heldout, dtype=np.int64), lab)
+                if not hc.min_heldout <= len(extra) < len(lab):
+                    extra = None
+            helds, Z = fold_propagation(self.graph, labels, c, self.cfg.propagation, folds, self.cfg.seed,
+                                        max_items, extra)
+            given = int(extra is not None)
+        f = fit_head(self.emb, labels, Y, prop, c, hc, self.cfg.seed, helds, Z, given)
+        f.version, f.key = self.version, self._key(labels, folds, max_items)
+        f.labelled = np.flatnonzero(labels >= 0)
+        return f
 
     def cold_start(self, n: int, labels: np.ndarray | None = None) -> np.ndarray:
         self._require_model()
@@ -203,18 +261,53 @@ class EmbeddingLearner:
         return cold_start(self.emb, self.graph, n, labeled, self.cfg.acquisition.cold_start_k,
                           self.cfg.seed, spectral_cache=cache, spectral_max=self.cfg.acquisition.spectral_max)
 
-    def fast_update(self, labels: np.ndarray, soft_labels: np.ndarray | None = None) -> np.ndarray:
-        """Prototypes + label propagation -> probabilities (N, C) of all pool items."""
+    def fast_update(self, labels: np.ndarray, soft_labels: np.ndarray | None = None,
+                    heldout: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities (N, C) of all pool items: label propagation, mixed with the head on
+        the embeddings (``mlcore.head``) by the weight w that wins on held-out labels (w = 0:
+        propagation alone). ``heldout`` (labelled rows, e.g. the app's audit items): w is
+        chosen on those instead of on folds of all labels. ``self.fit.choice`` says what
+        was chosen and why."""
         self._require_model()
-        self.last = fast_update(self.emb, self.graph, labels, self.cfg.num_classes,
-                                self.cfg.propagation, soft_labels)
+        labels = check_labels(labels, self.cfg.num_classes, len(self.emb))
+        res = fast_update(self.emb, self.graph, labels, self.cfg.num_classes, self.cfg.propagation, soft_labels)
+        previous = self._current_fit()
+        self.prop_probs, self._inputs, self.fit = res.probs, (labels, soft_labels), None
+        hc = self.cfg.head
+        n_lab = int((labels >= 0).sum())
+        if hc.mix and n_lab:
+            if (previous is not None and previous.labelled is not None
+                    and len(previous.labelled) <= n_lab < len(previous.labelled) * (1 + hc.refit_growth)
+                    and (previous.choice is not None or n_lab < hc.min_heldout)):
+                self.fit = previous  # few labels since: the last head and w, fresh propagation
+            else:
+                self.fit = self._fit_head(labels, soft_labels, res.probs, heldout, hc.folds, HELDOUT_ALL_FOLDS_MAX)
+            if self.fit.w > 0:
+                p = mix(res.probs, self.fit.head.probs(self.emb)[0], self.fit.w)
+                Y = label_matrix(labels, self.cfg.num_classes, soft_labels)
+                has = Y.sum(1) > 0
+                p[has] = Y[has] / Y[has].sum(1, keepdims=True)  # answers stay the truth
+                res = FastResult(p, certainty_weights(p), res.reached)
+        self.last = res
         return self.last.probs
 
+    @property
+    def head_choice(self) -> dict | None:
+        """What the last fast update chose (w, held-out accuracy of each candidate w, the
+        number of held-out items, the sign test), for the app's metrics; None: no choice."""
+        f = self._current_fit()
+        return None if f is None or f.choice is None else f.choice.as_dict()
+
     def _mc_probs(self) -> np.ndarray:
-        a = self.cfg.acquisition
-        head = fit_dropout_head(self.emb, self.last.probs, self.last.certainty,
-                                self.cfg.encoder.dropout, a.head_steps, self.cfg.seed)
-        return mc_dropout_probs(head, self.emb, a.mc_samples, self.cfg.seed)
+        """BALD's (T, N, C) samples: MC dropout of the head trained on the human labels
+        (+ certainty-weighted pseudo-labels), fitted now if the fast update did not."""
+        f = self._current_fit()
+        if f is None:
+            labels, soft = self._inputs if self._inputs is not None else (self.labels, None)
+            f = fit_head(self.emb, labels, label_matrix(labels, self.cfg.num_classes, soft),
+                         self.prop_probs if self.prop_probs is not None else self.last.probs,
+                         self.cfg.num_classes, self.cfg.head, self.cfg.seed)
+        return f.head.mc_probs(self.emb, self.cfg.acquisition.mc_samples, self.cfg.seed)
 
     def rank(self, n: int, labels: np.ndarray, strategy: str | None = None,
              seed: int | None = None) -> np.ndarray:
@@ -279,11 +372,17 @@ class EmbeddingLearner:
         return rank_sets(self.last.probs, self.emb, labeled, n, strategy, self.cfg.acquisition, seed)
 
     def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
-        """Probabilities (M, C) for images outside the pool, from their embeddings."""
+        """Probabilities (M, C) for images outside the pool, from their embeddings: the kNN
+        average of propagation's pool probabilities, mixed with the head's by the served w."""
         self._require_model(need_probs=True)
         p = self.cfg.propagation
-        return knn_predict(unit_rows(emb), self.emb, self.last.probs, p.predict_k, p.gamma, p.exact_max,
-                           self.device.type)
+        q = unit_rows(emb)
+        f = self._current_fit()
+        base = self.prop_probs if self.prop_probs is not None and f is not None else self.last.probs
+        knn = knn_predict(q, self.emb, base, p.predict_k, p.gamma, p.exact_max, self.device.type)
+        if f is None or f.w == 0:
+            return knn
+        return mix(knn, f.head.probs(q)[0], f.w)
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -293,6 +392,9 @@ class EmbeddingLearner:
             arrays["emb"] = self.emb
         if self.last is not None:
             arrays["probs"] = self.last.probs
+            f = self._current_fit()
+            if f is not None and f.w > 0 and self.prop_probs is not None:
+                arrays["prop_probs"] = self.prop_probs
         if labels is not None:
             arrays["labels"] = labels
         return arrays
@@ -301,8 +403,16 @@ class EmbeddingLearner:
         """Atomic checkpoint of the graph (and probabilities, labels) without the embeddings,
         which live elsewhere (an EmbeddingStore): ``load`` takes them back."""
         self._require_model()
-        save_checkpoint(path, self.cfg, {}, self._arrays(labels, with_embeddings=False),
+        save_checkpoint(path, self.cfg, self._head_state(), self._arrays(labels, with_embeddings=False),
                         {**(meta or {}), "version": self.version, "learner": "embedding"})
+
+    def _head_state(self) -> dict:
+        """{"emb_head": the served head's weights and its w} (empty without a head)."""
+        import torch
+        f = self._current_fit()
+        if f is None:
+            return {}
+        return {"emb_head": {**f.head.state(), "mix_w": torch.tensor(float(f.w))}}
 
     def _restore_arrays(self, ck: dict, emb: np.ndarray) -> None:
         a = ck["arrays"]
@@ -316,6 +426,12 @@ class EmbeddingLearner:
             self.last = FastResult(a["probs"], certainty_weights(a["probs"]), np.ones(len(a["probs"]), bool))
         self.version = int(ck["meta"].get("version", 0))
         self.labels = a.get("labels")
+        self.prop_probs = a.get("prop_probs", a.get("probs"))
+        sd = dict(ck["state"].get("emb_head") or {})
+        if sd:
+            w = float(sd.pop("mix_w", 0.0))
+            self.fit = HeadFit(HeadStack.from_state(sd, self.cfg.head.dropout), w, None)
+            self.fit.version, self.fit.key = self.version, None
 
     @classmethod
     def load(cls, path: str, emb: np.ndarray, device=None) -> EmbeddingLearner:

@@ -1,15 +1,14 @@
 """The fast path run after every few new labels: prototypes + label propagation ->
-probabilities for every pool item, and the dropout head that gives BALD its samples."""
+probabilities for every pool item, and propagation's out-of-fold probabilities. (The head
+on the embeddings that is mixed in and gives BALD its samples is ``mlcore.head``.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from mlcore.config import PropagationConfig
-from mlcore.models.heads import ClassifierHead
 from mlcore.propagation import Graph, certainty_weights, check_labels, label_matrix, probabilities, propagate
 from mlcore.prototypes import prototype_probs, prototypes
 
@@ -50,37 +49,40 @@ def fast_update(emb: np.ndarray, graph: Graph, labels: np.ndarray, num_classes: 
     return FastResult(p.astype(np.float32), certainty_weights(p), reached)
 
 
-def fit_dropout_head(emb: np.ndarray, probs: np.ndarray, weights: np.ndarray,
-                     dropout: float = 0.5, steps: int = 100, seed: int = 0) -> ClassifierHead:
-    """A dropout + linear head on the cached unit embeddings, fitted full-batch to the
-    current probabilities weighted by certainty: a cheap stochastic model whose T
-    dropout passes give BALD its MC samples without touching the encoder."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    x = torch.from_numpy(emb)
-    t = torch.from_numpy(probs)
-    w = torch.from_numpy(weights)
-    head = ClassifierHead(emb.shape[1], probs.shape[1], dropout)
-    opt = torch.optim.Adam(head.parameters(), lr=0.05)
-    for _ in range(steps):
-        mask = (torch.rand(x.shape, generator=g) >= dropout).float() / (1 - dropout)
-        logits = head.fc(x * mask)  # (N, C)
-        loss = -(w * (t * logits.log_softmax(1)).sum(1)).sum() / w.sum().clamp(min=1e-6)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return head.eval()
-
-
-def mc_dropout_probs(head: ClassifierHead, emb: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
-    """(T, N, C) MC-dropout probabilities of the pool."""
-    torch.manual_seed(seed)
-    return head.mc_probs(torch.from_numpy(emb), samples).numpy()
-
-
 # Above this many pool items the held-out estimate hides one fold of the labels (one fifth of
 # the work): measured at 1M x 384 (k=50, 200 labels), five folds took 58 s on 2 cores.
 HELDOUT_ALL_FOLDS_MAX = 200_000
+
+
+def fold_propagation(graph: Graph, labels: np.ndarray, num_classes: int,
+                     cfg: PropagationConfig | None = None, folds: int = 5, seed: int = 0,
+                     max_items: int | None = None,
+                     extra: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Propagation with each fold's labels hidden, all folds in one solve: (helds, Z) with
+    helds the folds' rows (a seeded split of the labelled items; only the first fold with
+    more than ``max_items`` pool items) and Z (N, len(helds) x C), fold f's columns
+    f*C:(f+1)*C. ``extra`` (rows): one more "fold" after the others, those rows hidden
+    (the caller's own held-out items). No folds (and Z (N, 0)) with fewer than 2 labels."""
+    cfg = cfg or PropagationConfig()
+    labels = check_labels(labels, num_classes)
+    lab = np.where(labels >= 0)[0]
+    helds = []
+    if len(lab) >= 2:
+        order = np.random.default_rng(seed).permutation(lab)
+        helds = [order[f::folds] for f in range(min(folds, len(lab)))]
+        if max_items is not None and len(labels) > max_items:
+            helds = helds[:1]
+    if extra is not None:
+        helds.append(np.asarray(extra, dtype=np.int64))
+    if not helds:
+        return helds, np.zeros((len(labels), 0), np.float32)
+    Ys = []
+    for held in helds:
+        train = labels.copy()
+        train[held] = -1
+        Ys.append(label_matrix(train, num_classes, balance=cfg.balance_labels))
+    Z = propagate(graph.S, np.concatenate(Ys, axis=1), cfg.alpha, cfg.cg_iters, cfg.cg_tol)  # (N, F*C)
+    return helds, Z
 
 
 def heldout_probabilities(graph: Graph, labels: np.ndarray, num_classes: int,
@@ -93,28 +95,22 @@ def heldout_probabilities(graph: Graph, labels: np.ndarray, num_classes: int,
     suspect labels and the most confused classes.
 
     The folds' label matrices are stacked into one (N, folds x C) right-hand side and solved
-    together: CG treats columns independently (only the stop waits for the slowest), and
-    the graph is read once per iteration instead of once per fold. With more than
-    `max_items` pool items only the first fold is held out (one fold's worth of columns):
-    `rows` are then that fold's items alone."""
-    cfg = cfg or PropagationConfig()
+    together (``fold_propagation``): CG treats columns independently (only the stop waits
+    for the slowest), and the graph is read once per iteration instead of once per fold.
+    With more than `max_items` pool items only the first fold is held out (one fold's worth
+    of columns): `rows` are then that fold's items alone."""
     labels = check_labels(labels, num_classes)
-    lab = np.where(labels >= 0)[0]
-    if len(lab) < 2:
+    helds, Z = fold_propagation(graph, labels, num_classes, cfg, folds, seed, max_items)
+    if not helds:
+        lab = np.where(labels >= 0)[0]
         return lab, np.zeros((len(lab), num_classes), np.float32)
-    order = np.random.default_rng(seed).permutation(lab)
-    n_folds = min(folds, len(lab))
-    helds = [order[f::folds] for f in range(n_folds)]
-    if max_items is not None and len(labels) > max_items:
-        helds = helds[:1]
-    Ys = []
-    for held in helds:
-        train = labels.copy()
-        train[held] = -1
-        Ys.append(label_matrix(train, num_classes, balance=cfg.balance_labels))
-    Z = propagate(graph.S, np.concatenate(Ys, axis=1), cfg.alpha, cfg.cg_iters, cfg.cg_tol)  # (N, F*C)
+    return oof_rows(helds, Z, num_classes)
+
+
+def oof_rows(helds: list[np.ndarray], Z: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows sorted, probs (L, C)): each fold's held-out rows with its own columns of Z."""
     rows = np.sort(np.concatenate(helds))
-    position = np.empty(len(labels), np.int64)
+    position = np.empty(len(Z), np.int64)
     position[rows] = np.arange(len(rows))
     probs = np.zeros((len(rows), num_classes), np.float32)
     for f, held in enumerate(helds):

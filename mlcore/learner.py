@@ -276,6 +276,7 @@ class ActiveLearner(EmbeddingLearner):
             state["head"] = self.head.state_dict()
         if self.proj is not None:
             state["proj"] = self.proj.state_dict()
+        state.update(self._head_state())  # the embedding head (mlcore.head), when there is one
         save_checkpoint(path, self.cfg, state, self._arrays(labels, with_embeddings=True),
                         {**(meta or {}), "version": self.version})
 

@@ -140,6 +140,9 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     served = model.served if model.served in learners else model.encoder_name
     metrics["served_by"] = served
     learner = learners[served]
+    choice = learner.head_choice if n_labels else None
+    if choice is not None:  # the head's weight w in the guesses, and the held-out evidence for it
+        metrics["head"] = choice
     probs = probs_of.get(served)
     t = time.perf_counter()
     queue = None
