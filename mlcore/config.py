@@ -89,7 +89,6 @@ class AcquisitionConfig:
     cold_start_k: int = 20  # typicality neighbourhood (TypiClust uses 20)
     spectral_max: int = 20_000  # cold start: spectral clusters up to this many items, k-means above
     cold_start_until: int = 30  # "auto" keeps choosing typical uncovered points below this many labels
-    head_steps: int = 100  # fast dropout head fitted on cached features (BALD samples)
 
 
 @dataclass

@@ -325,7 +325,7 @@ class EmbeddingLearner:
         if self.last is None:
             self.fast_update(labels)
         return rank(self.last.probs, self.emb, labels, n, strategy, self.cfg.acquisition,
-                    self._mc_probs, seed)
+                    self._mc_probs, seed, graph=self.graph, propagation=self.cfg.propagation)
 
     def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The first ``k`` neighbours of every pool row in the kNN graph, most similar first:

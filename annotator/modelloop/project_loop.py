@@ -258,8 +258,10 @@ class ProjectLoop:
         if not project.multi_label:  # zero-shot guesses are a softmax over the class names
             bridge.refresh_zero_shot(self.model, self.trainer.device)
         unscored = arrays.bulk_only_rows(project, self.model.pool_index)  # they train, but score nothing
+        audits = arrays.audit_rows(project, self.model.pool_index)  # uniform random: the honest judges
         probs, queue, durations, metrics, heldout = results.fast_path(
-            project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held, unscored=unscored)
+            project, self.model, labels, soft, project.strategy, batch, rerank=rerank, held=held, unscored=unscored,
+            audits=audits)
         metrics.update(self.model.encoder_metrics())
         self.trainer.check(self.project_id)
         truth = (soft >= 0.5).astype(np.int64) if project.multi_label else labels  # held-out rows' answers

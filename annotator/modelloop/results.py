@@ -99,14 +99,15 @@ def held_rows(project, model):
     return rows[ok][model.pool_index[rows[ok]] == held[ok]]
 
 
-def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(), unscored=None):
+def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(), unscored=None, audits=None):
     """Propagation -> probabilities for the pool -> (when `rerank`) a ranked, diverse
     batch. Pure compute; returns queue None when not re-ranked. Items in `held` (rows
     annotators hold now) are ranked as if answered: they are not asked twice, and for the
     cold start their clusters count as covered. Guesses and ranking come from the model's
     representation or, when it wins on held-out labels, from its pixel baseline; with a
     CLIP-like backbone, blended with zero-shot guesses from the class names (`with_zero_shot`).
-    Rows in `unscored` (bool (N,): items labeled only in bulk) train like any label but are
+    `audits` (rows of the audit answers) judge the embedding head's weight once there are
+    `head.min_heldout` of them. Rows in `unscored` (bool (N,): items labeled only in bulk) train like any label but are
     left out of every held-out score the loop judges itself by (the cv accuracy, the choice
     of the pixel baseline, the calibration): the model picked them because it was sure.
     A multi-label project's (`labels` its answered marks, `soft` its targets) goes the
@@ -119,7 +120,11 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     durations = {}
     n_labels = int((labels >= 0).sum())
     t = time.perf_counter()
-    probs_of = {name: learner.fast_update(labels, soft) for name, learner in learners.items()} if n_labels else {}
+    # the head's weight is judged on the audit answers (drawn uniformly at random) once there
+    # are enough of them, else on folds of all labels (`EmbeddingLearner.fast_update`)
+    judges = audits if audits is not None and len(audits) >= model.learner.cfg.head.min_heldout else None
+    probs_of = ({name: learner.fast_update(labels, soft, heldout=judges) for name, learner in learners.items()}
+                if n_labels else {})
     durations["propagate_s"] = round(time.perf_counter() - t, 4)
     metrics = {"classes_labeled": int(len(np.unique(labels[labels >= 0])))}
     heldout = None
