@@ -212,6 +212,9 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="one seed: DIR/result.json and DIR/curve.png")
     ap.add_argument("--seeds", help="e.g. 0,1,2: the whole run per seed in DIR/seed-N/, DIR/summary.json "
                                     "and DIR/curve.png (mean ± sd)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="with --seeds: run this many seeds at once, each in its own process (set "
+                         "MLCORE_THREADS so jobs x threads fits the cores); results are the same")
     ap.add_argument("--init-checkpoint", help="local encoder checkpoint to transfer from")
     ap.add_argument("--finetune-mode", choices=["full", "frozen", "adapters"], default="full")
     ap.add_argument("--pretrain-method", choices=["simclr", "byol"], default="simclr")
@@ -279,10 +282,16 @@ def main(argv=None) -> dict:
     args.budget = args.budget or prof.budget
     args.batch = args.batch or prof.batch
     device = get_device()
-    results = []
-    for seed in args.seed_list:
-        out = os.path.join(args.out, f"seed-{seed}") if args.seeds else args.out
-        results.append(run_seed(args, prof, seed, device, out))
+    outs = [os.path.join(args.out, f"seed-{seed}") if args.seeds else args.out for seed in args.seed_list]
+    if args.jobs > 1 and len(args.seed_list) > 1:
+        import multiprocessing
+
+        # spawn: a forked child would inherit torch's thread pools in an undefined state
+        with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(outs))) as pool:
+            results = pool.starmap(_run_seed_job, [(args, prof, seed, device, out)
+                                                   for seed, out in zip(args.seed_list, outs)])
+    else:
+        results = [run_seed(args, prof, seed, device, out) for seed, out in zip(args.seed_list, outs)]
     summary = summarize(results)
     print()
     print(summary_table(summary))
@@ -299,6 +308,11 @@ def main(argv=None) -> dict:
                f"{first['dataset']} pool {first['pool_size']}, {args.encoder}, {args.profile}, "
                f"seeds {','.join(map(str, summary['seeds']))}")
     return {**summary, "results": results}
+
+
+def _run_seed_job(args, prof: Profile, seed: int, device, out: str) -> dict:
+    set_cpu_threads()
+    return run_seed(args, prof, seed, device, out)
 
 
 def run_seed(args, prof: Profile, seed: int, device, out: str) -> dict:

@@ -151,3 +151,15 @@ def test_the_run_records_the_apps_config(runs):
     assert r["config_overrides"] == {}
     assert r["profile_settings"]["pretrain_steps"] == 3
     assert PROFILES["quick"].pretrain_steps == 3900
+
+
+def test_seeds_in_parallel_processes_give_the_same_curves(runs):
+    from mlcore.bench import main
+
+    root, seeds, _ = runs
+    data = f"digits:{root / 'shapes.csv.gz'}"
+    parallel = main(["--data", data, *ARGS, "--seeds", "0,1", "--jobs", "2", "--out", str(root / "jobs")])
+    for one, other in zip(seeds["results"], parallel["results"]):
+        assert one["seed"] == other["seed"]
+        assert _curve(one) == _curve(other)
+        assert _curve(one["compare"]["random"]) == _curve(other["compare"]["random"])
