@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotator.access import Conflict, Invalid
-from annotator.labeling.leasing import lease_next
+from annotator.labeling.leasing import lease_locked, lease_next, lock_labeler
 from annotator.models import Annotation, AnnotationLabel, Item, LabelClass, Lease
 
 
@@ -95,23 +95,35 @@ def submit_annotation(project, user, *, item_id, label=None, labels=None, skip=F
     is inserted without a savepoint. A concurrent request that got in first (the same key for
     another item, or a second answer on this item) makes the insert fail; the transaction is
     then rolled back whole and the stored answer decides: a replay, or a conflict."""
+    key, answer, fingerprint = _checked(project, item_id, label, labels, skip, unsure, idempotency_key)
+    try:
+        with transaction.atomic():
+            return _store(project, user, item_id, answer, key, fingerprint, duration_ms)
+    except IntegrityError:
+        return _after_race(user, key, fingerprint)
+
+
+def _checked(project, item_id, label, labels, skip, unsure, idempotency_key):
+    """(key, answer, fingerprint) of a well-formed answer, or Invalid."""
     key = (idempotency_key or "").strip()
     if not key or len(key) > 100:
         raise Invalid("idempotency_key is required (1-100 characters): a fresh random string per answer.")
     label, labels, skip = check_answer(project, label, labels, skip, unsure)
     fingerprint = _fingerprint(item_id, label, skip, labels, unsure)
-    answer = (label, labels, skip, bool(unsure))
-    try:
-        return _store(project, user, item_id, answer, key, fingerprint, duration_ms)
-    except IntegrityError:
-        replay = _replay(fingerprint, _stored(user, key))
-        if replay:
-            return replay
-        raise Conflict("You already answered this item. Undo your answer to change it.") from None
+    return key, (label, labels, skip, bool(unsure)), fingerprint
 
 
-@transaction.atomic
+def _after_race(user, key, fingerprint):
+    """A concurrent request stored its answer first (the insert failed, the transaction was
+    rolled back): the stored answer of this key, if it is the same answer, else a conflict."""
+    replay = _replay(fingerprint, _stored(user, key))
+    if replay:
+        return replay
+    raise Conflict("You already answered this item. Undo your answer to change it.") from None
+
+
 def _store(project, user, item_id, answer, key, fingerprint, duration_ms):
+    """The answer's work, in the caller's transaction (no savepoint of its own)."""
     label, labels, skip, unsure = answer
     now = timezone.now()
     item = Item.objects.select_for_update().filter(project=project, pk=item_id).first()
@@ -129,7 +141,7 @@ def _store(project, user, item_id, answer, key, fingerprint, duration_ms):
     chosen = classes_named(project, labels) if labels else []
     if mine:  # not this key's: a live answer on the item
         raise Conflict("You already answered this item. Undo your answer to change it.")
-    lease = Lease.objects.filter(item=item, user=user).first()
+    lease = _take_lease(item, user)
     holds_live_lease = lease is not None and lease.expires_at > now
     if not skip and not holds_live_lease:
         others = Lease.objects.filter(item=item, expires_at__gt=now).exclude(user=user).count()
@@ -157,9 +169,17 @@ def _store(project, user, item_id, answer, key, fingerprint, duration_ms):
         item.label_count += 1
         item.done = item.label_count >= project.annotations_per_item
         item.save(update_fields=["label_count", "done"])
-    if lease is not None:
-        lease.delete()
     return SubmitResult(annotation, created=True)
+
+
+def _take_lease(item, user):
+    """Delete the user's lease on the item and return it (None without one): one statement
+    (DELETE ... RETURNING) instead of a read and a delete. A refused answer raises afterwards
+    and its transaction is rolled back, lease included."""
+    table = Lease._meta.db_table
+    taken = list(Lease.objects.raw(f"DELETE FROM {table} WHERE item_id = %s AND user_id = %s RETURNING *",
+                                   [item.pk, user.pk]))
+    return taken[0] if taken else None
 
 
 @dataclass
@@ -168,11 +188,25 @@ class AnswerAndNext:
     next: Lease | None  # the next item's lease, or None when nothing is available
 
 
-def answer_and_next(project, user, *, item_id, exclude=(), **answer):
-    """Store the answer (as submit_annotation does with `answer`, replays included), then lease
-    the next item for the caller, leaving out the items in `exclude` (those the caller still
-    holds on screen). A refused answer raises as submit_annotation does and leases nothing."""
-    submitted = submit_annotation(project, user, item_id=item_id, **answer)
+def answer_and_next(project, user, *, item_id, exclude=(), label=None, labels=None, skip=False, unsure=False,
+                    idempotency_key, duration_ms=None):
+    """Store the answer (as submit_annotation does, replays included), then lease the next item
+    for the caller, leaving out the items in `exclude` (those the caller still holds on
+    screen). A refused answer raises as submit_annotation does and leases nothing.
+
+    One transaction for both (one commit instead of two), which takes the locks in
+    lease_next's order: the caller's membership row first (lock_labeler), then the answered
+    item's row, then the claimed item's. If a concurrent request stored this answer first,
+    the insert fails, everything is rolled back, and the replay (or conflict) is decided as
+    submit_annotation decides it, with the lease taken in a transaction of its own."""
+    key, answer, fingerprint = _checked(project, item_id, label, labels, skip, unsure, idempotency_key)
+    try:
+        with transaction.atomic():
+            lock_labeler(project, user)
+            submitted = _store(project, user, item_id, answer, key, fingerprint, duration_ms)
+            return AnswerAndNext(submitted, lease_locked(project, user, exclude=exclude))
+    except IntegrityError:
+        submitted = _after_race(user, key, fingerprint)
     return AnswerAndNext(submitted, lease_next(project, user, exclude=exclude))
 
 

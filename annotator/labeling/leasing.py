@@ -117,52 +117,62 @@ def lease_next(project, user, *, exclude=(), release=()):
     lease on the best available item; None when nothing is available to this user.
     Leases on the items in `release` are given back first (a prefetched item the page
     drops because a new queue arrived)."""
+    with transaction.atomic():
+        lock_labeler(project, user)
+        return lease_locked(project, user, exclude=exclude, release=release)
+
+
+def lock_labeler(project, user):
+    """Lock the user's membership row: one lease request per user and project at a time (two
+    tabs), so the cap holds. Taken before any item row (the order every caller keeps)."""
+    list(Membership.objects.select_for_update().filter(project=project, user=user).values_list("pk"))
+
+
+def lease_locked(project, user, *, exclude=(), release=()):
+    """lease_next's work, in the caller's transaction, which holds `lock_labeler`'s lock."""
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LEASE_SECONDS)
-    with transaction.atomic():
-        # One lease request per user and project at a time (two tabs), so the cap holds.
-        list(Membership.objects.select_for_update().filter(project=project, user=user).values_list("pk"))
-        if release:
-            Lease.objects.filter(project=project, user=user, item_id__in=list(release)).delete()
-        held = list(
-            Lease.objects.filter(project=project, user=user, expires_at__gt=now)
-            .select_related("item")
-            .order_by("created_at", "id")
-        )
-        for lease in held:
-            if lease.item_id in exclude:
-                continue
-            if lease.item.done:
-                lease.delete()
-                continue
-            lease.expires_at = expires
-            # An UPDATE, not save(): the user's other tab may have answered (deleted) it meanwhile.
-            if Lease.objects.filter(pk=lease.pk).update(expires_at=expires):
-                return lease
-        if sum(1 for lease in held if lease.item_id in exclude) >= MAX_LEASES_PER_USER:
-            return None
-        _drop_expired_leases(project, now)
-        audit = random.random() < project.audit_fraction
-        item = _claim_item(project, user, now, audit=audit)
-        if item is None and audit:
-            item = _claim_item(project, user, now, audit=False)
-        if item is None:
-            return None
-        # The guess is fixed when the item is served: for audit items it is the honest
-        # measure of the live model (the human has not answered yet).
-        current = predictions.current(project)
-        suggestion = current.suggestion(item) if current else None
-        imported = suggestion is None and (suggestion := imported_guess(project, item)) is not None
-        return Lease.objects.create(
-            project=project,
-            item=item,
-            user=user,
-            expires_at=expires,
-            is_audit=audit,
-            suggestion=suggestion,
-            # No version for an imported guess, so it never counts as the model's (audit accuracy).
-            model_version=current.version if current and not imported else None,
-        )
+    if release:
+        Lease.objects.filter(project=project, user=user, item_id__in=list(release)).delete()
+    held = list(
+        Lease.objects.filter(project=project, user=user, expires_at__gt=now)
+        .select_related("item")
+        .order_by("created_at", "id")
+    )
+    for lease in held:
+        if lease.item_id in exclude:
+            continue
+        if lease.item.done:
+            lease.delete()
+            continue
+        lease.expires_at = expires
+        # An UPDATE, not save(): the user's other tab may have answered (deleted) it meanwhile.
+        if Lease.objects.filter(pk=lease.pk).update(expires_at=expires):
+            return lease
+    if sum(1 for lease in held if lease.item_id in exclude) >= MAX_LEASES_PER_USER:
+        return None
+    _drop_expired_leases(project, now)
+    audit = random.random() < project.audit_fraction
+    item = _claim_item(project, user, now, audit=audit)
+    if item is None and audit:
+        item = _claim_item(project, user, now, audit=False)
+    if item is None:
+        return None
+    # The guess is fixed when the item is served: for audit items it is the honest
+    # measure of the live model (the human has not answered yet).
+    current = predictions.current(project)
+    suggestion = current.suggestion(item) if current else None
+    imported = suggestion is None and (suggestion := imported_guess(project, item)) is not None
+    return Lease.objects.create(
+        project=project,
+        item=item,
+        user=user,
+        expires_at=expires,
+        is_audit=audit,
+        suggestion=suggestion,
+        # No version for an imported guess, so it never counts as the model's (audit accuracy).
+        model_version=current.version if current and not imported else None,
+    )
 
 
 def imported_guess(project, item):

@@ -180,6 +180,10 @@ class Command(BaseCommand):
             lifespan="off",
             ws="websockets-sansio",
             workers=workers,
+            # uvloop's event loop and httptools' HTTP parser (C, both in requirements.txt) when
+            # they import, else asyncio's loop and h11: "auto" falls back by itself.
+            loop="auto",
+            http="auto",
             **proxy_options(settings.TRUSTED_PROXIES),
         )
         self.stdout.write(f"Serving on http://{host}:{port}/ with {workers} worker{'s' if workers > 1 else ''}, "
@@ -202,7 +206,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, terminate)
         try:
-            asyncio.run(self._serve(server, trainer))
+            # The worker processes of `--workers N` get config's loop from uvicorn; this one too.
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(self._serve(server, trainer))
         except KeyboardInterrupt:
             pass  # uvicorn re-raises the Ctrl+C / SIGINT it handled; the shutdown is clean
         finally:

@@ -73,3 +73,42 @@ def test_it_rejects_outsiders_viewers_and_a_member_just_removed(project, api, bo
     remove_member(project, bob.username)
     assert _post(api(bob), project, **body).status_code == 404
     assert not Annotation.objects.exists()
+
+
+def test_the_answer_and_the_lease_commit_together(project, api, bob, make_items, monkeypatch):
+    """One transaction: a failure while leasing the next item takes the answer back too (and
+    the answered item's lease stays), so a retry with the same key stores it once."""
+    from annotator.labeling import answers
+
+    make_items(3)
+    client = api(bob)
+    client.raise_request_exception = False
+    item = _first(client, project)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("leasing failed")
+
+    monkeypatch.setattr(answers, "lease_locked", broken)
+    assert _post(client, project, item=item, label="one", idempotency_key="k").status_code == 500
+    assert not Annotation.objects.filter(annotator=bob).exists()
+    assert list(Lease.objects.filter(user=bob).values_list("item_id", flat=True)) == [item]
+    monkeypatch.undo()
+    assert _post(client, project, item=item, label="one", idempotency_key="k").status_code == 201
+    assert Annotation.objects.filter(annotator=bob).count() == 1
+
+
+def test_it_costs_at_most_17_queries(project, api, bob, make_items):
+    """The hot path's query budget with a forced sign-in (a token adds its lookup): the
+    membership, then one transaction: the caller's lock, the item's, the replay check, the
+    class, DELETE ... RETURNING of the lease, the insert, the count; then the next lease. A
+    query added here costs every answer of every annotator."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_items(5)
+    client = api(bob)
+    item = _first(client, project)
+    with CaptureQueriesContext(connection) as queries:
+        r = _post(client, project, item=item, label="one", idempotency_key="q")
+    assert r.status_code == 201 and r.json()["next"] is not None
+    assert len(queries.captured_queries) <= 17, [q["sql"][:80] for q in queries.captured_queries]
