@@ -9,6 +9,7 @@ import torch
 
 from annotator.modelloop.bridge import new_config
 from mlcore.bench import PROFILES, bench_config, parse_args
+from mlcore.presets import TYPICAL_LABELS_PER_CLASS
 
 
 def _flat(d, prefix=""):
@@ -35,7 +36,7 @@ def test_bench_config_is_the_apps(settings, classes, side, channels, profile):
     differ = {k for k, v in _flat(bench).items() if _flat(app)[k] != v}
     assert differ <= {"finetune.steps"}
     assert bench["finetune"]["steps"] == prof.slow_steps
-    assert bench["acquisition"]["cold_start_until"] == 10 * classes
+    assert bench["acquisition"]["cold_start_until"] == TYPICAL_LABELS_PER_CLASS * classes
     assert bench["encoder"]["flip"] is (channels == 3)
 
 

@@ -5,13 +5,14 @@ import numpy as np
 from annotator.modelloop import bridge
 from annotator.modelloop.trainer import Trainer
 from annotator.models import QueueEntry
-from mlcore import embedding_learner
+from mlcore import embedding_learner, presets
 from mlcore.acquisition.rank import AUTO_STRATEGY
 from tests.annotator.modelloop.trainer_helpers import label_served
 
 
 def test_auto_leaves_the_cold_start_at_its_threshold(shapes, bob, monkeypatch):
     monkeypatch.setattr(bridge, "TYPICAL_LABELS_PER_CLASS", 2)  # 6 labels for the 3 shapes
+    monkeypatch.setattr(presets, "TYPICAL_LABELS_PER_CLASS", 2)  # (new_config reads it there)
     shapes.query_batch_size = 3  # a batch is re-ranked once all of it is answered
     shapes.save(update_fields=["query_batch_size"])
     branches, served = [], []  # (branch, labels) per ranking; (learner, asked, picks)
