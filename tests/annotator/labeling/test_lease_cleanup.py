@@ -26,7 +26,7 @@ def test_next_deletes_the_expired_leases_of_the_project(project, alice, bob, mak
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL only")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL=postgres://...) for real row locks")
 def test_next_skips_an_expired_lease_another_request_holds(project, alice, bob, make_items):
     make_items(4)
     held = lease_next(project, alice)
