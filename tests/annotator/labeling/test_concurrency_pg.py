@@ -34,6 +34,7 @@ pytestmark = [
 POOL = 200
 USERS = 10
 TABS_PER_USER = 2
+RETRIES_503 = 25
 DEADLINE_S = 120
 
 
@@ -47,6 +48,7 @@ class Log:
     holds: list = field(default_factory=list)  # (username, item, start, end), inside the true lease
     replays: int = 0
     concurrent_replays: int = 0
+    retried_503: int = 0
 
     def add(self, name, value):
         with self.lock:
@@ -82,8 +84,22 @@ class Tab:
         finally:
             connection.close()
 
+    def _post(self, url, body):
+        """POST, retrying a 503 (the database refused a connection: PostgreSQL's
+        max_connections is shared with the tests of the other xdist process) as a client
+        does after "try again in a few seconds"; next/ and an answer with its key are safe
+        to repeat."""
+        for _ in range(RETRIES_503):
+            r = self.client.post(url, body, format="json")
+            if r.status_code != 503:
+                return r
+            with self.log.lock:
+                self.log.retried_503 += 1
+            time.sleep(0.2)
+        return r
+
     def _next(self, exclude=()):
-        r = self.client.post(f"{self.base}/next/", {"exclude": list(exclude)}, format="json")
+        r = self._post(f"{self.base}/next/", {"exclude": list(exclude)})
         if r.status_code == 204:
             return None
         if r.status_code != 200:
@@ -134,7 +150,7 @@ class Tab:
                 self.log.add("errors", f"concurrent retry of {body} answered {statuses}")
                 return
         else:
-            r = self.client.post(f"{self.base}/annotations/", body, format="json")
+            r = self._post(f"{self.base}/annotations/", body)
         if r.status_code == 201:
             self.log.add("accepted", (self.user.username, item_id, body["idempotency_key"], r.json()))
             self.log.add("holds", (self.user.username, item_id, start, end))
