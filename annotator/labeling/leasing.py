@@ -9,8 +9,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.modelloop import predictions
@@ -24,28 +22,59 @@ def _uses_row_locks():
     return connection.features.has_select_for_update_skip_locked
 
 
-def _available_items(project, user, now):
-    """Items the user may be served: open, not answered by the user, not held by the user,
-    and with a free slot (labels + others' live leases < annotations per item)."""
+# The claim is hand-written SQL, the same text on SQLite and PostgreSQL (on PostgreSQL with
+# FOR UPDATE SKIP LOCKED appended): it runs on every `next`, and building it with the ORM's
+# Exists/Subquery expressions cost more CPU than everything else in the request
+# (docs/benchmarks.md, "The lease claim in SQL").
+_ITEM = Item._meta.db_table
+_LEASE = Lease._meta.db_table
+_ANSWER = Annotation._meta.db_table
+_QUEUE = Item._meta.get_field("queue_entry").related_model._meta.db_table
+_ITEM_COLUMNS = ", ".join(f"i.{f.column}" for f in Item._meta.concrete_fields)
+
+
+def _available(project, user, now):
+    """(WHERE clause over `i`, params) of the items the user may be served: open, not
+    answered by the user, not held by the user, and with a free slot (labels + others' live
+    leases < annotations per item)."""
+    where = (f"i.project_id = %s AND NOT i.done"
+             f" AND NOT EXISTS (SELECT 1 FROM {_ANSWER} a WHERE a.item_id = i.id AND a.annotator_id = %s"
+             f" AND NOT a.undone)"
+             f" AND NOT EXISTS (SELECT 1 FROM {_LEASE} l WHERE l.item_id = i.id AND l.user_id = %s)")
+    params = [project.pk, user.pk, user.pk]
+    now = connection.ops.adapt_datetimefield_value(now)  # as the ORM would write it (SQLite: text)
     k = project.annotations_per_item
-    qs = Item.objects.filter(project=project, done=False).exclude(
-        Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user, undone=False))
-    ).exclude(Exists(Lease.objects.filter(item=OuterRef("pk"), user=user)))
-    live_leases = Lease.objects.filter(item=OuterRef("pk"), expires_at__gt=now)
     if k == 1:
-        return qs.exclude(Exists(live_leases))
-    # A scalar subquery, not a JOIN + GROUP BY: PostgreSQL refuses FOR UPDATE with aggregates.
-    held = live_leases.values("item").annotate(n=Count("id")).values("n")
-    return qs.annotate(held=Coalesce(Subquery(held), 0)).filter(label_count__lt=k - F("held"))
+        where += f" AND NOT EXISTS (SELECT 1 FROM {_LEASE} l WHERE l.item_id = i.id AND l.expires_at > %s)"
+        params.append(now)
+    else:
+        where += (f" AND i.label_count < %s - (SELECT COUNT(*) FROM {_LEASE} l"
+                  f" WHERE l.item_id = i.id AND l.expires_at > %s)")
+        params += [k, now]
+    return where, params
+
+
+def _in(ids):
+    return ", ".join(["%s"] * len(ids))
 
 
 def _still_available(candidates, project, user, now):
     """The candidates that are still available, by a fresh statement made while their rows
     are locked (on PostgreSQL the locking SELECT saw its subqueries as of its own snapshot):
-    one query for all of them, with `_available_items`' conditions."""
-    fresh = set(_available_items(project, user, now).filter(pk__in=[c.pk for c in candidates])
-                .values_list("pk", flat=True))
+    one query for all of them, with `_available`'s conditions."""
+    where, params = _available(project, user, now)
+    ids = [c.pk for c in candidates]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT i.id FROM {_ITEM} i WHERE {where} AND i.id IN ({_in(ids)})", params + ids)
+        fresh = {row[0] for row in cursor.fetchall()}
     return [c for c in candidates if c.pk in fresh]
+
+
+# (FROM and extra WHERE, ORDER BY) of each order a claim tries; %s is the audit draw's point.
+_QUEUE_ORDER = (f"{_QUEUE} q JOIN {_ITEM} i ON i.id = q.item_id", "q.project_id = %s", "q.rank")
+_PRIORITY_ORDER = (f"{_ITEM} i", "", "i.priority, i.pool_index")
+_AUDIT_FROM = (f"{_ITEM} i", "i.priority >= %s", "i.priority, i.pool_index")
+_AUDIT_BEFORE = (f"{_ITEM} i", "i.priority < %s", "i.priority, i.pool_index")
 
 
 def _claim_item(project, user, now, *, audit):
@@ -61,34 +90,35 @@ def _claim_item(project, user, now, *, audit):
     on a project without a queue costs two skip-locked lookups, not two more that wait."""
     if audit:
         u = random.random()
-        orders = [lambda qs: qs.filter(priority__gte=u).order_by("priority", "pool_index"),
-                  lambda qs: qs.filter(priority__lt=u).order_by("priority", "pool_index")]
+        orders = [(_AUDIT_FROM, [u]), (_AUDIT_BEFORE, [u])]
     else:
-        orders = [lambda qs: qs.filter(queue_entry__isnull=False).order_by("queue_entry__rank"),
-                  lambda qs: qs.order_by("priority", "pool_index")]
+        orders = [(_QUEUE_ORDER, [project.pk]), (_PRIORITY_ORDER, [])]
     waits = (False, True) if _uses_row_locks() else (False,)
     for wait in waits:
-        for ordered in orders:
-            item = _claim_in_order(project, user, now, ordered, wait=wait)
+        for order, order_params in orders:
+            item = _claim_in_order(project, user, now, order, order_params, wait=wait)
             if item is not None:
                 return item
     return None
 
 
-def _claim_in_order(project, user, now, ordered, *, wait):
-    """The first available item in `ordered`'s order, its row locked. With row locks and
-    not `wait`, items other requests are looking at are skipped; with `wait`, the look waits
-    for those locks instead: near the end of a pool every remaining item can be locked by
-    someone else's request at once, and most of them are given back when those requests
-    commit, so answering "nothing left" then would be wrong."""
-    tried = set()
+def _claim_in_order(project, user, now, order, order_params, *, wait):
+    """The first available item in `order`, its row locked. With row locks and not `wait`,
+    items other requests are looking at are skipped; with `wait`, the look waits for those
+    locks instead: near the end of a pool every remaining item can be locked by someone
+    else's request at once, and most of them are given back when those requests commit, so
+    answering "nothing left" then would be wrong."""
+    tried = []
     locks = _uses_row_locks()
+    source, condition, order_by = order
+    where, params = _available(project, user, now)
+    if condition:
+        where += f" AND {condition}"
+    lock = (" FOR UPDATE OF i SKIP LOCKED" if not wait else " FOR UPDATE OF i") if locks else ""
     for _ in range(20):
-        base = ordered(_available_items(project, user, now).exclude(pk__in=tried))
-        if locks:
-            candidates = list(base.select_for_update(skip_locked=not wait, of=("self",))[:3])
-        else:
-            candidates = list(base[:3])
+        skip = f" AND i.id NOT IN ({_in(tried)})" if tried else ""
+        sql = f"SELECT {_ITEM_COLUMNS} FROM {source} WHERE {where}{skip} ORDER BY {order_by} LIMIT 3{lock}"
+        candidates = list(Item.objects.raw(sql, params + order_params + tried))
         if not candidates:
             return None
         if not locks:  # SQLite: the IMMEDIATE transaction already excludes every other writer
@@ -96,7 +126,7 @@ def _claim_in_order(project, user, now, ordered, *, wait):
         fresh = _still_available(candidates, project, user, now)
         if fresh:
             return fresh[0]
-        tried.update(c.pk for c in candidates)
+        tried += [c.pk for c in candidates]
     return None
 
 
