@@ -29,6 +29,7 @@ def _uses_row_locks():
 _ITEM = Item._meta.db_table
 _LEASE = Lease._meta.db_table
 _ANSWER = Annotation._meta.db_table
+_MEMBERSHIP = Membership._meta.db_table
 _QUEUE = Item._meta.get_field("queue_entry").related_model._meta.db_table
 _ITEM_COLUMNS = ", ".join(f"i.{f.column}" for f in Item._meta.concrete_fields)
 
@@ -135,11 +136,14 @@ def _drop_expired_leases(project, now):
     expired rows another request is deleting (or refreshing) right now: every `next` of the
     project runs this, and a plain DELETE made all of them that found the same expired rows
     wait for the first one's commit, one after another. A row skipped here is gone (or live
-    again) when that request commits, and expired rows count as free meanwhile anyway."""
-    expired = Lease.objects.filter(project=project, expires_at__lte=now)
+    again) when that request commits, and expired rows count as free meanwhile anyway.
+    Hand-written: a queryset's delete() builds a deletion collector on every call."""
+    expired = f"SELECT id FROM {_LEASE} WHERE project_id = %s AND expires_at <= %s"
     if _uses_row_locks():
-        expired = Lease.objects.filter(pk__in=expired.select_for_update(skip_locked=True).order_by().values("pk"))
-    expired.delete()
+        expired += " FOR UPDATE SKIP LOCKED"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {_LEASE} WHERE id IN ({expired})",
+                       [project.pk, connection.ops.adapt_datetimefield_value(now)])
 
 
 def lease_next(project, user, *, exclude=(), release=()):
@@ -155,7 +159,10 @@ def lease_next(project, user, *, exclude=(), release=()):
 def lock_labeler(project, user):
     """Lock the user's membership row: one lease request per user and project at a time (two
     tabs), so the cap holds. Taken before any item row (the order every caller keeps)."""
-    list(Membership.objects.select_for_update().filter(project=project, user=user).values_list("pk"))
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {_MEMBERSHIP} WHERE project_id = %s AND user_id = %s{lock}",
+                       [project.pk, user.pk])
 
 
 def lease_locked(project, user, *, exclude=(), release=()):
