@@ -73,7 +73,11 @@ def check_answer(project, label, labels, skip, unsure):
 
 def classes_named(project, names):
     """The project's classes with these names, in the given order; an unknown name is refused."""
-    found = {c.name: c for c in LabelClass.objects.filter(project=project, name__in=names)}
+    table, columns = LabelClass._meta.db_table, ", ".join(connection.ops.quote_name(f.column)
+                                                     for f in LabelClass._meta.concrete_fields)
+    found = {c.name: c for c in LabelClass.objects.raw(  # hand-written: every answer asks
+        f"SELECT {columns} FROM {table} WHERE project_id = %s AND name IN ({', '.join(['%s'] * len(names))})",
+        [project.pk, *names])} if names else {}
     unknown = [n for n in names if n not in found]
     if unknown:
         raise Invalid(f"Unknown class {unknown[0]!r}. This project's classes are: {', '.join(project.class_names())}.")

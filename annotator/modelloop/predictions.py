@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from django.db import connection
 
 from annotator.modelloop import shared
 from annotator.modelloop.set_measures import SUGGEST_AT
@@ -97,11 +98,22 @@ def load(version):
 
 
 def current(project):
-    """Predictions of the project's current model version, or None before the first one."""
-    state = TrainerState.objects.filter(project=project).select_related("current_version").first()
-    if state is None or state.current_version is None or not state.current_version.artifact_dir:
+    """Predictions of the project's current model version, or None before the first one.
+    Every lease asks, so the version's id and folder are read by one hand-written statement
+    and the version row itself only when its arrays are not cached yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT v.id, v.artifact_dir FROM {TrainerState._meta.db_table} s"
+                       f" JOIN {ModelVersion._meta.db_table} v ON v.id = s.current_version_id"
+                       f" WHERE s.project_id = %s", [project.pk])
+        row = cursor.fetchone()
+    if row is None or not row[1]:
         return None
-    return load(state.current_version)
+    with _cache_lock:
+        hit = _cache.get(tuple(row))
+    if hit is not None:
+        return hit
+    version = ModelVersion.objects.filter(pk=row[0]).first()
+    return load(version) if version is not None and version.artifact_dir else None
 
 
 @dataclass
