@@ -13,8 +13,9 @@ answer with `answer-and-next/`, one request per answer, which DIR must serve), `
 the benchmark, so a trainer would leave them alone anyway), on a free port, with this
 process's environment (the same DATABASE_URL and REDIS_URL). Each repeat starts every
 variant in turn (the order rotates between repeats), and for each annotator count and mode
-runs `annotator.management.loadclient` (the client of `manage.py soak`) for --seconds on a
-fresh throwaway project (`benchproject`), then reads every answer back and checks the
+runs `annotator.management.loadclient` (the client of `manage.py soak`) for --warmup
+(default 3 s, not counted: a fresh server opens its database connections and fills its
+caches) and then --seconds (measured) on a fresh throwaway project (`benchproject`), then reads every answer back and checks the
 invariants (acknowledged == stored, no duplicate, no item served twice). Modes: `flat` (each
 annotator answers as fast as it can) and `paced` (1-3 s between answers, uniform; each
 annotator's first request comes after a uniform 0-3 s, so that a run measures the steady
@@ -100,25 +101,36 @@ class Server:
                 self.process.wait(10)
 
 
-def one_run(url, annotators, mode, seconds, items, seed, combined=False):
-    """A fresh project, the load for `seconds`, the check; the figures as a dict."""
+def one_run(url, annotators, mode, seconds, items, seed, combined=False, warmup=0.0):
+    """A fresh project, the load for `warmup` + `seconds`, the check; the figures as a dict.
+    Throughput and latencies count the answers acknowledged after the warm-up (a server's
+    first seconds open its database connections and fill its caches); the check covers
+    every answer, those of the warm-up included."""
     project, _owner, people, owner_token = benchproject.create(items, annotators, prefix="serving", seed=seed)
     try:
         load = os.getloadavg()[0]
         started = time.monotonic()
-        tally = loadclient.run(url, project.pk, benchproject.CLASSES, people, seconds, think=MODES[mode],
+        tally = loadclient.run(url, project.pk, benchproject.CLASSES, people, warmup + seconds, think=MODES[mode],
                                retry_for=30.0, seed=seed, stagger=True, combined=combined)
-        elapsed = time.monotonic() - started
+        ended = time.monotonic()
         checks = loadclient.verify(tally, loadclient.stored_answers(url, owner_token, project.pk))
     finally:
         benchproject.delete(project)
     violations = (len(checks["lost"]) + checks["unacknowledged_stored"] + checks["duplicates"]
                   + checks["acknowledged_twice"] + checks["served_twice"]
                   + abs(checks["acknowledged"] - checks["stored"]) + len(tally.errors))
-    return {"annotators": annotators, "mode": mode, "seconds": round(elapsed, 1), "load_avg_1m": round(load, 2),
-            "answers_per_s": round(len(tally.acked) / elapsed, 2), **loadclient.percentiles(tally.latencies_ms),
+    measured, elapsed = after_warmup(tally, started + warmup, ended)
+    return {"annotators": annotators, "mode": mode, "seconds": round(elapsed, 1), "warmup_s": warmup,
+            "load_avg_1m": round(load, 2),
+            "answers_per_s": round(len(measured) / elapsed, 2), **loadclient.percentiles(measured),
             "acknowledged": checks["acknowledged"], "stored": checks["stored"], "violations": violations,
             "retries": dict(tally.retries), "errors": tally.errors[:5]}
+
+
+def after_warmup(tally, measured_from, ended):
+    """(latencies in ms of the answers acknowledged at or after `measured_from`, the seconds
+    from then to `ended`): the measured part of a run (times are time.monotonic())."""
+    return [ms for ms, at in zip(tally.latencies_ms, tally.acked_at) if at >= measured_from], ended - measured_from
 
 
 def summarize(runs):
@@ -158,14 +170,17 @@ class Command(BaseCommand):
         parser.add_argument("--variant", action="append", required=True, help="NAME=DIR:WORKERS (repeatable).")
         parser.add_argument("--annotators", default="10,50,200", help="Comma-separated counts (default 10,50,200).")
         parser.add_argument("--modes", default="flat,paced", help="flat, paced or both (default both).")
-        parser.add_argument("--seconds", type=float, default=20.0, help="Load per run (default 20).")
+        parser.add_argument("--seconds", type=float, default=20.0, help="Load per run, measured (default 20).")
+        parser.add_argument("--warmup", type=float, default=3.0,
+                            help="Load before the measured seconds of each run, not counted (default 3; 0: none).")
         parser.add_argument("--repeats", type=int, default=3, help="Repeats of the whole matrix (default 3).")
         parser.add_argument("--items", type=int, default=10_000, help="Items per throwaway project (default 10000).")
         parser.add_argument("--json", dest="json_path", help="Write every run and the summary here.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--yes", action="store_true", help="Really write throwaway projects to the database.")
 
-    def handle(self, *args, variant, annotators, modes, seconds, repeats, items, json_path, seed, yes, **options):
+    def handle(self, *args, variant, annotators, modes, seconds, warmup, repeats, items, json_path, seed, yes,
+               **options):
         if not yes:
             raise CommandError("This starts servers and writes throwaway projects to the configured database "
                                "(each deleted after its run); add --yes.")
@@ -175,8 +190,9 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError("--annotators takes comma-separated numbers, e.g. 10,50,200.") from None
         mode_list = [m.strip() for m in modes.split(",")]
-        if any(m not in MODES for m in mode_list) or min(counts) < 1 or repeats < 1 or seconds <= 0:
-            raise CommandError("Use --modes from flat,paced, counts >= 1, --repeats >= 1 and --seconds > 0.")
+        if any(m not in MODES for m in mode_list) or min(counts) < 1 or repeats < 1 or seconds <= 0 or warmup < 0:
+            raise CommandError("Use --modes from flat,paced, counts >= 1, --repeats >= 1, --seconds > 0 and "
+                               "--warmup >= 0.")
         runs = []
         logs = Path(tempfile.mkdtemp(prefix="bench-serving-"))
         self.stdout.write(f"Server logs in {logs}")
@@ -189,7 +205,7 @@ class Command(BaseCommand):
                         for count in counts:
                             for mode in mode_list:
                                 run = one_run(server.url, count, mode, seconds, items, seed + repeat,
-                                              combined=env.get("CLIENT") == "combined")
+                                              combined=env.get("CLIENT") == "combined", warmup=warmup)
                                 run.update(variant=name, workers=workers, repeat=repeat)
                                 runs.append(run)
                                 self.stdout.write(json.dumps(run))

@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from annotator.management import benchproject, loadclient
-from annotator.management.commands.bench_serving import parse_variant, summarize, table
+from annotator.management.commands.bench_serving import after_warmup, parse_variant, summarize, table
+from annotator.management.loadclient import Tally
 from annotator.models import Annotation, Item, Project
 
 
@@ -107,3 +108,9 @@ def test_the_client_of_a_variant_is_api_or_combined(tmp_path):
     assert parse_variant(f"one={tmp_path}:2:CLIENT=combined")[3] == {"CLIENT": "combined"}
     with pytest.raises(CommandError, match="CLIENT"):
         parse_variant(f"one={tmp_path}:2:CLIENT=grpc")
+
+
+def test_the_warmup_is_not_measured():
+    tally = Tally(latencies_ms=[900.0, 800.0, 20.0, 30.0], acked_at=[100.5, 102.9, 103.0, 110.0])
+    latencies, seconds = after_warmup(tally, 103.0, 113.0)
+    assert latencies == [20.0, 30.0] and seconds == 10.0
