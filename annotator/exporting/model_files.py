@@ -1,18 +1,19 @@
 """The model and embeddings formats: the newest checkpoint of the current model (with its
 pretrained backbone's weights inside, so that it loads anywhere), and an .npz of the pool
-embeddings saved beside it. Only files inside ARTIFACTS_ROOT are read."""
+embeddings saved beside it. Only files inside ARTIFACTS_ROOT are read: this machine's, or with
+a bucket (STORAGE_BACKEND=s3) the copies the trainer published there (modelloop.shared), so
+the web machine that runs the export needs no disk of the trainer's."""
 import logging
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import numpy as np
-from django.conf import settings
 from django.utils import timezone
 
 from annotator.exporting import zipstream
 from annotator.exporting.registry import MODEL, Body, ExportFormat, NoModel, register
-from annotator.modelloop import backbone
-from annotator.modelloop.predictions import POOL_INDEX_FILE, artifact_path
+from annotator.modelloop import backbone, shared
+from annotator.modelloop.predictions import POOL_INDEX_FILE
 from annotator.models import Item, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -31,15 +32,6 @@ def latest_checkpoint_version(project):
     )
 
 
-def _artifact_file(relative):
-    """The absolute path of a model file if it resolves inside ARTIFACTS_ROOT and exists, else None."""
-    root = Path(settings.ARTIFACTS_ROOT).resolve()
-    path = artifact_path(relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    return path
-
-
 def _checkpoint(project):
     version = latest_checkpoint_version(project)
     if version is None:
@@ -47,7 +39,7 @@ def _checkpoint(project):
             "No trained model yet: the model loop writes one after pretraining. "
             "Start a trainer (`manage.py serve` runs one) and try again later."
         )
-    path = _artifact_file(version.checkpoint)
+    path = shared.file(version.checkpoint)
     if path is None:
         log.warning("Model version %s of project %s: checkpoint %r is missing or outside ARTIFACTS_ROOT.",
                     version.pk, project.pk, version.checkpoint)
@@ -83,8 +75,8 @@ def _embeddings(project, options, progress):
     """`embeddings` (N, D), `pool_index` (N,) and `item_id` (N,; -1 for an item deleted since)."""
     version, _checkpoint_path = _checkpoint(project)
     folder = PurePosixPath(version.checkpoint).parent
-    embeddings_path = _artifact_file(str(folder / EMBEDDINGS_FILE))
-    pool_index_path = _artifact_file(str(folder / POOL_INDEX_FILE))
+    embeddings_path = shared.file(str(folder / EMBEDDINGS_FILE))
+    pool_index_path = shared.file(str(folder / POOL_INDEX_FILE))
     if embeddings_path is None or pool_index_path is None:
         raise NoModel(
             f"No trained model yet with embeddings: model version {version.number} has none on the server. "

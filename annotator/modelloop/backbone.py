@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from annotator.modelloop import shared
 from annotator.modelloop.arrays import open_image, positions
-from annotator.modelloop.predictions import artifact_path
 from annotator.modelloop.shared import cache_path
 from annotator.models import Encoder
 from mlcore.encoders import catalog
@@ -75,8 +75,18 @@ def choose(project, shape):
 
 
 def uploaded_file(project):
-    """The project's uploaded starting checkpoint (a file), or None."""
-    return artifact_path(project.init_checkpoint) if project.init_checkpoint else None
+    """The project's uploaded starting checkpoint (a file: this machine's, or the copy from the
+    bucket where it was published), or None."""
+    return shared.file(project.init_checkpoint) if project.init_checkpoint else None
+
+
+def required_upload(project):
+    """uploaded_file for a project that has one: ValueError, saying so, when it is gone."""
+    path = uploaded_file(project)
+    if path is None:
+        raise ValueError(f"The uploaded starting checkpoint {project.init_checkpoint_name or ''} is gone from this "
+                         "server and from the bucket; upload it again, or reset the model without it.")
+    return path
 
 
 def check_stock_weights(path):
@@ -119,7 +129,7 @@ def uploaded(project):
     from mlcore.encoders import registry
     from mlcore.encoders.bundle import bundled_backbone
 
-    path = uploaded_file(project)
+    path = required_upload(project)
     ck = load_checkpoint(str(path))
     if ck["config"] is not None:  # our own format
         name = bundled_backbone(ck)

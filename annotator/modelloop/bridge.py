@@ -12,16 +12,16 @@ decides *when* to call these functions.
 import copy
 import logging
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import numpy as np
 from django.conf import settings
 
-from annotator.modelloop import backbone, baseline, pixels
+from annotator.modelloop import backbone, baseline, pixels, shared
 from annotator.modelloop.arrays import image_shape, ordered_class_ids, pool_rows, positions
 from annotator.modelloop.backbone import Backbone
 from annotator.modelloop.predictions import (
     POOL_INDEX_FILE,
-    artifact_path,
 )
 from annotator.modelloop.results import new_artifact_dir, save_array, writing
 from annotator.models import Item
@@ -114,7 +114,7 @@ def build(project, device=None):
                             config=cfg, backbone=chosen, paths=paths)
     encoder_cfg = None
     if project.init_checkpoint:
-        encoder_cfg = check_init_checkpoint(project, artifact_path(project.init_checkpoint), (side, channels))["encoder"]
+        encoder_cfg = check_init_checkpoint(project, backbone.required_upload(project), (side, channels))["encoder"]
         channels = encoder_cfg.in_channels
     cfg = new_config(len(class_ids), side, channels, resolve_device(device))
     if encoder_cfg is not None:
@@ -222,15 +222,18 @@ def _check_encoder_config(cfg):
 
 def load_init_checkpoint(project, model):
     """Transfer learning: the uploaded encoder's weights, then embeddings and kNN graph."""
-    model.learner.init_from_checkpoint(str(artifact_path(project.init_checkpoint)))
+    model.learner.init_from_checkpoint(str(backbone.required_upload(project)))
 
 
 def resume(project, version, device=None):
     """The learner of a saved version (encoder, embeddings, graph), grown to today's pool."""
-    folder = artifact_path(version.checkpoint).parent
-    saved_index = np.load(folder / POOL_INDEX_FILE)
+    checkpoint = shared.file(version.checkpoint)  # this machine's, or the bucket's copy
+    index_file = shared.file(f"{PurePosixPath(version.checkpoint).parent}/{POOL_INDEX_FILE}")
+    if checkpoint is None or index_file is None:
+        raise FileNotFoundError(f"The files of checkpoint {version.checkpoint} are neither here nor in the bucket.")
+    saved_index = np.load(index_file)
     item_ids, pool_index, paths = pool_rows(project)
-    ck = load_checkpoint(artifact_path(version.checkpoint))
+    ck = load_checkpoint(checkpoint)
     meta = ck["meta"]
     side, channels = int(meta["side"]), int(meta["channels"])
     class_ids, class_names = ordered_class_ids(project)
@@ -238,10 +241,10 @@ def resume(project, version, device=None):
     if len(saved_index) and (rows.max() >= len(pool_index) or not np.array_equal(pool_index[rows], saved_index)):
         raise ValueError(f"Checkpoint {version.checkpoint} names images that are no longer in the pool.")
     if meta.get("learner") == "embedding":
-        return _resume_backbone(project, version, meta, (item_ids, pool_index, paths), rows, device)
+        return _resume_backbone(project, version, meta, (item_ids, pool_index, paths), rows, device, checkpoint)
     images, _decoded = pixels.pixel_pool(project, item_ids, paths, side, channels, ck["config"].encoder.input_size)
     saved = images.subset(rows)
-    learner = ActiveLearner.load(str(artifact_path(version.checkpoint)), pixels.for_learner(saved), device)
+    learner = ActiveLearner.load(str(checkpoint), pixels.for_learner(saved), device)
     model = ProjectModel(project.pk, learner, item_ids[rows], saved_index, saved, side, channels,
                          class_ids, class_names, base_checkpoint=version.checkpoint)
     grown = (lambda: grow(model, item_ids, pool_index, images)) if len(pool_index) != len(saved_index) else None
@@ -259,7 +262,7 @@ def _resumed(model, version, class_ids, class_names, grow_to_pool=None):
     return model
 
 
-def _resume_backbone(project, version, meta, pool, rows, device):
+def _resume_backbone(project, version, meta, pool, rows, device, checkpoint):
     """A backbone's saved version: its store (nothing to embed after a plain restart), the
     saved graph, then today's pool."""
     item_ids, pool_index, paths = pool
@@ -273,7 +276,7 @@ def _resume_backbone(project, version, meta, pool, rows, device):
                          paths=[paths[r] for r in rows])
     model.store = backbone.open_store(project, chosen, version.generation)
     model.embedded += backbone.embed_missing(model.store, chosen, model.item_ids, model.paths, resolve_device(device))
-    model.learner = EmbeddingLearner.load(str(artifact_path(version.checkpoint)),
+    model.learner = EmbeddingLearner.load(str(checkpoint),
                                           backbone.pool_embeddings(model.store, model.item_ids), device)
     model.config = model.learner.cfg
     grown = (lambda: _grow_embedded(model, item_ids, pool_index, paths)) if len(pool_index) != len(rows) else None

@@ -367,7 +367,9 @@ def prune_artifacts(project, keep):
         ModelVersion.objects.filter(pk=pk).update(artifact_dir="")
     referenced = {Path(a).name for a in live.exclude(artifact_dir="").values_list("artifact_dir", flat=True)}
     referenced |= {Path(c).parent.name for c in live.exclude(checkpoint="").values_list("checkpoint", flat=True)}
+    referenced.add(shared.UPLOADS)  # uploaded starting checkpoints: steering removes them when replaced
     cutoff = time.time() - 600  # a folder being written right now is younger than this
     for child in root.iterdir():
         if child.is_dir() and child.name not in referenced and child.stat().st_mtime < cutoff:
             shutil.rmtree(child, ignore_errors=True)
+            shared.unpublish(f"projects/{project.pk}/{child.name}")

@@ -10,13 +10,18 @@ ARTIFACTS_ROOT, under `shared/`), each file written whole and renamed, then memo
 as before; they never change afterwards. With local storage every process shares one disk
 and nothing is copied.
 
+Checkpoint versions publish their checkpoint and embeddings too, and an uploaded starting
+checkpoint is published when it is accepted: the model and embeddings exports (run by a web
+machine's job worker) and a trainer that takes a project over on another machine read them
+through `file` the same way.
+
 NumPy-free and torch-free: pages and the API import this through `predictions`.
 """
 import logging
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.files import File
@@ -26,8 +31,12 @@ from annotator.storage import delete_prefix, is_local, media_storage, open_strea
 log = logging.getLogger(__name__)
 
 PREFIX = "artifacts/"
-# What the web reads of a version (predictions.PROBS_FILE and the others).
-SHARED_FILES = ("probs.npy", "pool_index.npy", "heldout_items.npy", "heldout_labels.npy", "heldout_probs.npy")
+# What the web reads of a version (predictions.PROBS_FILE and the others), and of a checkpoint
+# version what the exports and another machine's trainer read (bridge.CHECKPOINT_FILE and
+# EMBEDDINGS_FILE): those of the list that a version folder has are published.
+SHARED_FILES = ("probs.npy", "pool_index.npy", "heldout_items.npy", "heldout_labels.npy", "heldout_probs.npy",
+                "learner.pt", "embeddings.npy")
+UPLOADS = "uploads"  # projects/<pk>/uploads/: uploaded starting checkpoints (steering), kept by prune
 # Versions whose downloaded files a web process keeps per project (older ones are removed).
 KEEP_DOWNLOADED = 8
 
@@ -46,12 +55,13 @@ def is_shared():
     return not is_local(media_storage())
 
 
-def publish(folder):
-    """Copy the web-read files of a version folder (relative to ARTIFACTS_ROOT) to the bucket."""
+def publish(folder, names=SHARED_FILES):
+    """Copy the files `names` of a folder (relative to ARTIFACTS_ROOT; by default a version's
+    shared files) that exist to the bucket."""
     if not is_shared():
         return
     storage, base = media_storage(), artifact_path(folder)
-    for name in SHARED_FILES:
+    for name in names:
         path = base / name
         if path.is_file():
             with path.open("rb") as handle:
@@ -61,13 +71,33 @@ def publish(folder):
                     raise RuntimeError(f"{key} was already in the bucket; stored as {saved}")
 
 
-def unpublish(folder):
-    """Remove a pruned version's shared files from the bucket."""
+def unpublish(folder, names=None):
+    """Remove a pruned version's shared files from the bucket (or only `names` of the folder)."""
     if is_shared():
         try:
-            delete_prefix(media_storage(), f"{PREFIX}{folder}/")
+            if names is None:
+                delete_prefix(media_storage(), f"{PREFIX}{folder}/")
+            for name in names or ():
+                media_storage().delete(f"{PREFIX}{folder}/{name}")
         except Exception:
             log.exception("Removing the shared files of %s from the bucket failed", folder)
+
+
+def file(relative):
+    """The local path of one model file (`relative` to ARTIFACTS_ROOT: a checkpoint, an
+    uploaded starting checkpoint): this machine's own, else its copy downloaded from the
+    bucket. None when it is in neither place, or when `relative` leaves ARTIFACTS_ROOT."""
+    path = PurePosixPath(relative)
+    if not relative or path.is_absolute() or ".." in path.parts:
+        return None
+    try:
+        found = folder(str(path.parent), (path.name,)) / path.name
+    except (OSError, ValueError):
+        return None
+    except Exception:  # the bucket did not answer: as a missing file, said in the log
+        log.exception("Model file %s could not be read from the bucket", relative)
+        return None
+    return found if found.is_file() else None
 
 
 def folder(artifact_dir, names):

@@ -10,7 +10,7 @@ import logging
 import os
 import tempfile
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import transaction
@@ -18,6 +18,7 @@ from django.db import transaction
 from annotator import events
 from annotator.access import Invalid
 from annotator.db import lock_project_row
+from annotator.modelloop import shared
 from annotator.modelloop.predictions import artifact_path
 from annotator.modelloop.status import trainer_status
 from annotator.models import Encoder, Project, QueueEntry, TrainerState
@@ -120,6 +121,8 @@ def _remove_file(relative):
         (artifact_path(relative)).unlink()
     except OSError:
         pass
+    where = PurePosixPath(relative)
+    shared.unpublish(str(where.parent), [where.name])
 
 
 def upload_checkpoint(project, upload, *, by):
@@ -138,7 +141,7 @@ def upload_checkpoint(project, upload, *, by):
     if not name.lower().endswith(CHECKPOINT_SUFFIXES):
         raise Invalid(f"{name} does not look like a PyTorch checkpoint: expected a file ending in "
                                f"{', '.join(CHECKPOINT_SUFFIXES)}.")
-    relative = f"projects/{project.pk}/uploads/{uuid.uuid4().hex}.pt"
+    relative = f"projects/{project.pk}/{shared.UPLOADS}/{uuid.uuid4().hex}.pt"
     target = artifact_path(relative)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=target.parent)
@@ -159,6 +162,7 @@ def upload_checkpoint(project, upload, *, by):
         if os.path.exists(tmp):
             os.unlink(tmp)
     try:
+        shared.publish(str(PurePosixPath(relative).parent), [target.name])  # for a trainer on another machine
         with transaction.atomic():
             lock_project_row(project)
             old = Project.objects.filter(pk=project.pk).values_list("init_checkpoint", flat=True).first()

@@ -127,6 +127,8 @@ def test_two_web_processes_and_a_trainer_share_only_the_database_redis_and_the_b
         shared_database, moto_endpoint, tmp_path):
     from torchvision.datasets import ImageFolder
 
+    from mlcore.checkpoint import load_checkpoint
+
     store, source = f"store-{uuid.uuid4().hex[:8]}", f"source-{uuid.uuid4().hex[:8]}"
     s3 = client(moto_endpoint)
     s3.create_bucket(Bucket=store)
@@ -219,6 +221,17 @@ def test_two_web_processes_and_a_trainer_share_only_the_database_redis_and_the_b
             assert Counter(dataset.classes[target] for _, target in dataset.samples) == given
             image, _ = dataset[0]
             assert image.size == (20, 20)
+
+        # the checkpoint and embeddings come through the bucket too: the model and embeddings
+        # exports from the web processes, whose disks never had them
+        status, body, _ = two.call("GET", f"/api/projects/{pk}/export/?format=embeddings")
+        assert status == 200, body[:500]
+        with np.load(io.BytesIO(body)) as npz:
+            assert sorted(npz["item_id"].tolist()) == sorted(names) and npz["embeddings"].shape[0] == len(names)
+        status, body, _ = one.call("GET", f"/api/projects/{pk}/export/?format=model")
+        assert status == 200, body[:500]
+        (tmp_path / "model.pt").write_bytes(body)
+        assert load_checkpoint(str(tmp_path / "model.pt"))["meta"]["classes"] == list(CLASSES)
     finally:
         stop_process(trainer, timeout=30)
         trainer_log.close()
