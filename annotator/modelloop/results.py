@@ -133,7 +133,8 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
         t = time.perf_counter()
         heldout_of = {name: learner.heldout_probabilities(labels) for name, learner in learners.items()}
         rows, own = heldout_of[model.encoder_name]
-        scored = scored_rows(rows, unscored)  # (L,) bool over the held-out rows
+        # (L,) bool over the held-out rows: the audit rows once there are enough, else all scored
+        scored, _on = judged_rows(rows, scored_rows(rows, unscored), judges, model.learner.cfg.head.min_heldout)
         if scored.any():
             for name, (_rows, p) in heldout_of.items():
                 metrics[f"cv_accuracy_{name}"] = round(heldout_scores(labels[rows][scored], p[scored])[0], 4)
@@ -162,12 +163,18 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
     if heldout is not None:
         rows, heldout_probs = heldout
         scored = scored_rows(rows, unscored)
+        # The model line (cv accuracy) and the calibration are judged on the audit answers once
+        # there are enough of them: drawn uniformly at random, unlike the strategy's picks
+        # (the hard cases), which make up most labels after the cold start.
+        scored, metrics["cv_on"] = judged_rows(rows, scored, judges, model.learner.cfg.head.min_heldout)
+        metrics["cv_count"] = int(scored.sum())
         if scored.any():
             metrics["cv_accuracy"] = round(heldout_scores(labels[rows][scored], heldout_probs[scored])[0], 4)
         # What annotators and the dashboard see is calibrated on the held-out labels; the
         # learner's own probabilities (ranking, fine-tuning) stay as they are.
         n_scored = n_labels - (int(np.asarray(unscored, bool)[labels >= 0].sum()) if unscored is not None else 0)
-        if n_scored >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1] and scored.any():
+        enough = metrics["cv_on"] == "audits" or n_scored >= CALIBRATION_LABELS_PER_CLASS * probs.shape[1]
+        if enough and scored.any():
             temperature = fit_temperature(heldout_probs[scored], labels[rows][scored], high=1.0)
             metrics["temperature"] = round(temperature, 4)
             heldout_probs = apply_temperature(heldout_probs, temperature)
@@ -181,6 +188,16 @@ def fast_path(project, model, labels, soft, strategy, batch, rerank=True, held=(
         metrics["predicted_counts"] = np.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist()
         metrics.update(pool_summary(probs, labels))
     return probs, queue, durations, metrics, heldout
+
+
+def judged_rows(rows, scored, audits, least):
+    """(which held-out rows judge the model, "audits" or "folds"): the scored audit rows when
+    there are at least `least` of them, else every scored row."""
+    if audits is not None:
+        audited = scored & np.isin(rows, np.asarray(audits))
+        if audited.sum() >= least:
+            return audited, "audits"
+    return scored, "folds"
 
 
 def scored_rows(rows, unscored):
