@@ -6,9 +6,9 @@ nothing about other projects; members whose role does not allow the action get F
 a 403 with a sentence that says whom to ask.
 """
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.http import Http404
 
+from annotator.db import columns
 from annotator.models import Membership, Project, Role
 
 LABELING_ROLES = (Role.OWNER, Role.ANNOTATOR)
@@ -74,7 +74,7 @@ def project_for(user, pk, *, roles=None, refusal=None):
 
 
 _MEMBER_PROJECT = (
-    f"SELECT {', '.join('p.' + connection.ops.quote_name(f.column) for f in Project._meta.concrete_fields)},"
+    f"SELECT {columns(Project, 'p')},"
     f" m.role AS current_role FROM {Project._meta.db_table} p"
     f" JOIN {Membership._meta.db_table} m ON m.project_id = p.id WHERE p.id = %s AND m.user_id = %s"
 )

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotator.access import Conflict, Invalid
+from annotator.db import columns
 from annotator.labeling.leasing import lease_locked, lease_next, lock_labeler
 from annotator.models import Annotation, AnnotationLabel, Item, LabelClass, Lease
 
@@ -73,10 +74,8 @@ def check_answer(project, label, labels, skip, unsure):
 
 def classes_named(project, names):
     """The project's classes with these names, in the given order; an unknown name is refused."""
-    table, columns = LabelClass._meta.db_table, ", ".join(connection.ops.quote_name(f.column)
-                                                     for f in LabelClass._meta.concrete_fields)
     found = {c.name: c for c in LabelClass.objects.raw(  # hand-written: every answer asks
-        f"SELECT {columns} FROM {table} WHERE project_id = %s AND name IN ({', '.join(['%s'] * len(names))})",
+        f"SELECT {_CLASS_COLUMNS} FROM {LabelClass._meta.db_table} WHERE project_id = %s AND name IN ({', '.join(['%s'] * len(names))})",
         [project.pk, *names])} if names else {}
     unknown = [n for n in names if n not in found]
     if unknown:
@@ -179,7 +178,8 @@ def _store(project, user, item_id, answer, key, fingerprint, duration_ms):
 # building of them was a large part of a labeling request's CPU.
 _ITEM = Item._meta.db_table
 _ANSWER = Annotation._meta.db_table
-_ITEM_COLUMNS = ", ".join(f.column for f in Item._meta.concrete_fields)
+_ITEM_COLUMNS = columns(Item)
+_CLASS_COLUMNS = columns(LabelClass)
 
 
 def _locked_item(project, item_id):

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from annotator.db import columns
 from annotator.modelloop import predictions
 from annotator.models import Annotation, Item, Lease, Membership
 
@@ -31,7 +32,8 @@ _LEASE = Lease._meta.db_table
 _ANSWER = Annotation._meta.db_table
 _MEMBERSHIP = Membership._meta.db_table
 _QUEUE = Item._meta.get_field("queue_entry").related_model._meta.db_table
-_ITEM_COLUMNS = ", ".join(f"i.{f.column}" for f in Item._meta.concrete_fields)
+_ITEM_COLUMNS = columns(Item, "i")
+_LEASE_COLUMNS = columns(Lease, "l")
 
 
 def _available(project, user, now):
@@ -168,9 +170,8 @@ def lock_labeler(project, user):
 def _held(project, user, now):
     """The user's live leases in the project, oldest first, each with `item_done` (its item
     is loaded only when the lease is served)."""
-    columns = ", ".join(f"l.{f.column}" for f in Lease._meta.concrete_fields)
     return list(Lease.objects.raw(
-        f"SELECT {columns}, i.done AS item_done FROM {_LEASE} l JOIN {_ITEM} i ON i.id = l.item_id"
+        f"SELECT {_LEASE_COLUMNS}, i.done AS item_done FROM {_LEASE} l JOIN {_ITEM} i ON i.id = l.item_id"
         f" WHERE l.project_id = %s AND l.user_id = %s AND l.expires_at > %s ORDER BY l.created_at, l.id",
         [project.pk, user.pk, connection.ops.adapt_datetimefield_value(now)]))
 
