@@ -58,6 +58,11 @@ class PropagationConfig:
 
 @dataclass
 class FinetuneConfig:
+    # "self_training": the encoder and a cosine classifier learn the whole pool's
+    # pseudo-labels (propagation's guess, human labels where there are some) under
+    # augmentation (noisy student, Xie et al. 2020; mlcore.finetune.self_train);
+    # "fixmatch": human-labelled batches + FixMatch + certainty-weighted pseudo-labels
+    method: str = "self_training"
     steps: int = 300
     batch_size: int = 64  # labelled batch
     unlabeled_ratio: int = 4  # mu in FixMatch
@@ -78,6 +83,9 @@ class FinetuneConfig:
     mode: str = "full"  # "full" | "frozen" (head only) | "adapters" (head + adapters)
     encoder_lr_scale: float = 1.0  # e.g. 0.1 for full fine-tuning from a transferred checkpoint
     amp: bool = True  # only used on CUDA
+    batch_pool: int = 256  # self-training: pool images per step
+    max_epochs: float = 20.0  # self-training: at most this many passes over the pool (small pools)
+    human_weight: float = 1.0  # self-training: a human label's weight against a pseudo-label's
     seed: int = 0
 
 

@@ -1,5 +1,15 @@
-"""Semi-supervised fine-tuning (the slow path).
+"""Semi-supervised fine-tuning (the slow path), two methods (``FinetuneConfig.method``).
 
+``self_training`` (the presets' choice; ``self_train``): noisy-student self-training (Xie
+et al. 2020) on the whole pool. Every pool image gets a target: its human label (soft rows
+for overlapping answers) or else the teacher's guess (the argmax of the fast path's
+probabilities, propagated without the held-out labels), and the encoder with a cosine
+classifier learns them under augmentation, so the student generalises past the teacher's
+graph instead of copying it. Measured on MNIST (SimCLR SmallCNN, 10k pool, 100 random
+labels, seed 0): propagation over the student's embeddings 97.3-97.8% test accuracy
+against the teacher's 96.0%, 800 steps of 256 images in about 50 s on one CPU thread.
+
+``fixmatch`` (``finetune``):
 Loss = CE on human labels (soft labels, smoothing)
      + lambda_fm * FixMatch consistency (Sohn et al. 2020)
      + lambda_lp * certainty- and class-weighted CE on label-propagation pseudo-labels
@@ -10,6 +20,7 @@ with an EMA of the weights (the EMA model is what is returned) and bf16 autocast
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -52,6 +63,97 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         be.copy_(bm)
 
 
+# self-training views: milder than the pretraining's so the class survives every view
+ST_CROP, ST_ROTATE_DEG, ST_ERASE = (0.6, 1.0), 15.0, 0.25
+COSINE_SCALE = 10.0  # logits = 10 x cosine(feature, class weight): a bounded, well-scaled softmax
+
+
+class CosineClassifier(torch.nn.Module):
+    """Linear classifier on L2-normalised features (the space the graph is built in)."""
+
+    def __init__(self, din: int, num_classes: int):
+        super().__init__()
+        self.fc = torch.nn.Linear(din, num_classes)
+
+    def forward(self, h):  # (B, D) -> (B, C) logits
+        return self.fc(torch.nn.functional.normalize(h, dim=1) * COSINE_SCALE)
+
+
+def self_targets(labels: np.ndarray, teacher_probs: np.ndarray, num_classes: int,
+                 soft_labels: np.ndarray | None, human_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Targets (N, C) and weights (N,) of self-training: a labelled row's (soft) label
+    with ``human_weight``, every other row the teacher's argmax as a one-hot with weight 1.
+    Hard pseudo-labels, as in the noisy student: the fast path's probabilities are flat
+    (propagation spreads mass): on MNIST soft targets cost the student's classifier 1 point
+    of test accuracy and a 0.9 confidence threshold 27 points (it drops whole classes)."""
+    y = label_matrix(labels, num_classes, soft_labels)  # (N, C), zero rows unlabelled
+    mass = y.sum(1)
+    human = mass > 0
+    targets = np.eye(num_classes, dtype=np.float32)[teacher_probs.argmax(1)]
+    targets[human] = y[human] / mass[human, None]
+    weights = np.where(human, human_weight, 1.0).astype(np.float32)
+    return targets, weights
+
+
+def self_train(images, labels: np.ndarray, encoder: torch.nn.Module, enc_cfg: EncoderConfig,
+               cfg: FinetuneConfig, num_classes: int, teacher_probs: np.ndarray,
+               soft_labels: np.ndarray | None = None,
+               progress: Callable[[float, dict], None] | None = None,
+               time_budget_s: float | None = None, device=None) -> torch.nn.Module:
+    """Noisy-student self-training of ``encoder`` (trained in place and returned, in eval
+    mode). ``cfg.steps`` steps of ``cfg.batch_pool`` pool images, at most ``cfg.max_epochs``
+    passes over the pool (20 passes of a 10k pool are 781 steps; more passes over a small
+    pool only copy the teacher's mistakes more faithfully), fewer when the time budget ends
+    first (the cosine schedule follows whichever ends first); AdamW with a 10% warm-up. Rows of ``labels`` that are -1 learn ``teacher_probs``' argmax: the
+    caller withholds the labels it judges the result on from both."""
+    device = torch.device(device) if device is not None else get_device()
+    torch.manual_seed(cfg.seed)
+    x = as_pool_tensor(images, enc_cfg, device)  # (N, C, S, S) uint8 or a PixelPool
+    n = len(x)
+    if (labels >= 0).sum() == 0 and (soft_labels is None or soft_labels.sum() == 0):
+        raise ValueError("self-training needs at least one label")
+    t_np, w_np = self_targets(labels, teacher_probs, num_classes, soft_labels, cfg.human_weight)
+    targets, weights = torch.from_numpy(t_np).to(device), torch.from_numpy(w_np).to(device)
+    encoder = encoder.to(device).train()
+    clf = CosineClassifier(encoder.out_dim, num_classes).to(device)
+    enc_params, _ = _trainable(encoder, clf, cfg.mode)
+    if cfg.mode != "full":
+        encoder.eval()  # frozen BN statistics
+    opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg.lr * cfg.encoder_lr_scale},
+                             {"params": list(clf.parameters()), "lr": cfg.lr}],
+                            weight_decay=cfg.weight_decay)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    b = min(cfg.batch_pool, n)
+    steps = max(1, min(cfg.steps, math.ceil(cfg.max_epochs * n / b)))
+    plan = StepBudget(steps, time_budget_s, warmup=max(1, steps // 10))
+    gen = generator(cfg.seed, device)
+    use_amp = cfg.amp and device.type == "cuda"
+    order, at = torch.randperm(n, generator=gen, device=device), 0
+    go = True
+    while go:
+        for g, lr in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr * plan.lr_factor()
+        if at + b > n:  # epochs over the pool, a fresh order each time
+            order, at = torch.randperm(n, generator=gen, device=device), 0
+        idx = order[at:at + b]
+        at += b
+        xb = augment.contrastive(to_float(x[idx]), gen, ST_CROP, ST_ROTATE_DEG, ST_ERASE, enc_cfg.flip)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            logits = clf(encoder(xb)).float()
+        w = weights[idx]
+        loss = -(targets[idx] * logits.log_softmax(1)).sum(1).mul(w).sum() / w.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        go = plan.tick()
+        if progress is not None and (plan.step % 10 == 0 or not go):
+            progress(plan.progress, {"step": plan.step, "total": plan.total, "loss": loss.item(),
+                                     "elapsed_s": plan.elapsed})
+    if cfg.mode != "full":
+        encoder.requires_grad_(True)
+    return encoder.eval()
+
+
 def finetune(images, labels: np.ndarray, encoder: torch.nn.Module, enc_cfg: EncoderConfig,
              cfg: FinetuneConfig, num_classes: int, head: ClassifierHead | None = None,
              soft_labels: np.ndarray | None = None, lp_probs: np.ndarray | None = None,
@@ -62,7 +164,17 @@ def finetune(images, labels: np.ndarray, encoder: torch.nn.Module, enc_cfg: Enco
     """Fine-tune ``encoder`` (+ a classifier head) on the pool; returns the EMA
     (encoder, head, projection head). The projection head (used only when
     ``cfg.lambda_contrastive > 0``) is kept by the caller for the next slow path. images: uint8 (N, H, W[, C]) or the pool tensor; labels (N,) with
-    -1 = unlabelled; lp_probs (N, C) / lp_weights (N,) from the fast path."""
+    -1 = unlabelled; lp_probs (N, C) / lp_weights (N,) from the fast path.
+    ``cfg.method == "self_training"``: ``self_train`` with ``lp_probs`` as the teacher;
+    the head and projection come back unchanged."""
+    if cfg.method == "self_training":
+        if lp_probs is None:
+            raise ValueError("self-training needs the fast path's probabilities (lp_probs)")
+        encoder = self_train(images, labels, encoder, enc_cfg, cfg, num_classes, lp_probs, soft_labels,
+                             progress, time_budget_s, device)
+        return encoder, head, proj
+    if cfg.method != "fixmatch":
+        raise ValueError(f"unknown fine-tuning method {cfg.method!r}")
     # 1. data: labelled targets and LP pseudo-labels
     device = torch.device(device) if device is not None else get_device()
     torch.manual_seed(cfg.seed)

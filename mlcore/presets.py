@@ -48,11 +48,15 @@ def recommended_config(num_classes: int, image_size: int, channels: int, *,
         num_classes=num_classes, encoder=enc,
         pretrain=PretrainConfig(epochs=200 if gpu else 100, seed=seed),
         propagation=PropagationConfig(k=10, balance_labels=True),
-        # FixMatch off and NT-Xent on: with 20-30 labels and ~200 CPU steps, fine-tuning
-        # with FixMatch + LP pseudo-labels lowered test accuracy from 89.1% to 85.7%
-        # (the kNN graph degrades), with the contrastive term instead it rose to 90.2%
-        finetune=FinetuneConfig(steps=2000 if gpu else 200, seed=seed, lambda_fixmatch=0.0,
-                                lambda_contrastive=1.0),
+        # Self-training (noisy student) on the whole pool's pseudo-labels. The earlier
+        # choice, FixMatch off + NT-Xent + certainty-weighted pseudo-labels on strong views
+        # for 200 steps, had its candidates rejected by the honest selection 30 times of 30
+        # on MNIST (quick profile, seeds 0-2); 800 self-training steps of 256 images
+        # (~20 epochs of a 10k pool, ~50 s on one CPU thread) raised propagation over the
+        # new embeddings from 96.0% to 97.8-98.0% test accuracy with 100 random labels
+        # (seeds 0 and 1). The FixMatch settings stay for ``method="fixmatch"``.
+        finetune=FinetuneConfig(method="self_training", steps=4000 if gpu else 800, seed=seed,
+                                lambda_fixmatch=0.0, lambda_contrastive=1.0),
         acquisition=AcquisitionConfig(strategy="auto"),
         seed=seed)
 

@@ -105,7 +105,9 @@ def test_with_pool_and_known_rows_embeds_only_the_new_images(learner, data, monk
     np.testing.assert_array_equal(np.sort(grown.graph.idx, axis=1), np.sort(full.graph.idx, axis=1))
 
 
-def test_clone_is_independent(learner, labels):
+@pytest.mark.parametrize("method", ["self_training", "fixmatch"])
+def test_clone_is_independent(learner, labels, method):
+    learner.cfg.finetune.method = method
     learner.fast_update(labels)
     learner.cold_start(5)  # fills the original's cold-start cache
     enc, proj = weights(learner.encoder), weights(learner.proj)
@@ -121,8 +123,10 @@ def test_clone_is_independent(learner, labels):
             p.add_(1.0)
     assert same_weights(weights(learner.encoder), enc) and same_weights(weights(learner.proj), proj)
     # the slow path on the clone replaces its own state only
+    before = weights(clone.encoder)
     clone.finetune(labels)
-    assert clone.head is not None and learner.head is None
+    assert not same_weights(weights(clone.encoder), before)  # the clone's encoder trained
+    assert (clone.head is not None) == (method == "fixmatch") and learner.head is None
     assert same_weights(weights(learner.encoder), enc)
     assert np.array_equal(learner.emb, emb) and learner.graph is graph and learner.version == version
     assert clone.version > version
