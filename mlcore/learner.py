@@ -40,7 +40,7 @@ from mlcore.models.encoders import build_encoder
 from mlcore.models.heads import ClassifierHead
 from mlcore.pixelpool import PixelPool
 from mlcore.pretrain import embed, pretrain
-from mlcore.selection import compare, heldout_correct, holdout_rows
+from mlcore.selection import compare, heldout_outcome, holdout_rows
 
 
 def encoder_weights(state: dict, encoder: torch.nn.Module) -> dict:
@@ -186,7 +186,8 @@ class ActiveLearner(EmbeddingLearner):
         seeded random share of the labelled items are kept out of the fine-tuning
         entirely (their labels, soft labels and the pseudo-labels propagated from them),
         and the new encoder is adopted only if propagation over its graph beats the old
-        graph on those items by more than the noise (paired sign test). With too few
+        graph on those items by more than the noise (paired sign tests on correctness or on
+        the probability of the true class, ``mlcore.selection.compare``). With too few
         labels to hold out ``finetune.holdout_min`` items nothing is trained. Before,
         the new encoder was judged by k-fold propagation over the very labels it was
         trained on, and fine-tunes were accepted while test accuracy fell (MNIST, 40
@@ -212,13 +213,13 @@ class ActiveLearner(EmbeddingLearner):
             train_soft = soft_labels.copy()
             train_soft[rows] = 0
         truth = labels[rows]
-        current = heldout_correct(self.emb, self.graph, train, rows, truth, c, prop, train_soft)
+        current = heldout_outcome(self.emb, self.graph, train, rows, truth, c, prop, train_soft)
         before = (self.encoder, self.head, self.proj, self.emb, self.graph)
         guide = fast_update(self.emb, self.graph, train, c, prop, train_soft)  # pseudo-labels without the held-out
         self._train_encoder(train, train_soft, guide.probs, progress, time_budget_s, guide.certainty)
         self._refresh()
-        candidate = heldout_correct(self.emb, self.graph, train, rows, truth, c, prop, train_soft)
-        verdict = compare(current, candidate, ft.adopt_alpha)
+        candidate = heldout_outcome(self.emb, self.graph, train, rows, truth, c, prop, train_soft)
+        verdict = compare(current[0], candidate[0], ft.adopt_alpha, current[1], candidate[1])
         self.selection = verdict.as_dict()
         self.accepted = verdict.adopt
         if not verdict.adopt:

@@ -11,7 +11,7 @@ import mlcore.learner as learner_module
 from mlcore.config import EncoderConfig, FinetuneConfig, LearnerConfig, PropagationConfig
 from mlcore.fast import fast_update
 from mlcore.learner import ActiveLearner
-from mlcore.selection import holdout_rows, sign_test_p
+from mlcore.selection import compare, holdout_rows, sign_test_p
 
 C, PER = 3, 40
 
@@ -146,3 +146,44 @@ def test_holdout_rows_prefers_the_given_audits_and_never_takes_every_label():
 def test_sign_test_matches_scipy(b, c):
     want = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5, alternative="greater").pvalue
     assert sign_test_p(b, c) == pytest.approx(want)
+
+
+def _probabilities(n=20):
+    right = np.ones(n, bool)
+    return right, np.full(n, 0.6)
+
+
+def test_a_candidate_right_where_both_are_right_wins_on_the_probability_of_the_truth():
+    right, p_cur = _probabilities()
+    p_cand = p_cur.copy()
+    p_cand[:17] = 0.8  # more probability on the true class for 17 of 20, the same for 3
+    v = compare(right, right, 0.1, p_cur, p_cand)
+    assert v.candidate_only == v.current_only == 0 and v.p_value == 1.0  # correctness sees nothing
+    assert (v.truth_gain, v.truth_loss) == (17, 0) and v.p_truth == pytest.approx(0.5 ** 17)
+    assert v.log_loss_candidate < v.log_loss_current
+    assert v.adopt and v.by == "probability"
+    assert not compare(right, right, 0.1, p_cur, p_cur).adopt  # the same numbers: a tie
+
+
+def test_the_probability_rule_never_adopts_a_candidate_that_loses_items_or_log_loss():
+    right, p_cur = _probabilities()
+    p_cand = np.full(20, 0.8)
+    wrong = right.copy()
+    wrong[0] = False  # one item only the current model gets right, none the other way
+    assert not compare(right, wrong, 0.1, p_cur, p_cand).adopt
+    # 15 items a little surer, 5 much less sure (still right): the mean log loss rises
+    p_cand = np.where(np.arange(20) < 15, 0.65, 0.05)
+    v = compare(right, right, 0.1, p_cur, p_cand)
+    assert v.p_truth < 0.1 and v.log_loss_candidate > v.log_loss_current and not v.adopt
+    # 11 of 20 surer is not beyond the noise
+    p_cand = np.where(np.arange(20) < 11, 0.9, 0.55)
+    v = compare(right, right, 0.1, p_cur, p_cand)
+    assert v.p_truth == pytest.approx(binomtest(11, 20, 0.5, alternative="greater").pvalue) and not v.adopt
+
+
+def test_a_win_on_correctness_is_reported_as_such():
+    cur = np.zeros(12, bool)
+    cand = np.ones(12, bool)
+    v = compare(cur, cand, 0.1, np.full(12, 0.2), np.full(12, 0.9))
+    assert v.adopt and v.by == "correctness"
+    assert compare(cur, cand, 0.1).by == "correctness" and compare(cand, cur, 0.1).by == ""
