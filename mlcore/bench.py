@@ -39,7 +39,15 @@ import torch
 
 from mlcore.acquisition.rank import STRATEGY_NAMES
 from mlcore.bench_data import Split, embed_with_cache, load_splits, median_side, resolve_weights, weights_identity
-from mlcore.bench_report import balanced_accuracy, labels_to, plot, plot_bands, print_curves, summarize, summary_table
+from mlcore.bench_report import (
+    balanced_accuracy,
+    labels_to,
+    plot,
+    print_curves,
+    summarize,
+    summary_table,
+    write_summary,
+)
 from mlcore.config import LearnerConfig
 from mlcore.data import channels_of, load_dataset
 from mlcore.device import get_device, seed_everything, set_cpu_threads
@@ -67,12 +75,13 @@ class Profile:
 
 PROFILES = {
     # 2-core CPU, 10k pool: 3,900 steps = the preset's 100 epochs of 39 batches, which took
-    # 333 s on a quiet 2-core machine (docs/benchmarks/quick-auto)
-    "quick": Profile(pool_size=10_000, budget=100, batch=10, pretrain_steps=3_900,
-                     slow_at=(30, 40, 60, 80, 100), slow_steps=200),
-    # GPU: full pool, the GPU preset's 200 epochs of 234 batches and 2000 fine-tuning steps
+    # 333 s on a quiet 2-core machine (docs/benchmarks/quick-auto); a slow path every 50
+    # labels as the app's TRAINER_SLOW_EVERY, with the CPU preset's 800 steps
+    "quick": Profile(pool_size=10_000, budget=200, batch=10, pretrain_steps=3_900,
+                     slow_at=(50, 100, 150, 200), slow_steps=800),
+    # GPU: full pool, the GPU preset's 200 epochs of 234 batches and 4000 fine-tuning steps
     "full": Profile(pool_size=60_000, budget=200, batch=10, pretrain_steps=46_800,
-                    slow_at=(20, 40, 60, 100, 150, 200), slow_steps=2000),
+                    slow_at=(50, 100, 150, 200), slow_steps=4000),
 }
 
 
@@ -292,21 +301,11 @@ def main(argv=None) -> dict:
                                                    for seed, out in zip(args.seed_list, outs)])
     else:
         results = [run_seed(args, prof, seed, device, out) for seed, out in zip(args.seed_list, outs)]
-    summary = summarize(results)
-    print()
-    print(summary_table(summary))
     if not args.seeds:
+        print()
+        print(summary_table(summarize(results)))
         return results[0]
-    first = results[0]
-    summary = {"data": args.data, "profile": args.profile, "encoder": args.encoder,
-               "pool_size": first["pool_size"], "test_size": first["test_size"], "budget": args.budget,
-               "batch": args.batch, "initial": args.initial, "profile_settings": asdict(prof), **summary,
-               "results": [os.path.join(f"seed-{r['seed']}", "result.json") for r in results]}
-    with open(os.path.join(args.out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
-    plot_bands(os.path.join(args.out, "curve.png"), summary,
-               f"{first['dataset']} pool {first['pool_size']}, {args.encoder}, {args.profile}, "
-               f"seeds {','.join(map(str, summary['seeds']))}")
+    summary = write_summary(args.out, results)
     return {**summary, "results": results}
 
 

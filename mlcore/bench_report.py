@@ -1,8 +1,17 @@
 """The benchmark's report: curves of one seed, the summary over seeds (mean and sd of
 accuracy at every label count, labels to each threshold per seed, the difference of each
-strategy from random), its plot with bands, and the printed tables."""
+strategy from random), its plot with bands, and the printed tables.
+
+``python -m mlcore.bench_report DIR`` writes DIR/summary.json and DIR/curve.png again from
+the per-seed DIR/seed-N/result.json files (e.g. after a run whose seeds finished but whose
+parent process did not)."""
 
 from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
 
 import numpy as np
 
@@ -168,3 +177,39 @@ def plot_bands(path: str, summary: dict, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_summary(out: str, results: list[dict]) -> dict:
+    """OUT/summary.json (the run's settings from the first seed's result, the summary,
+    each seed's result file) and OUT/curve.png; prints the table; returns the summary."""
+    summary = summarize(results)
+    print()
+    print(summary_table(summary))
+    first = results[0]
+    summary = {**{k: first[k] for k in ("data", "profile", "encoder", "pool_size", "test_size", "budget",
+                                         "batch", "initial", "profile_settings")},
+               **summary, "results": [os.path.join(f"seed-{r['seed']}", "result.json") for r in results]}
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+    plot_bands(os.path.join(out, "curve.png"), summary,
+               f"{first['dataset']} pool {first['pool_size']}, {first['encoder']}, {first['profile']}, "
+               f"seeds {','.join(map(str, summary['seeds']))}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m mlcore.bench_report DIR  (DIR/seed-N/result.json from --seeds)")
+    paths = sorted(glob.glob(os.path.join(argv[0], "seed-*", "result.json")))
+    if not paths:
+        raise SystemExit(f"no seed-N/result.json under {argv[0]}")
+    results = []
+    for path in paths:
+        with open(path) as fh:
+            results.append(json.load(fh))
+    return write_summary(argv[0], sorted(results, key=lambda r: r["seed"]))
+
+
+if __name__ == "__main__":
+    main()

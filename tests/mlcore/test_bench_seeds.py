@@ -163,3 +163,21 @@ def test_seeds_in_parallel_processes_give_the_same_curves(runs):
         assert one["seed"] == other["seed"]
         assert _curve(one) == _curve(other)
         assert _curve(one["compare"]["random"]) == _curve(other["compare"]["random"])
+
+
+def test_the_summary_can_be_written_again_from_the_seed_results(runs, tmp_path, capsys):
+    import shutil
+
+    from mlcore.bench_report import main as report
+
+    root, _, _ = runs
+    copy = tmp_path / "again"
+    shutil.copytree(root / "seeds", copy)
+    (copy / "summary.json").unlink()
+    (copy / "curve.png").unlink()
+    report([str(copy)])
+    assert json.loads((copy / "summary.json").read_text()) == json.loads((root / "seeds" / "summary.json").read_text())
+    assert (copy / "curve.png").stat().st_size > 0
+    assert "auto − random" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no seed-N/result.json"):
+        report([str(tmp_path)])
