@@ -119,6 +119,10 @@ def test_the_loop_learns_from_an_annotator_over_http(alice, api, settings, tmp_p
         "right_after_60": right,
         "pool_accuracy": round(pool_right / len(open_items), 4),
         "versions": {k: versions.filter(kind=k, status="ok").count() for k in ("pretrain", "fast", "slow")},
+        "slow_paths": [{"labels": v.labels_used, "adopted": v.metrics.get("adopted"),
+                        "by": (v.metrics.get("selection") or {}).get("by"),
+                        "finetune_s": v.durations.get("finetune_s")}
+                       for v in versions.filter(kind="slow", status="ok").order_by("number")],
         "failed": list(versions.filter(status="failed").values_list("error", flat=True)),
         "fast_total_s_median": float(np.median([v.durations.get("total_s", 0) for v in versions.filter(kind="fast")])),
         "audit": audit_accuracy(project),
