@@ -125,7 +125,8 @@ def self_train(images, labels: np.ndarray, encoder: torch.nn.Module, enc_cfg: En
     base_lrs = [g["lr"] for g in opt.param_groups]
     b = min(cfg.batch_pool, n)
     steps = max(1, min(cfg.steps, math.ceil(cfg.max_epochs * n / b)))
-    plan = StepBudget(steps, time_budget_s, warmup=max(1, steps // 10))
+    # warm-up over the first 10% of the progress (the steps' or the time budget's)
+    plan = StepBudget(steps, time_budget_s, warmup_fraction=max(1, steps // 10) / steps)
     gen = generator(cfg.seed, device)
     use_amp = cfg.amp and device.type == "cuda"
     order, at = torch.randperm(n, generator=gen, device=device), 0

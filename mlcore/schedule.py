@@ -14,10 +14,15 @@ class StepBudget:
     cosine schedule half-way leaves the learning rate high), and a machine that is
     slow for a while (shared cores) costs steps, not a broken schedule."""
 
-    def __init__(self, total: int, time_budget_s: float | None, warmup: int = 0):
+    def __init__(self, total: int, time_budget_s: float | None, warmup: int = 0,
+                 warmup_fraction: float = 0.0):
+        """``warmup``: linear warm-up over that many steps; ``warmup_fraction``: over that
+        share of the progress instead, so a time budget that ends the run after fewer
+        steps than planned still gets past its warm-up."""
         self.planned = max(1, int(total))
         self.budget = time_budget_s
         self.warmup = warmup
+        self.warmup_fraction = warmup_fraction
         self.start = time.perf_counter()
         self.step = 0
 
@@ -39,6 +44,9 @@ class StepBudget:
         return self.planned if p <= 0 else max(self.step, min(self.planned, round(self.step / p)))
 
     def lr_factor(self) -> float:
+        if self.warmup_fraction > 0 and self.progress < self.warmup_fraction:
+            # (step + 1) / planned: a run that the steps end warms up as over that many steps
+            return max(self.progress, (self.step + 1) / self.planned) / self.warmup_fraction
         if self.step < self.warmup:
             return (self.step + 1) / self.warmup
         return 0.5 * (1 + math.cos(math.pi * self.progress))
