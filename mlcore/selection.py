@@ -19,7 +19,8 @@ losses, 1/2)) < alpha):
 Why the second: a fine-tune that lifts test accuracy from 96% to 98% turns ~1 of 40
 held-out items from wrong to right, which no test on correctness can tell from noise;
 self-training candidates were refused 12 times of 12 with random labels on MNIST (quick
-profile, seeds 0-2) although each was ~2 points better on the test set."""
+profile, seeds 0-2), although self-training from 100 random labels raised test accuracy
+from 96.0% to 97.8-98.0% where it was measured outside the loop."""
 
 from __future__ import annotations
 
