@@ -286,6 +286,9 @@ def test_queue_event_waits_for_the_answer_in_flight(browser, asgi_server, projec
     for rank, item in enumerate(rest):
         QueueEntry.objects.create(project=project, item=item, rank=rank, version=version)
     page.keyboard.press("1")
+    # the event must find the answer in flight: on a loaded machine the key can reach the
+    # page after the event, and then the refresh rightly goes first
+    page.wait_for_function("() => window.labeler.pending() > 0")
     asgi_server.publish(project, events.queue_event(2))
     page.wait_for_function("() => window.labeler.refreshes() === 1 && window.labeler.pending() === 0")
     settle(page)
